@@ -1,0 +1,46 @@
+# privsep: the two set-up commands are `make demo` and `make test`.
+#
+# Both first run `deps`, which is idempotent: as root on Debian/Ubuntu it apt-get installs
+# what is missing; otherwise it prints the exact command to run and stops.
+
+SWIFT        ?= swift
+SWIFT_FLAGS  ?=
+DEB_PACKAGES  = libjansson-dev libseccomp-dev jq pkg-config dash shellcheck bubblewrap
+
+.PHONY: all deps build release test demo bench clean
+
+all: build
+
+deps:
+	@missing=""; \
+	for pkg in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$pkg"; \
+	done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "deps: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+	  echo "deps: missing Debian packages:$$missing"; \
+	  echo "deps: run: sudo apt-get install -y$$missing"; \
+	  exit 1; \
+	fi
+
+build: deps
+	$(SWIFT) build $(SWIFT_FLAGS)
+
+release: deps
+	$(SWIFT) build -c release $(SWIFT_FLAGS)
+
+# Every suite: the Swift unit and integration tests, then each script in Tests/suites in order.
+test: build
+	sh Tests/run-suites.sh
+
+demo: build
+	sh examples/demo.sh
+
+bench: release
+	sh Tests/Benchmarks/run.sh
+
+clean:
+	rm -rf .build Tests/out

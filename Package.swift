@@ -1,0 +1,55 @@
+// swift-tools-version:6.0
+//
+// privsep: a language-neutral privilege-separation broker for Linux.
+// One module per concern; the C target holds only what Swift cannot call.
+
+import PackageDescription
+
+let package = Package(
+    name: "privsep",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "PrivSepJSON", targets: ["PrivSepJSON"]),
+        .library(name: "PrivSepWire", targets: ["PrivSepWire"]),
+        .library(name: "PrivSepSchema", targets: ["PrivSepSchema"]),
+        .library(name: "PrivSepSandbox", targets: ["PrivSepSandbox"]),
+        .executable(name: "privsep", targets: ["privsep"]),
+        .executable(name: "privsep-sandbox", targets: ["privsep-sandbox"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    ],
+    targets: [
+        // Thin C shims: CMSG macros, prctl/syscall wrappers and the like.
+        .target(name: "CPrivSep"),
+        .systemLibrary(name: "CSeccomp", path: "Sources/CSeccomp", pkgConfig: "libseccomp"),
+
+        // Strict I-JSON value, parser and serializer.
+        .target(name: "PrivSepJSON"),
+        // Framing, fd passing, the envelope and the standard errors.
+        .target(name: "PrivSepWire", dependencies: [
+            "PrivSepJSON", "CPrivSep",
+            .product(name: "SystemPackage", package: "swift-system"),
+        ]),
+        // JSON Schema 2020-12 validator and the schema-directory registry.
+        .target(name: "PrivSepSchema", dependencies: ["PrivSepJSON"]),
+        // The ordered sandbox sequence applied between spawn and exec.
+        .target(name: "PrivSepSandbox", dependencies: ["CPrivSep", "CSeccomp"]),
+
+        // The command-line tool.
+        .executableTarget(name: "privsep", dependencies: [
+            "PrivSepJSON", "PrivSepWire", "PrivSepSchema", "PrivSepSandbox",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The lean, single-threaded launcher the broker posix_spawns for every helper.
+        .executableTarget(name: "privsep-sandbox", dependencies: ["PrivSepSandbox"]),
+
+        .testTarget(name: "PrivSepJSONTests", dependencies: ["PrivSepJSON"]),
+        .testTarget(name: "PrivSepWireTests", dependencies: ["PrivSepWire", "PrivSepJSON"]),
+        .testTarget(name: "PrivSepSchemaTests", dependencies: ["PrivSepSchema", "PrivSepJSON"]),
+        .testTarget(name: "PrivSepSandboxTests", dependencies: ["PrivSepSandbox"]),
+    ]
+)

@@ -1,0 +1,1 @@
+// Placeholder: the JSON Schema module lands here.

@@ -1,0 +1,1 @@
+// Placeholder: the wire module (framing, fd passing, envelope) lands here.

@@ -1,0 +1,1 @@
+print("privsep-sandbox")

@@ -1,0 +1,2 @@
+import Testing
+@Test func placeholderSandbox() { #expect(Bool(true)) }
