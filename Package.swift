@@ -25,6 +25,8 @@ let package = Package(
         // Thin C shims: CMSG macros, prctl/syscall wrappers and the like.
         .target(name: "CPrivSep"),
         .systemLibrary(name: "CSeccomp", path: "Sources/CSeccomp", pkgConfig: "libseccomp"),
+        // jansson, only for benchmarks that compare against it.
+        .systemLibrary(name: "CJansson", path: "Sources/CJansson", pkgConfig: "jansson"),
 
         // Strict I-JSON value, parser and serializer.
         .target(name: "PrivSepJSON"),
@@ -46,6 +48,10 @@ let package = Package(
         ]),
         // The lean, single-threaded launcher the broker posix_spawns for every helper.
         .executableTarget(name: "privsep-sandbox", dependencies: ["PrivSepSandbox"]),
+
+        // Benchmarks (not tests): each prints our figure beside its baseline from the same run.
+        .executableTarget(name: "bench-json", dependencies: ["PrivSepJSON", "CJansson"], path: "Tests/Benchmarks/json"),
+        .executableTarget(name: "bench-schema", dependencies: ["PrivSepSchema", "PrivSepJSON"], path: "Tests/Benchmarks/schema"),
 
         .testTarget(name: "PrivSepJSONTests", dependencies: ["PrivSepJSON"]),
         .testTarget(name: "PrivSepWireTests", dependencies: ["PrivSepWire", "PrivSepJSON"]),

@@ -1,1 +1,1 @@
-#include "cprivsep.h"
+#include "cprivsep_common.h"

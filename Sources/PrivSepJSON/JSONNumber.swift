@@ -37,7 +37,7 @@ public struct JSONNumber: Sendable {
     /// Returns nil for NaN and infinities, which JSON cannot represent.
     public init?(_ value: Double) {
         guard value.isFinite else { return nil }
-        if value == value.rounded(), abs(value) < 9.0e15 {
+        if abs(value) < 9.0e15, Double(Int64(value)) == value {
             self.init(Int64(value))
             return
         }

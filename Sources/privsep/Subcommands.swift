@@ -1,0 +1,6 @@
+// The list of subcommands, kept in one place so each subcommand file stays independent.
+import ArgumentParser
+
+extension PrivSep {
+    static let allSubcommands: [ParsableCommand.Type] = []
+}
