@@ -33,6 +33,14 @@ public struct JSONNumber: Sendable {
         }
     }
 
+    /// For the parser: `lexeme` has already been checked against the RFC 8259 number grammar
+    /// and is not a plain integer that fits in Int64, so neither is checked again.
+    init(validatedLexeme lexeme: UnsafeRawBufferPointer) {
+        storage = .decimal(
+            lexeme: String(decoding: lexeme, as: UTF8.self),
+            canonical: CanonicalDecimal(validatedLexeme: lexeme))
+    }
+
     /// Creates a number from a finite Double, written in its shortest round-tripping form.
     /// Returns nil for NaN and infinities, which JSON cannot represent.
     public init?(_ value: Double) {
@@ -210,6 +218,48 @@ public struct CanonicalDecimal: Sendable, Hashable, Comparable {
         }
         guard index == count else { return nil }
         self.init(significand: significand, exponent: exponent, negative: negative && !significand.allSatisfy { $0 == 0 })
+    }
+
+    /// For the parser: the canonical form of a lexeme already known to match the RFC 8259
+    /// number grammar, read in one pass without re-checking it.
+    init(validatedLexeme lexeme: UnsafeRawBufferPointer) {
+        let zero = UInt8(ascii: "0")
+        var index = 0
+        let count = lexeme.count
+        let negative = lexeme[0] == UInt8(ascii: "-")
+        if negative { index = 1 }
+        var significand: [UInt8] = []
+        significand.reserveCapacity(count)
+        while index < count, lexeme[index] &- zero < 10 {
+            significand.append(lexeme[index] &- zero)
+            index += 1
+        }
+        var exponent = 0
+        if index < count, lexeme[index] == UInt8(ascii: ".") {
+            index += 1
+            while index < count, lexeme[index] &- zero < 10 {
+                significand.append(lexeme[index] &- zero)
+                exponent -= 1
+                index += 1
+            }
+        }
+        if index < count {
+            // An exponent: `e` or `E`, an optional sign, digits.
+            index += 1
+            var exponentNegative = false
+            if lexeme[index] == UInt8(ascii: "+") || lexeme[index] == UInt8(ascii: "-") {
+                exponentNegative = lexeme[index] == UInt8(ascii: "-")
+                index += 1
+            }
+            var written = 0
+            while index < count {
+                if written < CanonicalDecimal.exponentLimit { written = written * 10 + Int(lexeme[index] &- zero) }
+                index += 1
+            }
+            written = min(written, CanonicalDecimal.exponentLimit)
+            exponent += exponentNegative ? -written : written
+        }
+        self.init(significand: significand, exponent: exponent, negative: negative)
     }
 
     /// Whether the value is zero.

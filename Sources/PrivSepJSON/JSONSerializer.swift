@@ -1,0 +1,120 @@
+// The compact serializer.
+//
+// One output for one value: no whitespace, members in their stored order, integers in plain
+// decimal, other numbers as their original lexeme, strings escaped as RFC 8259 requires and no
+// more (`"`, `\` and controls below U+0020, using the short forms where they exist; `/` and
+// non-ASCII are written as they are). Parsing the output gives an equal value, and serializing
+// that again gives the same bytes.
+//
+// The writer recurses once per nesting level; values from the parser are bounded by
+// `JSONLimits.maxDepth`.
+
+extension JSONValue {
+    /// The compact, deterministic UTF-8 serialization of this value.
+    public func serialized() -> [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(128)
+        serialize(into: &output)
+        return output
+    }
+
+    /// Appends the compact serialization of this value to `output`.
+    public func serialize(into output: inout [UInt8]) {
+        switch self {
+        case .null: appendASCII("null", to: &output)
+        case .bool(let value): appendASCII(value ? "true" : "false", to: &output)
+        case .number(let number): number.serialize(into: &output)
+        case .string(let string): serializeString(string, into: &output)
+        case .array(let elements):
+            output.append(UInt8(ascii: "["))
+            for (position, element) in elements.enumerated() {
+                if position > 0 { output.append(UInt8(ascii: ",")) }
+                element.serialize(into: &output)
+            }
+            output.append(UInt8(ascii: "]"))
+        case .object(let object):
+            output.append(UInt8(ascii: "{"))
+            for (position, member) in object.members.enumerated() {
+                if position > 0 { output.append(UInt8(ascii: ",")) }
+                serializeString(member.key, into: &output)
+                output.append(UInt8(ascii: ":"))
+                member.value.serialize(into: &output)
+            }
+            output.append(UInt8(ascii: "}"))
+        }
+    }
+
+    /// The compact serialization as a String.
+    public var jsonText: String { String(decoding: serialized(), as: UTF8.self) }
+}
+
+extension JSONNumber {
+    /// Appends the number: an integer in decimal, anything else as its lexeme.
+    func serialize(into output: inout [UInt8]) {
+        switch storage {
+        case .integer(let value): appendDecimal(value, to: &output)
+        case .decimal(let lexeme, _): output.append(contentsOf: lexeme.utf8)
+        }
+    }
+}
+
+@inline(__always)
+private func appendASCII(_ text: StaticString, to output: inout [UInt8]) {
+    output.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+}
+
+/// Appends `value` in decimal without going through String.
+private func appendDecimal(_ value: Int64, to output: inout [UInt8]) {
+    if value >= 0, value < 10 {
+        output.append(UInt8(ascii: "0") + UInt8(value))
+        return
+    }
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+        var magnitude = value.magnitude
+        var position = 20
+        while magnitude > 0 {
+            position -= 1
+            digits[position] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+            magnitude /= 10
+        }
+        if value < 0 { output.append(UInt8(ascii: "-")) }
+        output.append(contentsOf: UnsafeBufferPointer(rebasing: digits[position..<20]))
+    }
+}
+
+private let hexDigits: StaticString = "0123456789abcdef"
+
+/// Appends `string` quoted, escaping only what RFC 8259 requires.
+private func serializeString(_ string: String, into output: inout [UInt8]) {
+    var string = string
+    output.append(UInt8(ascii: "\""))
+    string.withUTF8 { utf8 in
+        var runStart = 0
+        for position in 0..<utf8.count {
+            let byte = utf8[position]
+            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+            if runStart < position {
+                output.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<position]))
+            }
+            runStart = position + 1
+            output.append(UInt8(ascii: "\\"))
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): output.append(byte)
+            case 0x08: output.append(UInt8(ascii: "b"))
+            case 0x09: output.append(UInt8(ascii: "t"))
+            case 0x0A: output.append(UInt8(ascii: "n"))
+            case 0x0C: output.append(UInt8(ascii: "f"))
+            case 0x0D: output.append(UInt8(ascii: "r"))
+            default:
+                let hex = hexDigits.utf8Start
+                output.append(contentsOf: [
+                    UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)],
+                ])
+            }
+        }
+        if runStart < utf8.count {
+            output.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count]))
+        }
+    }
+    output.append(UInt8(ascii: "\""))
+}
