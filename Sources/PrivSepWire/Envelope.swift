@@ -1,0 +1,272 @@
+// The message envelope of wire protocol v1 and its validation.
+//
+// Validation order is fixed so every implementation reports the same reason for the same
+// frame: from (by sender role), fds, unknown members, then type, id, re, body, error, more,
+// from's shape, and last the combination (kind). docs/protocol.md states the same order.
+
+import PrivSepJSON
+
+/// Who wrote the bytes being decoded. `from` is legal only from the broker.
+public enum Sender: String, Sendable {
+    /// A helper (the broker decodes with this).
+    case helper
+    /// The broker (a helper decodes with this).
+    case broker
+}
+
+/// The `error` member of a failed reply.
+public struct ErrorBody: Sendable, Equatable {
+    /// The machine-readable code.
+    public var code: ErrorCode
+    /// A human-readable explanation.
+    public var message: String
+    /// Optional structured detail (for privsep.invalid: the failing locations).
+    public var data: JSONValue?
+
+    public init(code: ErrorCode, message: String, data: JSONValue? = nil) {
+        self.code = code
+        self.message = message
+        self.data = data
+    }
+}
+
+/// One message: a request, an event or a reply.
+public struct Envelope: Sendable, Equatable {
+    /// The three kinds a valid envelope can be.
+    public enum Kind: String, Sendable {
+        /// `type` + `id`: expects exactly one final reply.
+        case request
+        /// `type` without `id`: one-way.
+        case event
+        /// `re` + (`body` | `error`).
+        case reply
+    }
+
+    /// The message type (requests and events), e.g. `privsep.hello`.
+    public var type: String?
+    /// The request id, 1...2^53-1 (requests only).
+    public var id: Int64?
+    /// The id of the request answered (replies only).
+    public var re: Int64?
+    /// The payload; `{}` when absent. Ignored on failed replies.
+    public var body: JSONObject
+    /// The failure of a failed reply.
+    public var error: ErrorBody?
+    /// On a successful reply: more replies for the same `re` follow.
+    public var more: Bool
+    /// The number of descriptors attached (0 = none). Writers set it from the fds they send.
+    public var fds: Int
+    /// The sending helper's name or `broker`, set by the broker on delivery.
+    public var from: String?
+
+    /// Member-wise initializer; prefer the `request`, `event` and `reply` builders.
+    public init(type: String? = nil, id: Int64? = nil, re: Int64? = nil, body: JSONObject = JSONObject(),
+                error: ErrorBody? = nil, more: Bool = false, fds: Int = 0, from: String? = nil)
+    {
+        self.type = type
+        self.id = id
+        self.re = re
+        self.body = body
+        self.error = error
+        self.more = more
+        self.fds = fds
+        self.from = from
+    }
+
+    /// A request expecting one final reply.
+    public static func request(_ type: String, id: Int64, body: JSONObject = JSONObject()) -> Envelope {
+        Envelope(type: type, id: id, body: body)
+    }
+
+    /// A one-way event.
+    public static func event(_ type: String, body: JSONObject = JSONObject()) -> Envelope {
+        Envelope(type: type, body: body)
+    }
+
+    /// A successful reply; `more: true` announces further replies for the same request.
+    public static func reply(to id: Int64, body: JSONObject = JSONObject(), more: Bool = false) -> Envelope {
+        Envelope(re: id, body: body, more: more)
+    }
+
+    /// A failed (always final) reply.
+    public static func errorReply(to id: Int64, code: ErrorCode, message: String, data: JSONValue? = nil) -> Envelope {
+        Envelope(re: id, error: ErrorBody(code: code, message: message, data: data))
+    }
+
+    /// The kind, by the members present (valid envelopes only).
+    public var kind: Kind {
+        if re != nil { return .reply }
+        return id != nil ? .request : .event
+    }
+
+    /// Whether this is a failed reply.
+    public var isError: Bool { error != nil }
+
+    /// The envelope as a JSON object, members in a fixed order.
+    public var jsonValue: JSONValue {
+        var members: [(key: String, value: JSONValue)] = []
+        if let type { members.append(("type", .string(type))) }
+        if let id { members.append(("id", .number(JSONNumber(id)))) }
+        if let re { members.append(("re", .number(JSONNumber(re)))) }
+        if let error {
+            var detail: [(key: String, value: JSONValue)] = [
+                ("code", .string(error.code.rawValue)), ("message", .string(error.message)),
+            ]
+            if let data = error.data { detail.append(("data", data)) }
+            members.append(("error", .object(JSONObject(uniqueMembers: detail))))
+        } else {
+            members.append(("body", .object(body)))
+        }
+        if more { members.append(("more", .bool(true))) }
+        if fds > 0 { members.append(("fds", .number(JSONNumber(fds)))) }
+        if let from { members.append(("from", .string(from))) }
+        return .object(JSONObject(uniqueMembers: members))
+    }
+
+    /// Encodes the frame: 4-byte big-endian length, then the compact JSON.
+    /// Fails with privsep.too_large when the body exceeds `maxFrame`.
+    public func encodeFrame(maxFrame: Int = WireLimits.defaultMaxFrame) throws(WireError) -> [UInt8] {
+        var bytes: [UInt8] = [0, 0, 0, 0]
+        jsonValue.serialize(into: &bytes)
+        let length = bytes.count - 4
+        guard length <= maxFrame, length <= Int(UInt32.max) else {
+            throw WireError(code: .tooLarge, reason: .unsendable,
+                            message: "message of \(length) bytes exceeds max_frame \(maxFrame)", isFatal: false)
+        }
+        bytes[0] = UInt8(truncatingIfNeeded: length >> 24)
+        bytes[1] = UInt8(truncatingIfNeeded: length >> 16)
+        bytes[2] = UInt8(truncatingIfNeeded: length >> 8)
+        bytes[3] = UInt8(truncatingIfNeeded: length)
+        return bytes
+    }
+}
+
+/// The members an envelope may have.
+private let envelopeMembers: Set<String> = ["type", "id", "re", "body", "error", "more", "fds", "from"]
+
+extension Envelope {
+    /// The descriptors a frame declares, read before full validation because the fd FIFO must
+    /// stay in step even when the message is refused: 0 when absent; a protocol error when
+    /// `from` comes from a helper or `fds` is not an integer in 1...8.
+    public static func preflight(_ object: JSONObject, sender: Sender) throws(WireError) -> Int {
+        if sender == .helper, object["from"] != nil {
+            throw .protocolViolation(.fromForbidden, "member 'from' sent by a helper: identity comes from the socket")
+        }
+        guard let value = object["fds"] else { return 0 }
+        guard case .number(let number) = value, let count = number.int64Value, number.isIntegral,
+              count >= 1, count <= Int64(WireLimits.maxFdsPerFrame)
+        else {
+            throw .protocolViolation(.badFds, "member 'fds' must be an integer in 1...8, got \(value.jsonText)")
+        }
+        return Int(count)
+    }
+
+    /// Validates a frame's object as an envelope sent by `sender`.
+    ///
+    /// Throws a fatal (protocol) error for `from` from a helper and a malformed `fds`, and a
+    /// per-message privsep.invalid error for everything else.
+    public init(validating object: JSONObject, sender: Sender) throws(WireError) {
+        let fdCount = try Envelope.preflight(object, sender: sender)
+        for (key, _) in object.members where !envelopeMembers.contains(key) {
+            throw .invalidMessage(.unknownMember, "unknown top-level member '\(key)'")
+        }
+        self.init(fds: fdCount)
+        if let value = object["type"] {
+            guard case .string(let name) = value, MessageType.isValid(name) else {
+                throw .invalidMessage(.badType, "member 'type' must match ^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+$, got \(value.jsonText)")
+            }
+            type = name
+        }
+        if let value = object["id"] {
+            guard let number = Envelope.messageId(value) else {
+                throw .invalidMessage(.badId, "member 'id' must be an integer in 1...2^53-1, got \(value.jsonText)")
+            }
+            id = number
+        }
+        if let value = object["re"] {
+            guard let number = Envelope.messageId(value) else {
+                throw .invalidMessage(.badRe, "member 're' must be an integer in 1...2^53-1, got \(value.jsonText)")
+            }
+            re = number
+        }
+        if let value = object["body"] {
+            guard case .object(let payload) = value else {
+                throw .invalidMessage(.badBody, "member 'body' must be an object, got \(value.typeName)")
+            }
+            body = payload
+        }
+        if let value = object["error"] { error = try Envelope.errorBody(value) }
+        if let value = object["more"] {
+            guard case .bool(true) = value else {
+                throw .invalidMessage(.badMore, "member 'more' must be true when present, got \(value.jsonText)")
+            }
+            more = true
+        }
+        if let value = object["from"] {
+            guard case .string(let name) = value, !name.isEmpty else {
+                throw .invalidMessage(.badFrom, "member 'from' must be a non-empty string, got \(value.jsonText)")
+            }
+            from = name
+        }
+        try checkKind(hasBody: object["body"] != nil)
+    }
+
+    /// Decodes and validates one frame body: protocol errors for bad JSON or a non-object.
+    public static func decode(frame body: [UInt8], sender: Sender, limits: JSONLimits = .default) throws(WireError) -> Envelope {
+        try Envelope(validating: try parseObject(body, limits: limits), sender: sender)
+    }
+
+    /// Parses a frame body into an object; any failure is a protocol error.
+    public static func parseObject(_ body: [UInt8], limits: JSONLimits = .default) throws(WireError) -> JSONObject {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(body, limits: limits)
+        } catch {
+            throw .protocolViolation(.invalidJSON, "frame is not valid I-JSON: \(error)")
+        }
+        guard case .object(let object) = value else {
+            throw .protocolViolation(.notObject, "frame holds a JSON \(value.typeName), not an object")
+        }
+        return object
+    }
+
+    private static func messageId(_ value: JSONValue) -> Int64? {
+        guard case .number(let number) = value, number.isIntegral, let exact = number.int64Value,
+              exact >= 1, exact <= WireLimits.maxId
+        else { return nil }
+        return exact
+    }
+
+    private static func errorBody(_ value: JSONValue) throws(WireError) -> ErrorBody {
+        guard case .object(let detail) = value else {
+            throw .invalidMessage(.badError, "member 'error' must be an object, got \(value.typeName)")
+        }
+        for (key, _) in detail.members where key != "code" && key != "message" && key != "data" {
+            throw .invalidMessage(.badError, "member 'error' has unknown member '\(key)'")
+        }
+        guard case .string(let code)? = detail["code"], MessageType.isValid(code) else {
+            throw .invalidMessage(.badError, "member 'error.code' must be a dotted lower-case name")
+        }
+        guard case .string(let message)? = detail["message"] else {
+            throw .invalidMessage(.badError, "member 'error.message' must be a string")
+        }
+        return ErrorBody(code: ErrorCode(code), message: message, data: detail["data"])
+    }
+
+    private func checkKind(hasBody: Bool) throws(WireError) {
+        if re != nil {
+            guard type == nil else { throw .invalidMessage(.badKind, "a reply ('re') has no 'type'") }
+            guard id == nil else { throw .invalidMessage(.badKind, "a reply ('re') has no 'id'") }
+            if error != nil {
+                guard !hasBody else { throw .invalidMessage(.badKind, "a reply has 'body' or 'error', not both") }
+                guard !more else { throw .invalidMessage(.badMore, "a failed reply is final: 'more' is not allowed") }
+            }
+            return
+        }
+        guard type != nil else {
+            throw .invalidMessage(.badKind, "neither 'type' (request, event) nor 're' (reply) is present")
+        }
+        guard error == nil else { throw .invalidMessage(.badKind, "'error' is only allowed on a reply") }
+        guard !more else { throw .invalidMessage(.badMore, "'more' is only allowed on a reply") }
+    }
+}

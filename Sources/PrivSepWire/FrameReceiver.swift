@@ -1,0 +1,191 @@
+// From reads (bytes plus the descriptors that came with them) to validated messages.
+//
+// fd attribution: a sender puts a frame's descriptors on the one sendmsg whose data starts at
+// that frame's length prefix, and Linux delivers them with the read that returns that first
+// byte and ends the read within that sendmsg's data. So the descriptors of a read belong to the
+// last frame whose prefix starts inside that read, and must number exactly its `fds`. A frame that
+// declares descriptors without such a batch, a batch of the wrong size, and a batch no frame
+// claims are protocol errors. At most one batch waits at a time (the current frame's), so the
+// FIFO is bounded by construction.
+
+import PrivSepJSON
+
+/// A message that passed validation, with the descriptors it carried (owned; `take()` to keep).
+public struct ReceivedMessage: Sendable {
+    /// The validated envelope.
+    public var envelope: Envelope
+    /// Exactly `envelope.fds` descriptors, in the order sent.
+    public var fds: [OwnedFD]
+}
+
+/// A message refused by envelope validation; the connection stays usable.
+public struct RefusedMessage: Sendable {
+    /// The privsep.invalid error naming the member and the cause.
+    public var error: WireError
+    /// The request id to send the error reply to, when the message had a valid `id` and no `re`.
+    public var replyTo: Int64?
+}
+
+/// One outcome per complete frame.
+public enum Incoming: Sendable {
+    /// A valid message.
+    case message(ReceivedMessage)
+    /// A frame that parsed but failed envelope validation (its descriptors were closed).
+    case refused(RefusedMessage)
+}
+
+/// Turns reads into messages; pure (no system calls), so conformance vectors drive it directly.
+public struct FrameReceiver: Sendable {
+    private struct Batch: Sendable {
+        var fds: [OwnedFD]
+        /// Stream offsets [start, end) of the read that delivered the batch.
+        var start: Int
+        var end: Int
+    }
+
+    /// Who wrote the bytes (`.helper` at the broker, `.broker` at a helper).
+    public let sender: Sender
+    /// The limits in force.
+    public let limits: WireLimits
+    private var decoder: FrameDecoder
+    private var batches: [Batch] = []
+    private var failure: WireError?
+
+    public init(sender: Sender, limits: WireLimits = .default) {
+        self.sender = sender
+        self.limits = limits
+        self.decoder = FrameDecoder(maxFrame: limits.maxFrame)
+    }
+
+    /// The protocol error that ended the stream, if any.
+    public var error: WireError? { failure }
+
+    /// Descriptors received and not yet claimed by a complete frame.
+    public var pendingFdCount: Int { batches.reduce(0) { $0 + $1.fds.count } }
+
+    /// Processes one read: `bytes` and the descriptors recvmsg returned with them (now owned by
+    /// the receiver). Returns the outcome of every frame the read completed. A protocol error
+    /// closes every descriptor held and poisons the receiver.
+    public mutating func receive(_ bytes: UnsafeRawBufferPointer, fds: [OwnedFD]) throws(WireError) -> [Incoming] {
+        if let failure { throw failure }
+        do {
+            return try process(bytes, fds: fds)
+        } catch {
+            fail(error)
+            throw error
+        }
+    }
+
+    /// Array convenience for `receive(_:fds:)`.
+    public mutating func receive(_ bytes: [UInt8], fds: [OwnedFD] = []) throws(WireError) -> [Incoming] {
+        var result: Result<[Incoming], WireError> = .success([])
+        bytes.withUnsafeBytes { raw in
+            do throws(WireError) { result = .success(try receive(raw, fds: fds)) } catch { result = .failure(error) }
+        }
+        return try result.get()
+    }
+
+    /// The peer reported control-message truncation: a protocol error; closes `fds`.
+    public mutating func controlTruncated(closing fds: [OwnedFD]) -> WireError {
+        for fd in fds { fd.close() }
+        let error = failure ?? WireError.protocolViolation(
+            .controlTruncated, "recvmsg reported MSG_CTRUNC: more descriptors than a frame may carry, or a foreign control message")
+        fail(error)
+        return error
+    }
+
+    /// The stream ended: a protocol error if it ended inside a frame. Closes unclaimed fds.
+    public mutating func finish() throws(WireError) {
+        if let failure { throw failure }
+        closeAll()
+        do {
+            try decoder.finish()
+        } catch {
+            fail(error)
+            throw error
+        }
+    }
+
+    /// Closes every descriptor held (the receiver stays usable only if no error occurred).
+    public mutating func closeAll() {
+        for batch in batches { for fd in batch.fds { fd.close() } }
+        batches = []
+    }
+
+    private mutating func fail(_ error: WireError) {
+        failure = error
+        closeAll()
+    }
+
+    private mutating func process(_ bytes: UnsafeRawBufferPointer, fds: [OwnedFD]) throws(WireError) -> [Incoming] {
+        let readStart = decoder.offset
+        let readEnd = readStart + bytes.count
+        if !fds.isEmpty {
+            // Own them first, so every exit below closes them.
+            batches.append(Batch(fds: fds, start: readStart, end: readEnd))
+            guard !bytes.isEmpty else {
+                throw .protocolViolation(.fdsUnclaimed, "\(fds.count) descriptors arrived without data")
+            }
+            guard fds.count <= WireLimits.maxFdsPerFrame else {
+                throw .protocolViolation(.fdsMismatch, "\(fds.count) descriptors arrived in one read; a frame carries at most 8")
+            }
+        }
+        let frames = try decoder.feed(bytes)
+        var outcomes: [Incoming] = []
+        outcomes.reserveCapacity(frames.count)
+        for frame in frames {
+            try dropOrphans(before: frame.start)
+            outcomes.append(try deliver(frame))
+        }
+        // What is left must belong to the frame now being assembled.
+        try dropOrphans(before: decoder.currentFrameStart)
+        if let batch = batches.first, !(batch.start <= decoder.currentFrameStart && decoder.currentFrameStart < batch.end) {
+            throw .protocolViolation(.fdsUnclaimed, "\(batch.fds.count) descriptors arrived in a read where no frame starts")
+        }
+        return outcomes
+    }
+
+    /// A batch whose read ended at or before `start` can no longer be claimed.
+    private mutating func dropOrphans(before start: Int) throws(WireError) {
+        if let batch = batches.first, batch.end <= start {
+            throw .protocolViolation(.fdsUnclaimed, "\(batch.fds.count) descriptors arrived with no frame declaring them (read at offsets \(batch.start)..<\(batch.end))")
+        }
+    }
+
+    private mutating func deliver(_ frame: RawFrame) throws(WireError) -> Incoming {
+        let object = try Envelope.parseObject(frame.body, limits: limits.json)
+        let declared = try Envelope.preflight(object, sender: sender)
+        var claimed: [OwnedFD] = []
+        let end = frame.start + 4 + frame.body.count
+        if let batch = batches.first, batch.start <= frame.start, frame.start < batch.end, end >= batch.end {
+            // The last frame starting in the read that brought the batch: the batch is its.
+            guard declared == batch.fds.count else {
+                throw declared == 0
+                    ? .protocolViolation(.fdsUnclaimed, "frame at offset \(frame.start) declares no fds but \(batch.fds.count) arrived with it")
+                    : .protocolViolation(.fdsMismatch, "frame at offset \(frame.start) declares \(declared) fds but \(batch.fds.count) arrived with it")
+            }
+            claimed = batch.fds
+            batches.removeFirst()
+        } else if declared > 0 {
+            throw .protocolViolation(.fdsMissing, "frame at offset \(frame.start) declares \(declared) fds but none arrived with its first byte")
+        }
+        do {
+            let envelope = try Envelope(validating: object, sender: sender)
+            return .message(ReceivedMessage(envelope: envelope, fds: claimed))
+        } catch {
+            if error.isFatal { throw error }
+            for fd in claimed { fd.close() }
+            return .refused(RefusedMessage(error: error, replyTo: Envelope.replyTarget(object)))
+        }
+    }
+}
+
+extension Envelope {
+    /// Where an error reply for a refused message goes: its `id`, if valid and it has no `re`.
+    static func replyTarget(_ object: JSONObject) -> Int64? {
+        guard object["re"] == nil, case .number(let number)? = object["id"], number.isIntegral,
+              let id = number.int64Value, id >= 1, id <= WireLimits.maxId
+        else { return nil }
+        return id
+    }
+}

@@ -1,1 +1,0 @@
-// Placeholder: the wire module (framing, fd passing, envelope) lands here.
