@@ -1,0 +1,878 @@
+/*
+ * The connection: framing, fd passing, output queue, blocking and
+ * non-blocking use.
+ *
+ * The socket is always O_NONBLOCK; "blocking" calls wait with poll(2) and a
+ * deadline, so every wait is bounded.
+ */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "privsep_int.h"
+
+#define READ_CHUNK	65536u
+
+static int	fail(struct privsep *, struct privsep_error *, const char *, const char *, ...)
+		    __attribute__((format(printf, 4, 5)));
+
+/* Makes the connection's failure final and reports it. */
+static int
+fail(struct privsep *ps, struct privsep_error *err, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	size_t i;
+
+	if (!ps->failed) {
+		ps->failed = 1;
+		snprintf(ps->failure.code, sizeof(ps->failure.code), "%s", code);
+		va_start(ap, fmt);
+		vsnprintf(ps->failure.message, sizeof(ps->failure.message), fmt, ap);
+		va_end(ap);
+		/* fds that no frame will ever claim */
+		for (i = 0; i < ps->fifo_len; i++)
+			close(ps->fifo[i]);
+		ps->fifo_len = 0;
+	}
+	if (err != NULL)
+		*err = ps->failure;
+	return -1;
+}
+
+static int
+failed(const struct privsep *ps, struct privsep_error *err)
+{
+	if (err != NULL)
+		*err = ps->failure;
+	return -1;
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t
+deadline_of(const struct privsep *ps, int timeout_ms)
+{
+	return now_ms() + (timeout_ms < 0 ? ps->timeout_ms : timeout_ms);
+}
+
+/* Waits for events on the socket until the deadline: 1 ready, 0 timed out, -1 error. */
+static int
+wait_fd(struct privsep *ps, short events, int64_t deadline, short *revents,
+    struct privsep_error *err)
+{
+	struct pollfd pfd;
+	int64_t left;
+	int n;
+
+	for (;;) {
+		left = deadline - now_ms();
+		if (left < 0)
+			left = 0;
+		pfd.fd = ps->fd;
+		pfd.events = events;
+		pfd.revents = 0;
+		n = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (n > 0) {
+			*revents = pfd.revents;
+			return 1;
+		}
+		if (n == 0)
+			return 0;
+		if (errno != EINTR)
+			return fail(ps, err, PRIVSEP_E_INTERNAL, "poll: %s", strerror(errno));
+	}
+}
+
+int
+privsep_open_fd(struct privsep **psp, int fd, const char *helper, struct privsep_error *err)
+{
+	struct privsep *ps;
+	int flags;
+
+	*psp = NULL;
+	if (fd < 0)
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "open: fd %d is not valid", fd);
+	if ((flags = fcntl(fd, F_GETFL)) == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "open: fd %d: %s", fd,
+		    strerror(errno));
+	if ((ps = calloc(1, sizeof(*ps))) == NULL ||
+	    (ps->helper = strdup(helper != NULL ? helper : "")) == NULL) {
+		free(ps);
+		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "open: out of memory");
+	}
+	ps->fd = fd;
+	ps->max_frame = PRIVSEP_FRAME_DEFAULT;
+	ps->timeout_ms = PRIVSEP_TIMEOUT_DEFAULT;
+	ps->next_id = 1;
+	ps->pending_tail = &ps->pending;
+	ps->out_tail = &ps->out;
+	*psp = ps;
+	return 0;
+}
+
+int
+privsep_open_env(struct privsep **psp, struct privsep_error *err)
+{
+	const char *s, *proto;
+	struct stat st;
+	char *end;
+	long fd;
+
+	*psp = NULL;
+	if ((proto = getenv("PRIVSEP_PROTOCOL")) != NULL && strcmp(proto, "1") != 0)
+		return privsep_seterr(err, PRIVSEP_E_PROTOCOL,
+		    "environment: PRIVSEP_PROTOCOL=%.32s, this library speaks 1", proto);
+	if ((s = getenv("PRIVSEP_FD")) == NULL)
+		return privsep_seterr(err, PRIVSEP_E_INVALID,
+		    "environment: PRIVSEP_FD is not set (not started by privsep?)");
+	errno = 0;
+	fd = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || fd < 0 || fd > INT_MAX)
+		return privsep_seterr(err, PRIVSEP_E_INVALID,
+		    "environment: PRIVSEP_FD=%.32s is not a descriptor number", s);
+	if (fstat((int)fd, &st) == -1 || !S_ISSOCK(st.st_mode))
+		return privsep_seterr(err, PRIVSEP_E_INVALID,
+		    "environment: PRIVSEP_FD=%ld is not an open socket", fd);
+	return privsep_open_fd(psp, (int)fd, getenv("PRIVSEP_HELPER"), err);
+}
+
+static void
+outframe_free(struct outframe *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->nfds; i++)
+		close(f->fds[i]);
+	free(f->bytes);
+	free(f);
+}
+
+void
+privsep_close(struct privsep *ps)
+{
+	struct privsep_msg *m, *mnext;
+	struct outframe *f, *fnext;
+	short revents;
+	int64_t deadline;
+	size_t i;
+
+	if (ps == NULL)
+		return;
+	deadline = deadline_of(ps, -1);
+	while (!ps->failed && ps->out != NULL && privsep_flush(ps, NULL) == 0 &&
+	    wait_fd(ps, POLLOUT, deadline, &revents, NULL) == 1)
+		;
+	for (f = ps->out; f != NULL; f = fnext) {
+		fnext = f->next;
+		outframe_free(f);
+	}
+	for (m = ps->pending; m != NULL; m = mnext) {
+		mnext = m->next;
+		privsep_msg_free(m);
+	}
+	for (i = 0; i < ps->fifo_len; i++)
+		close(ps->fifo[i]);
+	close(ps->fd);
+	free(ps->in);
+	free(ps->helper);
+	free(ps);
+}
+
+void
+privsep_set_timeout(struct privsep *ps, int timeout_ms)
+{
+	if (timeout_ms > 0)
+		ps->timeout_ms = timeout_ms;
+}
+
+void
+privsep_set_nonblocking(struct privsep *ps, int on)
+{
+	ps->nonblocking = on != 0;
+}
+
+const char *
+privsep_helper(const struct privsep *ps)
+{
+	return ps->helper;
+}
+
+size_t
+privsep_max_frame(const struct privsep *ps)
+{
+	return ps->max_frame;
+}
+
+int
+privsep_fd(const struct privsep *ps)
+{
+	return ps->fd;
+}
+
+int
+privsep_want_write(const struct privsep *ps)
+{
+	return ps->out != NULL;
+}
+
+/* --- Output ---------------------------------------------------------------- */
+
+/* Writes as much of the head frame as the socket takes: 1 frame done, 0 would block, -1 error. */
+static int
+write_head(struct privsep *ps, struct privsep_error *err)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int) * PRIVSEP_FDS_MAX)];
+	} cmsgbuf;
+	struct outframe *f = ps->out;
+	struct cmsghdr *cmsg;
+	struct msghdr msg;
+	struct iovec iov;
+	ssize_t n;
+
+	memset(&msg, 0, sizeof(msg));
+	iov.iov_base = f->bytes + f->off;
+	iov.iov_len = f->len - f->off;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	/* The fds ride on the sendmsg that starts at the frame's length prefix. */
+	if (f->off == 0 && f->nfds > 0) {
+		memset(&cmsgbuf, 0, sizeof(cmsgbuf));
+		msg.msg_control = cmsgbuf.buf;
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * f->nfds);
+		cmsg = CMSG_FIRSTHDR(&msg);
+		cmsg->cmsg_level = SOL_SOCKET;
+		cmsg->cmsg_type = SCM_RIGHTS;
+		cmsg->cmsg_len = CMSG_LEN(sizeof(int) * f->nfds);
+		memcpy(CMSG_DATA(cmsg), f->fds, sizeof(int) * f->nfds);
+	}
+	do {
+		n = sendmsg(ps->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+	} while (n == -1 && errno == EINTR);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return 0;
+		if (errno == EPIPE || errno == ECONNRESET)
+			return fail(ps, err, PRIVSEP_E_UNAVAILABLE, "send: broker closed the connection");
+		return fail(ps, err, PRIVSEP_E_INTERNAL, "send: %s", strerror(errno));
+	}
+	f->off += (size_t)n;
+	if (f->nfds > 0) {
+		/* the kernel holds its own references now */
+		size_t i;
+		for (i = 0; i < f->nfds; i++)
+			close(f->fds[i]);
+		f->nfds = 0;
+	}
+	if (f->off < f->len)
+		return 0;
+	ps->out = f->next;
+	if (ps->out == NULL)
+		ps->out_tail = &ps->out;
+	ps->out_bytes -= f->len;
+	outframe_free(f);
+	return 1;
+}
+
+int
+privsep_flush(struct privsep *ps, struct privsep_error *err)
+{
+	int r;
+
+	if (ps->failed)
+		return failed(ps, err);
+	while (ps->out != NULL) {
+		if ((r = write_head(ps, err)) <= 0)
+			return r;
+	}
+	return 1;
+}
+
+/* Flushes, waiting until the deadline. */
+static int
+flush_wait(struct privsep *ps, int64_t deadline, struct privsep_error *err)
+{
+	short revents;
+	int r;
+
+	for (;;) {
+		if ((r = privsep_flush(ps, err)) != 0)
+			return r == 1 ? 0 : -1;
+		if ((r = wait_fd(ps, POLLOUT, deadline, &revents, err)) == -1)
+			return -1;
+		if (r == 0)
+			return privsep_seterr(err, PRIVSEP_E_TIMEOUT,
+			    "send: the broker did not take the frame in time");
+	}
+}
+
+/* Serializes and queues one frame; the caller has checked the envelope. */
+static int
+enqueue(struct privsep *ps, json_t *env, const int *fds, size_t nfds, struct privsep_error *err)
+{
+	struct outframe *f;
+	size_t n, i;
+
+	n = json_dumpb(env, NULL, 0, JSON_COMPACT);
+	if (n == 0)
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "send: envelope cannot be serialized");
+	if (n > ps->max_frame)
+		return privsep_seterr(err, PRIVSEP_E_TOO_LARGE,
+		    "send: frame of %zu bytes over max_frame %zu", n, ps->max_frame);
+	if (ps->out_bytes + n + 4 > PRIVSEP_OUTQ_MAX)
+		return privsep_seterr(err, PRIVSEP_E_INTERNAL,
+		    "send: output queue full (%zu bytes pending)", ps->out_bytes);
+	if ((f = calloc(1, sizeof(*f))) == NULL || (f->bytes = malloc(n + 4)) == NULL) {
+		free(f);
+		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "send: out of memory");
+	}
+	if (json_dumpb(env, (char *)f->bytes + 4, n, JSON_COMPACT) != n) {
+		free(f->bytes);
+		free(f);
+		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "send: serialization changed size");
+	}
+	f->bytes[0] = (unsigned char)(n >> 24);
+	f->bytes[1] = (unsigned char)(n >> 16);
+	f->bytes[2] = (unsigned char)(n >> 8);
+	f->bytes[3] = (unsigned char)n;
+	f->len = n + 4;
+	/* Our own duplicates: the caller may close its fds while the frame waits. */
+	for (i = 0; i < nfds; i++) {
+		if ((f->fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 0)) == -1) {
+			int saved = errno;
+			outframe_free(f);
+			return privsep_seterr(err, PRIVSEP_E_INVALID, "send: fd %d: %s", fds[i],
+			    strerror(saved));
+		}
+		f->nfds++;
+	}
+	*ps->out_tail = f;
+	ps->out_tail = &f->next;
+	ps->out_bytes += f->len;
+	return 0;
+}
+
+int
+privsep_send(struct privsep *ps, json_t *env, const int *fds, size_t nfds,
+    struct privsep_error *err)
+{
+	json_t *declared;
+	size_t want;
+
+	if (ps->failed)
+		return failed(ps, err);
+	if (privsep_envelope_check(env, 0, err) == -1) {
+		if (err != NULL)
+			snprintf(err->code, sizeof(err->code), "%s", PRIVSEP_E_INVALID);
+		return -1;
+	}
+	declared = json_object_get(env, "fds");
+	want = declared == NULL ? 0 : (size_t)json_integer_value(declared);
+	if (want != nfds || (nfds > 0 && fds == NULL))
+		return privsep_seterr(err, PRIVSEP_E_INVALID,
+		    "send: envelope declares %zu fds, %zu given", want, nfds);
+	if (enqueue(ps, env, fds, nfds, err) == -1)
+		return -1;
+	if (ps->nonblocking)
+		return privsep_flush(ps, err) == -1 ? -1 : 0;
+	return flush_wait(ps, deadline_of(ps, -1), err);
+}
+
+/* Builds {type?, id?, re?, body|error, more?, fds?}; NULL on allocation failure. */
+static json_t *
+build(const char *type, int64_t id, int64_t re, json_t *body, size_t nfds, int more)
+{
+	json_t *env;
+
+	if ((env = json_object()) == NULL)
+		return NULL;
+	if ((type != NULL && json_object_set_new(env, "type", json_string(type)) == -1) ||
+	    (id > 0 && json_object_set_new(env, "id", json_integer(id)) == -1) ||
+	    (re > 0 && json_object_set_new(env, "re", json_integer(re)) == -1) ||
+	    (body != NULL && json_object_set(env, "body", body) == -1) ||
+	    (body == NULL && json_object_set_new(env, "body", json_object()) == -1) ||
+	    (more && json_object_set_new(env, "more", json_true()) == -1) ||
+	    (nfds > 0 && json_object_set_new(env, "fds", json_integer((json_int_t)nfds)) == -1)) {
+		json_decref(env);
+		return NULL;
+	}
+	return env;
+}
+
+static int
+send_built(struct privsep *ps, json_t *env, const int *fds, size_t nfds,
+    struct privsep_error *err)
+{
+	int r;
+
+	if (env == NULL)
+		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "send: out of memory");
+	r = privsep_send(ps, env, fds, nfds, err);
+	json_decref(env);
+	return r;
+}
+
+static int
+check_body_fds(json_t *body, size_t nfds, struct privsep_error *err)
+{
+	if (body != NULL && !json_is_object(body))
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "send: body: not an object");
+	if (nfds > PRIVSEP_FDS_MAX)
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "send: %zu fds, at most %u per frame",
+		    nfds, PRIVSEP_FDS_MAX);
+	return 0;
+}
+
+int
+privsep_send_request(struct privsep *ps, const char *type, json_t *body, const int *fds,
+    size_t nfds, int64_t *idp, struct privsep_error *err)
+{
+	int64_t id;
+
+	if (type == NULL || check_body_fds(body, nfds, err) == -1)
+		return type == NULL ? privsep_seterr(err, PRIVSEP_E_INVALID, "send: no type") : -1;
+	id = ps->next_id;
+	ps->next_id = id == PRIVSEP_ID_MAX ? 1 : id + 1;
+	if (send_built(ps, build(type, id, 0, body, nfds, 0), fds, nfds, err) == -1)
+		return -1;
+	if (idp != NULL)
+		*idp = id;
+	return 0;
+}
+
+int
+privsep_event(struct privsep *ps, const char *type, json_t *body, const int *fds, size_t nfds,
+    struct privsep_error *err)
+{
+	if (type == NULL)
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "send: no type");
+	if (check_body_fds(body, nfds, err) == -1)
+		return -1;
+	return send_built(ps, build(type, 0, 0, body, nfds, 0), fds, nfds, err);
+}
+
+int
+privsep_reply(struct privsep *ps, const struct privsep_msg *req, json_t *body, const int *fds,
+    size_t nfds, int more, struct privsep_error *err)
+{
+	if (req->kind != PRIVSEP_REQUEST)
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "reply: message is not a request");
+	if (check_body_fds(body, nfds, err) == -1)
+		return -1;
+	return send_built(ps, build(NULL, 0, privsep_msg_id(req), body, nfds, more), fds, nfds,
+	    err);
+}
+
+int
+privsep_reply_error(struct privsep *ps, const struct privsep_msg *req, const char *code,
+    const char *message, json_t *data, struct privsep_error *err)
+{
+	json_t *env, *e;
+
+	if (req->kind != PRIVSEP_REQUEST)
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "reply: message is not a request");
+	if (code == NULL || message == NULL)
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "reply: error needs code and message");
+	env = json_pack("{s:I, s:{s:s, s:s}}", "re", (json_int_t)privsep_msg_id(req), "error",
+	    "code", code, "message", message);
+	if (env != NULL && data != NULL &&
+	    ((e = json_object_get(env, "error")) == NULL || json_object_set(e, "data", data) == -1)) {
+		json_decref(env);
+		env = NULL;
+	}
+	return send_built(ps, env, NULL, 0, err);
+}
+
+int
+privsep_log(struct privsep *ps, const char *level, const char *message,
+    struct privsep_error *err)
+{
+	json_t *body;
+	int r;
+
+	if (level == NULL || message == NULL)
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "log: level and message required");
+	if ((body = json_pack("{s:s, s:s}", "level", level, "message", message)) == NULL)
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "log: message is not valid UTF-8");
+	r = privsep_event(ps, "privsep.log", body, NULL, 0, err);
+	json_decref(body);
+	return r;
+}
+
+/* --- Input ----------------------------------------------------------------- */
+
+/* Most bytes buffered at once: one largest frame and a read's worth after it. */
+static size_t
+in_limit(const struct privsep *ps)
+{
+	return 4 + ps->max_frame + READ_CHUNK;
+}
+
+static int
+in_reserve(struct privsep *ps, size_t want, struct privsep_error *err)
+{
+	unsigned char *p;
+	size_t cap;
+
+	if (want <= ps->in_cap)
+		return 0;
+	cap = ps->in_cap == 0 ? READ_CHUNK : ps->in_cap;
+	while (cap < want)
+		cap *= 2;
+	if (cap > in_limit(ps))
+		cap = in_limit(ps);
+	if ((p = realloc(ps->in, cap)) == NULL)
+		return fail(ps, err, PRIVSEP_E_INTERNAL, "receive: out of memory");
+	ps->in = p;
+	ps->in_cap = cap;
+	return 0;
+}
+
+/* Appends received fds to the FIFO, closing them if it is full; takes ownership. */
+static int
+fifo_push(struct privsep *ps, const int *fds, size_t n, struct privsep_error *err)
+{
+	size_t i;
+
+	if (ps->failed || ps->fifo_len + n > PRIVSEP_FD_FIFO_MAX) {
+		for (i = 0; i < n; i++)
+			close(fds[i]);
+		if (ps->failed)
+			return failed(ps, err);
+		return fail(ps, err, PRIVSEP_E_PROTOCOL,
+		    "receive: more than %u fds waiting for frames", PRIVSEP_FD_FIFO_MAX);
+	}
+	if (n > 0)
+		memcpy(ps->fifo + ps->fifo_len, fds, n * sizeof(int));
+	ps->fifo_len += n;
+	return 0;
+}
+
+int
+privsep_read(struct privsep *ps, struct privsep_error *err)
+{
+	union {
+		struct cmsghdr	hdr;
+		char		buf[CMSG_SPACE(sizeof(int) * PRIVSEP_FDS_MAX)];
+	} cmsgbuf;
+	struct cmsghdr *cmsg;
+	struct msghdr msg;
+	struct iovec iov;
+	ssize_t n;
+	size_t nfd;
+	int r = 0;
+
+	if (ps->failed)
+		return failed(ps, err);
+	if (ps->eof)
+		return privsep_seterr(err, PRIVSEP_E_UNAVAILABLE, "receive: broker closed the connection");
+	if (ps->in_len >= in_limit(ps))
+		return 0;	/* a complete frame is buffered: take it first */
+	if (in_reserve(ps, ps->in_len + READ_CHUNK, err) == -1)
+		return -1;
+	memset(&msg, 0, sizeof(msg));
+	iov.iov_base = ps->in + ps->in_len;
+	iov.iov_len = ps->in_cap - ps->in_len;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = cmsgbuf.buf;
+	msg.msg_controllen = sizeof(cmsgbuf.buf);
+	do {
+		n = recvmsg(ps->fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	} while (n == -1 && errno == EINTR);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return 0;
+		if (errno == ECONNRESET) {
+			ps->eof = 1;
+			return privsep_seterr(err, PRIVSEP_E_UNAVAILABLE, "receive: connection reset");
+		}
+		return fail(ps, err, PRIVSEP_E_INTERNAL, "receive: %s", strerror(errno));
+	}
+	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+		if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
+			continue;
+		nfd = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		{
+			int fds[PRIVSEP_FDS_MAX];
+			memcpy(fds, CMSG_DATA(cmsg), nfd * sizeof(int));
+			if (fifo_push(ps, fds, nfd, err) == -1)
+				r = -1;
+		}
+	}
+	if (r == -1)
+		return -1;
+	if (msg.msg_flags & MSG_CTRUNC)
+		return fail(ps, err, PRIVSEP_E_PROTOCOL,
+		    "receive: more than %u fds in one message (MSG_CTRUNC)", PRIVSEP_FDS_MAX);
+	if (n == 0) {
+		ps->eof = 1;
+		return privsep_seterr(err, PRIVSEP_E_UNAVAILABLE, "receive: broker closed the connection");
+	}
+	ps->in_len += (size_t)n;
+	return 1;
+}
+
+int
+privsep_feed(struct privsep *ps, const void *data, size_t len, const int *fds, size_t nfds,
+    struct privsep_error *err)
+{
+	if (fifo_push(ps, fds, nfds, err) == -1)
+		return -1;
+	if (ps->in_len + len > in_limit(ps))
+		return privsep_seterr(err, PRIVSEP_E_INTERNAL,
+		    "feed: input buffer full: take messages first");
+	if (in_reserve(ps, ps->in_len + len, err) == -1)
+		return -1;
+	if (len > 0)
+		memcpy(ps->in + ps->in_len, data, len);
+	ps->in_len += len;
+	return 0;
+}
+
+/* Frames the next message from the input buffer: 1, 0 (incomplete) or -1. */
+static int
+take_frame(struct privsep *ps, struct privsep_msg **mp, struct privsep_error *err)
+{
+	struct privsep_msg *m;
+	struct privsep_error derr;
+	json_t *env, *declared;
+	size_t n, k, i;
+
+	*mp = NULL;
+	if (ps->failed)
+		return failed(ps, err);
+	if (ps->in_len < 4) {
+		if (ps->eof && ps->in_len > 0)
+			return fail(ps, err, PRIVSEP_E_PROTOCOL,
+			    "frame: stream ended inside a length prefix");
+		return 0;
+	}
+	n = (size_t)ps->in[0] << 24 | (size_t)ps->in[1] << 16 | (size_t)ps->in[2] << 8 | ps->in[3];
+	/* Checked before anything is allocated for the body. */
+	if (n < PRIVSEP_FRAME_MIN || n > ps->max_frame)
+		return fail(ps, err, PRIVSEP_E_PROTOCOL, "frame: length %zu outside %u..%zu",
+		    n, PRIVSEP_FRAME_MIN, ps->max_frame);
+	if (ps->in_len - 4 < n) {
+		if (ps->eof)
+			return fail(ps, err, PRIVSEP_E_PROTOCOL,
+			    "frame: stream ended after %zu of %zu body bytes", ps->in_len - 4, n);
+		return 0;
+	}
+	if (privsep_decode(ps->in + 4, n, &env, &derr) == -1 ||
+	    privsep_envelope_check(env, 1, &derr) == -1) {
+		json_decref(env);
+		return fail(ps, err, derr.code, "%s", derr.message);
+	}
+	declared = json_object_get(env, "fds");
+	k = declared == NULL ? 0 : (size_t)json_integer_value(declared);
+	if (k > ps->fifo_len) {
+		json_decref(env);
+		return fail(ps, err, PRIVSEP_E_PROTOCOL, "frame: declares %zu fds, %zu received",
+		    k, ps->fifo_len);
+	}
+	if ((m = privsep_msg_new(env, err)) == NULL)
+		return fail(ps, err, PRIVSEP_E_INTERNAL, "receive: out of memory");
+	if (k > 0) {
+		memcpy(m->fds, ps->fifo, k * sizeof(int));
+		ps->fifo_len -= k;
+		memmove(ps->fifo, ps->fifo + k, ps->fifo_len * sizeof(int));
+	}
+	m->nfds = k;
+	ps->in_len -= 4 + n;
+	if (ps->in_len > 0)
+		memmove(ps->in, ps->in + 4 + n, ps->in_len);
+	/*
+	 * fds arrive with the first bytes of the frame that declares them: once
+	 * every byte received is framed, fds still waiting belong to no frame.
+	 */
+	if (ps->in_len == 0) {
+		for (i = 0; i < ps->fifo_len; i++)
+			close(ps->fifo[i]);
+		ps->fifo_len = 0;
+	}
+	*mp = m;
+	return 1;
+}
+
+static struct privsep_msg *
+pending_pop(struct privsep *ps, struct privsep_msg **link)
+{
+	struct privsep_msg *m = *link;
+
+	*link = m->next;
+	if (ps->pending_tail == &m->next)
+		ps->pending_tail = link;
+	m->next = NULL;
+	ps->npending--;
+	return m;
+}
+
+int
+privsep_take(struct privsep *ps, struct privsep_msg **mp, struct privsep_error *err)
+{
+	if (ps->pending != NULL) {
+		*mp = pending_pop(ps, &ps->pending);
+		return 1;
+	}
+	return take_frame(ps, mp, err);
+}
+
+/* Waits for input (flushing output meanwhile) until the deadline, then reads once. */
+static int
+wait_input(struct privsep *ps, int64_t deadline, struct privsep_error *err)
+{
+	short revents;
+	int r;
+
+	if (ps->eof)
+		return privsep_seterr(err, PRIVSEP_E_UNAVAILABLE, "receive: broker closed the connection");
+	r = wait_fd(ps, POLLIN | (ps->out != NULL ? POLLOUT : 0), deadline, &revents, err);
+	if (r == -1)
+		return -1;
+	if (r == 0)
+		return privsep_seterr(err, PRIVSEP_E_TIMEOUT, "receive: no message in time");
+	if ((revents & POLLOUT) && privsep_flush(ps, err) == -1)
+		return -1;
+	if (revents & (POLLIN | POLLHUP | POLLERR)) {
+		r = privsep_read(ps, err);
+		/* On EOF the frames already buffered are still delivered. */
+		if (r == -1 && !(ps->eof && !ps->failed))
+			return -1;
+	}
+	return 0;
+}
+
+int
+privsep_recv(struct privsep *ps, struct privsep_msg **mp, int timeout_ms,
+    struct privsep_error *err)
+{
+	int64_t deadline = deadline_of(ps, timeout_ms);
+	int r;
+
+	for (;;) {
+		if ((r = privsep_take(ps, mp, err)) != 0)
+			return r == 1 ? 0 : -1;
+		if (wait_input(ps, deadline, err) == -1)
+			return -1;
+	}
+}
+
+int
+privsep_wait_reply(struct privsep *ps, int64_t id, struct privsep_msg **mp, int timeout_ms,
+    struct privsep_error *err)
+{
+	int64_t deadline = deadline_of(ps, timeout_ms);
+	struct privsep_msg **link, *m;
+	int r;
+
+	*mp = NULL;
+	for (link = &ps->pending; *link != NULL; link = &(*link)->next) {
+		if ((*link)->kind == PRIVSEP_REPLY && privsep_msg_re(*link) == id) {
+			*mp = pending_pop(ps, link);
+			return 0;
+		}
+	}
+	for (;;) {
+		if (ps->npending >= PRIVSEP_PENDING_MAX)
+			return privsep_seterr(err, PRIVSEP_E_INTERNAL,
+			    "request: %u messages arrived while waiting; receive them first",
+			    PRIVSEP_PENDING_MAX);
+		if ((r = take_frame(ps, &m, err)) == -1)
+			return -1;
+		if (r == 1) {
+			if (m->kind == PRIVSEP_REPLY && privsep_msg_re(m) == id) {
+				*mp = m;
+				return 0;
+			}
+			*ps->pending_tail = m;
+			ps->pending_tail = &m->next;
+			ps->npending++;
+			continue;
+		}
+		if (wait_input(ps, deadline, err) == -1)
+			return -1;
+	}
+}
+
+int
+privsep_request(struct privsep *ps, const char *type, json_t *body, const int *fds,
+    size_t nfds, struct privsep_msg **mp, int timeout_ms, struct privsep_error *err)
+{
+	int64_t id;
+
+	*mp = NULL;
+	if (privsep_send_request(ps, type, body, fds, nfds, &id, err) == -1)
+		return -1;
+	return privsep_wait_reply(ps, id, mp, timeout_ms, err);
+}
+
+int
+privsep_hello(struct privsep *ps, const char *client, json_t **reply_body,
+    struct privsep_error *err)
+{
+	struct privsep_msg *m;
+	json_t *body, *mf, *name;
+	int r;
+
+	if (reply_body != NULL)
+		*reply_body = NULL;
+	body = json_pack("{s:i, s:s}", "protocol", PRIVSEP_PROTOCOL, "client",
+	    client != NULL ? client : "libprivsep/" PRIVSEP_LIB_VERSION);
+	if (body == NULL)
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "hello: client is not valid UTF-8");
+	r = privsep_request(ps, "privsep.hello", body, NULL, 0, &m, -1, err);
+	json_decref(body);
+	if (r == -1)
+		return -1;
+	if (privsep_msg_error_code(m) != NULL) {
+		privsep_seterr(err, privsep_msg_error_code(m), "hello: %s",
+		    privsep_msg_error_message(m));
+		privsep_msg_free(m);
+		return -1;
+	}
+	body = privsep_msg_body(m);
+	mf = json_object_get(body, "max_frame");
+	if (mf != NULL) {
+		if (!json_is_integer(mf) || json_integer_value(mf) < PRIVSEP_FRAME_MIN ||
+		    json_integer_value(mf) > PRIVSEP_FRAME_LIMIT) {
+			privsep_msg_free(m);
+			return fail(ps, err, PRIVSEP_E_PROTOCOL,
+			    "hello: max_frame not an integer in %u..%u", PRIVSEP_FRAME_MIN,
+			    PRIVSEP_FRAME_LIMIT);
+		}
+		ps->max_frame = (size_t)json_integer_value(mf);
+	}
+	name = json_object_get(body, "helper");
+	if (json_is_string(name)) {
+		char *copy = strdup(json_string_value(name));
+		if (copy != NULL) {
+			free(ps->helper);
+			ps->helper = copy;
+		}
+	}
+	if (reply_body != NULL)
+		*reply_body = json_incref(body);
+	privsep_msg_free(m);
+	return 0;
+}

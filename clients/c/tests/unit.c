@@ -1,0 +1,933 @@
+/*
+ * Unit tests of libprivsep over real socketpairs. Where the library blocks,
+ * a forked child plays the broker with raw system calls (no library code),
+ * so both sides of the wire are checked independently.
+ */
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "privsep.h"
+#include "testlib.h"
+
+/* --- the raw peer ---------------------------------------------------------- */
+
+static int
+raw_send(int fd, const void *data, size_t len, const int *fds, size_t nfds)
+{
+	union {
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int) * 16)];
+	} c;
+	struct msghdr msg;
+	struct iovec iov;
+	struct cmsghdr *cm;
+
+	memset(&msg, 0, sizeof(msg));
+	memset(&c, 0, sizeof(c));
+	iov.iov_base = (void *)data;
+	iov.iov_len = len;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	if (nfds > 0) {
+		msg.msg_control = c.buf;
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+	}
+	return sendmsg(fd, &msg, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+}
+
+static int
+raw_frame(int fd, const char *json, const int *fds, size_t nfds)
+{
+	size_t n = strlen(json);
+	unsigned char *buf = malloc(n + 4);
+	int r;
+
+	buf[0] = (unsigned char)(n >> 24);
+	buf[1] = (unsigned char)(n >> 16);
+	buf[2] = (unsigned char)(n >> 8);
+	buf[3] = (unsigned char)n;
+	memcpy(buf + 4, json, n);
+	r = raw_send(fd, buf, n + 4, fds, nfds);
+	free(buf);
+	return r;
+}
+
+/* Reads exactly len bytes, collecting fds; blocking. */
+static int
+raw_recv_exact(int fd, unsigned char *buf, size_t len, int *fds, size_t *nfds)
+{
+	union {
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int) * 16)];
+	} c;
+	struct msghdr msg;
+	struct iovec iov;
+	struct cmsghdr *cm;
+	size_t got = 0, k;
+	ssize_t n;
+
+	while (got < len) {
+		memset(&msg, 0, sizeof(msg));
+		iov.iov_base = buf + got;
+		iov.iov_len = len - got;
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+		msg.msg_control = c.buf;
+		msg.msg_controllen = sizeof(c.buf);
+		if ((n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC)) <= 0)
+			return -1;
+		for (cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm)) {
+			k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			if (nfds != NULL) {
+				memcpy(fds + *nfds, CMSG_DATA(cm), k * sizeof(int));
+				*nfds += k;
+			}
+		}
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/* Reads one frame and parses it; NULL on EOF or bad JSON. */
+static json_t *
+raw_read(int fd, int *fds, size_t *nfds)
+{
+	unsigned char hdr[4], *body;
+	size_t n;
+	json_t *v;
+
+	if (nfds != NULL)
+		*nfds = 0;
+	if (raw_recv_exact(fd, hdr, 4, fds, nfds) == -1)
+		return NULL;
+	n = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
+	if (n > (1u << 24) || (body = malloc(n)) == NULL)
+		return NULL;
+	if (raw_recv_exact(fd, body, n, fds, nfds) == -1) {
+		free(body);
+		return NULL;
+	}
+	v = json_loadb((char *)body, n, JSON_REJECT_DUPLICATES, NULL);
+	free(body);
+	return v;
+}
+
+static int
+pair(int sv[2])
+{
+	return socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+}
+
+/* Runs peer(fd) in a child; the parent keeps sv[0] as the library's socket. */
+static pid_t
+spawn_peer(int sv[2], int (*peer)(int))
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		close(sv[0]);
+		_exit(peer(sv[1]));
+	}
+	close(sv[1]);
+	return pid;
+}
+
+static int
+peer_status(pid_t pid)
+{
+	int st;
+
+	if (waitpid(pid, &st, 0) != pid)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int
+id_of(json_t *v)
+{
+	return (int)json_integer_value(json_object_get(v, "id"));
+}
+
+/* --- decoding ------------------------------------------------------------- */
+
+struct dcase {
+	const char *json;
+	int from_broker;
+	int ok;
+};
+
+static int
+t_decode_rules(void)
+{
+	static const struct dcase cases[] = {
+		{ "{\"type\":\"a.b\"}", 0, 1 },
+		{ "{\"type\":\"privsep.ping\",\"id\":1,\"body\":{}}", 0, 1 },
+		{ "{\"re\":1,\"body\":{}}", 0, 1 },
+		{ "{\"re\":1,\"error\":{\"code\":\"x.y\",\"message\":\"m\",\"data\":[1]}}", 0, 1 },
+		{ "{\"re\":1,\"body\":{},\"more\":true}", 0, 1 },
+		{ "{\"type\":\"a.b\",\"from\":\"broker\"}", 1, 1 },
+		{ "{\"type\":\"a.b\",\"from\":\"broker\"}", 0, 0 },
+		{ "{\"type\":\"a.b\",\"x\":1}", 1, 0 },
+		{ "{\"type\":\"a\"}", 1, 0 },
+		{ "{\"type\":\"A.b\"}", 1, 0 },
+		{ "{\"type\":\"a..b\"}", 1, 0 },
+		{ "{\"type\":\"a.b.\"}", 1, 0 },
+		{ "{\"type\":\"a.1b\"}", 1, 0 },
+		{ "{\"type\":\"a_1.b_2.c\"}", 1, 1 },
+		{ "{\"type\":\"a.b\",\"id\":0}", 1, 0 },
+		{ "{\"type\":\"a.b\",\"id\":9007199254740991}", 1, 1 },
+		{ "{\"type\":\"a.b\",\"id\":9007199254740992}", 1, 0 },
+		{ "{\"type\":\"a.b\",\"id\":\"1\"}", 1, 0 },
+		{ "{\"type\":\"a.b\",\"id\":1.5}", 1, 0 },
+		{ "{\"type\":\"a.b\",\"fds\":0}", 1, 0 },
+		{ "{\"type\":\"a.b\",\"fds\":9}", 1, 0 },
+		{ "{\"type\":\"a.b\",\"body\":[]}", 1, 0 },
+		{ "{\"re\":1,\"body\":{},\"more\":false}", 1, 0 },
+		{ "{\"re\":1,\"type\":\"a.b\",\"body\":{}}", 1, 0 },
+		{ "{\"re\":1,\"body\":{},\"error\":{\"code\":\"a\",\"message\":\"b\"}}", 1, 0 },
+		{ "{\"re\":1}", 1, 0 },
+		{ "{\"re\":1,\"error\":{\"code\":\"a\"}}", 1, 0 },
+		{ "{\"type\":\"a.b\",\"more\":true}", 1, 0 },
+		{ "{\"type\":\"a.b\",\"error\":{\"code\":\"a\",\"message\":\"b\"}}", 1, 0 },
+		{ "{\"body\":{}}", 1, 0 },
+		{ "{\"type\":\"a.b\",\"type\":\"a.c\"}", 1, 0 },
+		{ "{\"type\":\"a.b\"} x", 1, 0 },
+		{ "{\"type\":\"a.b\",\"body\":{\"n\":NaN}}", 1, 0 },
+		{ "{\"type\":\"a.b\",\"body\":{\"s\":\"\\ud800\"}}", 1, 0 },
+		{ "{\"type\":\"a.b\",\"body\":{\"s\":\"\\u0000\"}}", 1, 1 },
+		{ "[1]", 1, 0 },
+		{ "\"a\"", 1, 0 },
+	};
+	struct privsep_error err;
+	json_t *v;
+	size_t i;
+	int r;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		r = privsep_decode(cases[i].json, strlen(cases[i].json), &v, &err);
+		if (r == 0) {
+			r = privsep_envelope_check(v, cases[i].from_broker, &err);
+			json_decref(v);
+		}
+		if ((r == 0) != cases[i].ok) {
+			snprintf(t_why, sizeof(t_why), "case %zu %s: got %s (%s)", i, cases[i].json,
+			    r == 0 ? "ok" : err.code, r == 0 ? "" : err.message);
+			return 1;
+		}
+		if (r != 0)
+			CHECK_CODE(err, PRIVSEP_E_PROTOCOL);
+	}
+	return 0;
+}
+
+static int
+t_decode_invalid_utf8(void)
+{
+	static const char bad[] = "{\"type\":\"a.b\",\"body\":{\"s\":\"\xff\"}}";
+	struct privsep_error err;
+	json_t *v;
+
+	CHECK(privsep_decode(bad, sizeof(bad) - 1, &v, &err) == -1);
+	CHECK_CODE(err, PRIVSEP_E_PROTOCOL);
+	return 0;
+}
+
+/* Builds {"type":"a.b","body":{"d":[[[...]]]}} with the envelope at depth 1. */
+static char *
+nested(size_t depth)
+{
+	size_t inner = depth - 2, n = 0;
+	char *s = malloc(inner * 2 + 64);
+
+	n += (size_t)sprintf(s, "{\"type\":\"a.b\",\"body\":{\"d\":");
+	memset(s + n, '[', inner);
+	n += inner;
+	memset(s + n, ']', inner);
+	n += inner;
+	strcpy(s + n, "}}");
+	return s;
+}
+
+static int
+t_decode_depth(void)
+{
+	struct privsep_error err;
+	json_t *v;
+	char *s;
+	int r;
+
+	s = nested(64);
+	r = privsep_decode(s, strlen(s), &v, &err);
+	free(s);
+	CHECK(r == 0);
+	json_decref(v);
+	s = nested(65);
+	r = privsep_decode(s, strlen(s), &v, &err);
+	free(s);
+	CHECK(r == -1);
+	CHECK_CODE(err, PRIVSEP_E_PROTOCOL);
+	s = nested(100000);
+	r = privsep_decode(s, strlen(s), &v, &err);
+	free(s);
+	CHECK(r == -1);
+	CHECK_CODE(err, PRIVSEP_E_PROTOCOL);
+	return 0;
+}
+
+/* --- framing through privsep_feed ------------------------------------------ */
+
+static struct privsep *
+feed_conn(int sv[2])
+{
+	struct privsep *ps;
+
+	if (pair(sv) == -1 || privsep_open_fd(&ps, sv[0], "t", NULL) == -1)
+		return NULL;
+	return ps;
+}
+
+static int
+t_length_limits(void)
+{
+	static const unsigned char bad[][5] = {
+		{ 0, 0, 0, 0 }, { 0, 0, 0, 1 }, { 0xff, 0xff, 0xff, 0xff }, { 0, 0x10, 0, 1 },
+	};
+	struct privsep_error err;
+	struct privsep_msg *m;
+	struct privsep *ps;
+	int sv[2];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK((ps = feed_conn(sv)) != NULL);
+		CHECK(privsep_feed(ps, bad[i], 4, NULL, 0, &err) == 0);
+		CHECK(privsep_take(ps, &m, &err) == -1);
+		CHECK_CODE(err, PRIVSEP_E_PROTOCOL);
+		/* the failure is final */
+		CHECK(privsep_take(ps, &m, &err) == -1);
+		privsep_close(ps);
+		close(sv[1]);
+	}
+	return 0;
+}
+
+static int
+t_exact_max_frame(void)
+{
+	struct privsep_error err;
+	struct privsep_msg *m;
+	struct privsep *ps;
+	size_t n = PRIVSEP_FRAME_DEFAULT, head;
+	unsigned char *buf;
+	int sv[2], r;
+
+	CHECK((ps = feed_conn(sv)) != NULL);
+	buf = malloc(n + 4);
+	head = (size_t)sprintf((char *)buf + 4, "{\"type\":\"a.b\",\"body\":{\"p\":\"");
+	memset(buf + 4 + head, 'x', n - head - 3);
+	memcpy(buf + 4 + n - 3, "\"}}", 3);
+	buf[0] = 0; buf[1] = 0x10; buf[2] = 0; buf[3] = 0;
+	r = privsep_feed(ps, buf, n + 4, NULL, 0, &err);
+	free(buf);
+	CHECK(r == 0);
+	CHECK(privsep_take(ps, &m, &err) == 1);
+	CHECK(json_string_length(json_object_get(privsep_msg_body(m), "p")) == n - head - 3);
+	privsep_msg_free(m);
+	privsep_close(ps);
+	close(sv[1]);
+	return 0;
+}
+
+static int
+t_partial_and_batched(void)
+{
+	static const char stream[] =
+	    "\0\0\0\x0e{\"type\":\"a.b\"}\0\0\0\x17{\"re\":3,\"body\":{\"k\":1}}";
+	struct privsep_error err;
+	struct privsep_msg *m;
+	struct privsep *ps;
+	size_t i, got = 0;
+	int sv[2], r;
+
+	CHECK((ps = feed_conn(sv)) != NULL);
+	/* one byte at a time */
+	for (i = 0; i < sizeof(stream) - 1; i++) {
+		CHECK(privsep_feed(ps, stream + i, 1, NULL, 0, &err) == 0);
+		while ((r = privsep_take(ps, &m, &err)) == 1) {
+			got++;
+			if (got == 1)
+				CHECK(privsep_msg_kind(m) == PRIVSEP_EVENT);
+			else
+				CHECK(privsep_msg_re(m) == 3 && privsep_msg_kind(m) == PRIVSEP_REPLY);
+			privsep_msg_free(m);
+		}
+		CHECK(r == 0);
+	}
+	CHECK(got == 2);
+	/* both in one piece */
+	CHECK(privsep_feed(ps, stream, sizeof(stream) - 1, NULL, 0, &err) == 0);
+	CHECK(privsep_take(ps, &m, &err) == 1);
+	privsep_msg_free(m);
+	CHECK(privsep_take(ps, &m, &err) == 1);
+	privsep_msg_free(m);
+	CHECK(privsep_take(ps, &m, &err) == 0);
+	privsep_close(ps);
+	close(sv[1]);
+	return 0;
+}
+
+static int
+t_fds_declared_but_missing(void)
+{
+	static const char f[] = "\0\0\0\x16{\"type\":\"a.b\",\"fds\":1}";
+	struct privsep_error err;
+	struct privsep_msg *m;
+	struct privsep *ps;
+	int sv[2];
+
+	CHECK((ps = feed_conn(sv)) != NULL);
+	CHECK(privsep_feed(ps, f, sizeof(f) - 1, NULL, 0, &err) == 0);
+	CHECK(privsep_take(ps, &m, &err) == -1);
+	CHECK_CODE(err, PRIVSEP_E_PROTOCOL);
+	privsep_close(ps);
+	close(sv[1]);
+	return 0;
+}
+
+static int
+t_fd_fifo_bound(void)
+{
+	struct privsep_error err;
+	struct privsep *ps;
+	int sv[2], fds[PRIVSEP_FD_FIFO_MAX + 1];
+	size_t i;
+
+	CHECK((ps = feed_conn(sv)) != NULL);
+	for (i = 0; i < PRIVSEP_FD_FIFO_MAX + 1; i++)
+		fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	CHECK(privsep_feed(ps, "", 0, fds, PRIVSEP_FD_FIFO_MAX, &err) == 0);
+	CHECK(privsep_feed(ps, "", 0, fds + PRIVSEP_FD_FIFO_MAX, 1, &err) == -1);
+	CHECK_CODE(err, PRIVSEP_E_PROTOCOL);
+	/* every one of them was closed by the library */
+	for (i = 0; i < PRIVSEP_FD_FIFO_MAX + 1; i++)
+		CHECK(fcntl(fds[i], F_GETFD) == -1 && errno == EBADF);
+	privsep_close(ps);
+	close(sv[1]);
+	return 0;
+}
+
+/* --- fds over the socket ---------------------------------------------------- */
+
+static int
+t_fd_receive(void)
+{
+	struct privsep_error err;
+	struct privsep_msg *m;
+	struct privsep *ps;
+	int sv[2], p[2], fd;
+	char buf[8];
+
+	CHECK(pair(sv) == 0 && pipe(p) == 0);
+	CHECK(privsep_open_fd(&ps, sv[0], "t", &err) == 0);
+	CHECK(write(p[1], "hi", 2) == 2);
+	close(p[1]);
+	CHECK(raw_frame(sv[1], "{\"re\":1,\"body\":{},\"fds\":1}", &p[0], 1) == 0);
+	close(p[0]);
+	CHECK(privsep_recv(ps, &m, 1000, &err) == 0);
+	CHECK(privsep_msg_nfds(m) == 1);
+	fd = privsep_msg_take_fd(m, 0);
+	CHECK(fd >= 0 && privsep_msg_take_fd(m, 0) == -1);
+	CHECK((fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+	CHECK(read(fd, buf, sizeof(buf)) == 2 && memcmp(buf, "hi", 2) == 0);
+	close(fd);
+	privsep_msg_free(m);
+	privsep_close(ps);
+	close(sv[1]);
+	return 0;
+}
+
+static int
+t_fd_send(void)
+{
+	struct privsep_error err;
+	struct privsep *ps;
+	int sv[2], p[2], fds[4];
+	size_t nfds;
+	json_t *v, *body;
+	char buf[8];
+
+	CHECK(pair(sv) == 0 && pipe(p) == 0);
+	CHECK(privsep_open_fd(&ps, sv[0], "t", &err) == 0);
+	body = json_pack("{s:s}", "name", "p");
+	CHECK(privsep_event(ps, "test.put", body, &p[0], 1, &err) == 0);
+	json_decref(body);
+	close(p[0]);	/* the library sent its own copy */
+	CHECK((v = raw_read(sv[1], fds, &nfds)) != NULL);
+	CHECK(nfds == 1);
+	CHECK(json_integer_value(json_object_get(v, "fds")) == 1);
+	CHECK(strcmp(json_string_value(json_object_get(v, "type")), "test.put") == 0);
+	json_decref(v);
+	CHECK(write(p[1], "yo", 2) == 2);
+	CHECK(read(fds[0], buf, sizeof(buf)) == 2 && memcmp(buf, "yo", 2) == 0);
+	close(fds[0]);
+	close(p[1]);
+	privsep_close(ps);
+	close(sv[1]);
+	return 0;
+}
+
+static int
+t_unclaimed_fd_closed(void)
+{
+	struct privsep_error err;
+	struct privsep_msg *m;
+	struct privsep *ps;
+	int sv[2], p[2];
+
+	CHECK(pair(sv) == 0 && pipe(p) == 0);
+	CHECK(privsep_open_fd(&ps, sv[0], "t", &err) == 0);
+	/* a frame that declares no fds but carries one */
+	CHECK(raw_frame(sv[1], "{\"type\":\"a.b\"}", &p[0], 1) == 0);
+	close(p[0]);
+	CHECK(privsep_recv(ps, &m, 1000, &err) == 0);
+	CHECK(privsep_msg_nfds(m) == 0);
+	privsep_msg_free(m);
+	/* no reader is left anywhere: the library closed its copy */
+	CHECK(write(p[1], "x", 1) == -1 && errno == EPIPE);
+	close(p[1]);
+	privsep_close(ps);
+	close(sv[1]);
+	return 0;
+}
+
+static int
+t_ctrunc(void)
+{
+	struct privsep_error err;
+	struct privsep_msg *m;
+	struct privsep *ps;
+	int sv[2], p[2], fds[PRIVSEP_FDS_MAX + 1];
+	size_t i;
+
+	CHECK(pair(sv) == 0 && pipe(p) == 0);
+	CHECK(privsep_open_fd(&ps, sv[0], "t", &err) == 0);
+	for (i = 0; i < PRIVSEP_FDS_MAX + 1; i++)
+		fds[i] = p[0];
+	CHECK(raw_frame(sv[1], "{\"type\":\"a.b\",\"fds\":8}", fds, PRIVSEP_FDS_MAX + 1) == 0);
+	close(p[0]);
+	CHECK(privsep_recv(ps, &m, 1000, &err) == -1);
+	CHECK_CODE(err, PRIVSEP_E_PROTOCOL);
+	CHECK(strstr(err.message, "MSG_CTRUNC") != NULL);
+	CHECK(write(p[1], "x", 1) == -1 && errno == EPIPE);
+	close(p[1]);
+	privsep_close(ps);
+	close(sv[1]);
+	return 0;
+}
+
+/* --- end of stream ------------------------------------------------------- */
+
+static int
+t_eof(void)
+{
+	struct privsep_error err;
+	struct privsep_msg *m;
+	struct privsep *ps;
+	int sv[2];
+
+	CHECK(pair(sv) == 0);
+	CHECK(privsep_open_fd(&ps, sv[0], "t", &err) == 0);
+	/* a whole frame, then a clean close: the frame first, then unavailable */
+	CHECK(raw_frame(sv[1], "{\"type\":\"a.b\"}", NULL, 0) == 0);
+	close(sv[1]);
+	CHECK(privsep_recv(ps, &m, 1000, &err) == 0);
+	privsep_msg_free(m);
+	CHECK(privsep_recv(ps, &m, 1000, &err) == -1);
+	CHECK_CODE(err, PRIVSEP_E_UNAVAILABLE);
+	privsep_close(ps);
+
+	/* a truncated body, then a close */
+	CHECK(pair(sv) == 0);
+	CHECK(privsep_open_fd(&ps, sv[0], "t", &err) == 0);
+	CHECK(raw_send(sv[1], "\0\0\0\x10{\"ty", 8, NULL, 0) == 0);
+	close(sv[1]);
+	CHECK(privsep_recv(ps, &m, 1000, &err) == -1);
+	CHECK_CODE(err, PRIVSEP_E_PROTOCOL);
+	privsep_close(ps);
+	return 0;
+}
+
+static int
+t_timeout(void)
+{
+	struct privsep_error err;
+	struct privsep_msg *m;
+	struct privsep *ps;
+	int sv[2];
+
+	CHECK(pair(sv) == 0);
+	CHECK(privsep_open_fd(&ps, sv[0], "t", &err) == 0);
+	CHECK(privsep_recv(ps, &m, 10, &err) == -1);
+	CHECK_CODE(err, PRIVSEP_E_TIMEOUT);
+	/* a timeout is not a failure of the connection */
+	CHECK(raw_frame(sv[1], "{\"type\":\"a.b\"}", NULL, 0) == 0);
+	CHECK(privsep_recv(ps, &m, 1000, &err) == 0);
+	privsep_msg_free(m);
+	privsep_close(ps);
+	close(sv[1]);
+	return 0;
+}
+
+/* --- sending -------------------------------------------------------------- */
+
+static int
+t_send_checks(void)
+{
+	struct privsep_error err;
+	struct privsep *ps;
+	json_t *env, *body;
+	int sv[2], fd = 0;
+	char *big;
+
+	CHECK(pair(sv) == 0);
+	CHECK(privsep_open_fd(&ps, sv[0], "t", &err) == 0);
+	env = json_pack("{s:s, s:s}", "type", "a.b", "from", "me");
+	CHECK(privsep_send(ps, env, NULL, 0, &err) == -1);
+	CHECK_CODE(err, PRIVSEP_E_INVALID);
+	json_decref(env);
+	env = json_pack("{s:s}", "type", "a.b");
+	CHECK(privsep_send(ps, env, &fd, 1, &err) == -1);
+	CHECK_CODE(err, PRIVSEP_E_INVALID);
+	json_decref(env);
+	CHECK(privsep_event(ps, "Bad", NULL, NULL, 0, &err) == -1);
+	CHECK_CODE(err, PRIVSEP_E_INVALID);
+	big = malloc(PRIVSEP_FRAME_DEFAULT + 1);
+	memset(big, 'x', PRIVSEP_FRAME_DEFAULT);
+	big[PRIVSEP_FRAME_DEFAULT] = '\0';
+	body = json_pack("{s:s}", "p", big);
+	free(big);
+	CHECK(privsep_event(ps, "a.b", body, NULL, 0, &err) == -1);
+	CHECK_CODE(err, PRIVSEP_E_TOO_LARGE);
+	json_decref(body);
+	/* nothing reached the wire; the connection still works */
+	CHECK(privsep_event(ps, "a.b", NULL, NULL, 0, &err) == 0);
+	CHECK((env = raw_read(sv[1], NULL, NULL)) != NULL);
+	CHECK(json_object_size(env) == 2 && json_is_object(json_object_get(env, "body")));
+	json_decref(env);
+	privsep_close(ps);
+	close(sv[1]);
+	return 0;
+}
+
+static int
+t_nonblocking_flush(void)
+{
+	struct privsep_error err;
+	struct privsep *ps;
+	json_t *body, *v;
+	int sv[2], sent = 0, got = 0, flags;
+	char *chunk;
+
+	CHECK(pair(sv) == 0);
+	CHECK(privsep_open_fd(&ps, sv[0], "t", &err) == 0);
+	privsep_set_nonblocking(ps, 1);
+	chunk = malloc(100001);
+	memset(chunk, 'y', 100000);
+	chunk[100000] = '\0';
+	body = json_pack("{s:s}", "p", chunk);
+	free(chunk);
+	while (!privsep_want_write(ps)) {
+		CHECK(privsep_event(ps, "a.b", body, NULL, 0, &err) == 0);
+		sent++;
+		CHECK(sent < 1000);
+	}
+	/* two more queue up behind the blocked one */
+	CHECK(privsep_event(ps, "a.c", body, NULL, 0, &err) == 0);
+	CHECK(privsep_event(ps, "a.d", NULL, NULL, 0, &err) == 0);
+	sent += 2;
+	json_decref(body);
+	flags = fcntl(sv[1], F_GETFL);
+	while (got < sent) {
+		CHECK(privsep_flush(ps, &err) >= 0);
+		fcntl(sv[1], F_SETFL, flags);
+		CHECK((v = raw_read(sv[1], NULL, NULL)) != NULL);
+		got++;
+		if (got == sent)
+			CHECK(strcmp(json_string_value(json_object_get(v, "type")), "a.d") == 0);
+		json_decref(v);
+	}
+	CHECK(privsep_flush(ps, &err) == 1 && !privsep_want_write(ps));
+	privsep_close(ps);
+	close(sv[1]);
+	return 0;
+}
+
+/* --- request/reply against a forked peer ------------------------------------ */
+
+static int
+peer_hello(int fd)
+{
+	json_t *v = raw_read(fd, NULL, NULL);
+	const char *client;
+	char buf[256];
+
+	if (v == NULL || strcmp(json_string_value(json_object_get(v, "type")), "privsep.hello"))
+		return 10;
+	if (json_integer_value(json_object_get(json_object_get(v, "body"), "protocol")) != 1)
+		return 11;
+	client = json_string_value(json_object_get(json_object_get(v, "body"), "client"));
+	if (client == NULL || strncmp(client, "libprivsep/", 11) != 0)
+		return 12;
+	snprintf(buf, sizeof(buf), "{\"re\":%d,\"from\":\"broker\",\"body\":{\"helper\":\"svc\","
+	    "\"protocol\":1,\"max_frame\":4096,\"sends\":[],\"serves\":[]}}", id_of(v));
+	json_decref(v);
+	return raw_frame(fd, buf, NULL, 0) == 0 ? 0 : 13;
+}
+
+static int
+t_hello(void)
+{
+	struct privsep_error err;
+	struct privsep *ps;
+	json_t *reply, *body;
+	int sv[2];
+	pid_t pid;
+	char *big;
+
+	CHECK(pair(sv) == 0);
+	pid = spawn_peer(sv, peer_hello);
+	CHECK(privsep_open_fd(&ps, sv[0], "", &err) == 0);
+	CHECK(privsep_hello(ps, NULL, &reply, &err) == 0);
+	CHECK(peer_status(pid) == 0);
+	CHECK(privsep_max_frame(ps) == 4096);
+	CHECK(strcmp(privsep_helper(ps), "svc") == 0);
+	CHECK(json_integer_value(json_object_get(reply, "protocol")) == 1);
+	json_decref(reply);
+	/* the announced max_frame now bounds what we send */
+	big = malloc(5000);
+	memset(big, 'x', 4999);
+	big[4999] = '\0';
+	body = json_pack("{s:s}", "p", big);
+	free(big);
+	CHECK(privsep_event(ps, "a.b", body, NULL, 0, &err) == -1);
+	CHECK_CODE(err, PRIVSEP_E_TOO_LARGE);
+	json_decref(body);
+	privsep_close(ps);
+	return 0;
+}
+
+static int
+peer_interleave(int fd)
+{
+	json_t *req = raw_read(fd, NULL, NULL), *rep;
+	char buf[256];
+
+	if (req == NULL)
+		return 10;
+	/* while the request waits: an event, a request to the helper, then the reply */
+	if (raw_frame(fd, "{\"type\":\"test.notice\",\"from\":\"broker\",\"body\":{\"n\":1}}",
+	    NULL, 0) || raw_frame(fd, "{\"type\":\"test.echo\",\"id\":9,\"from\":\"other\","
+	    "\"body\":{\"v\":\"x\"}}", NULL, 0))
+		return 11;
+	snprintf(buf, sizeof(buf), "{\"re\":%d,\"body\":{\"seq\":5}}", id_of(req));
+	json_decref(req);
+	if (raw_frame(fd, buf, NULL, 0))
+		return 12;
+	if ((rep = raw_read(fd, NULL, NULL)) == NULL)
+		return 13;
+	if (json_integer_value(json_object_get(rep, "re")) != 9 ||
+	    strcmp(json_string_value(json_object_get(json_object_get(rep, "body"), "v")), "x"))
+		return 14;
+	json_decref(rep);
+	if ((rep = raw_read(fd, NULL, NULL)) == NULL)
+		return 15;
+	if (json_integer_value(json_object_get(rep, "re")) != 10 ||
+	    strcmp(json_string_value(json_object_get(json_object_get(rep, "error"), "code")),
+	    "privsep.not_found"))
+		return 16;
+	json_decref(rep);
+	return 0;
+}
+
+static int
+t_request_keeps_others(void)
+{
+	struct privsep_error err;
+	struct privsep_msg *m, *ev, *rq;
+	struct privsep *ps;
+	json_t *body;
+	int sv[2];
+	pid_t pid;
+
+	CHECK(pair(sv) == 0);
+	pid = spawn_peer(sv, peer_interleave);
+	CHECK(privsep_open_fd(&ps, sv[0], "t", &err) == 0);
+	body = json_pack("{s:i}", "seq", 5);
+	CHECK(privsep_request(ps, "privsep.ping", body, NULL, 0, &m, 5000, &err) == 0);
+	json_decref(body);
+	CHECK(privsep_msg_kind(m) == PRIVSEP_REPLY && privsep_msg_error_code(m) == NULL);
+	CHECK(json_integer_value(json_object_get(privsep_msg_body(m), "seq")) == 5);
+	privsep_msg_free(m);
+	CHECK(privsep_recv(ps, &ev, 1000, &err) == 0);
+	CHECK(privsep_msg_kind(ev) == PRIVSEP_EVENT);
+	CHECK(strcmp(privsep_msg_type(ev), "test.notice") == 0);
+	CHECK(strcmp(privsep_msg_from(ev), "broker") == 0);
+	CHECK(privsep_recv(ps, &rq, 1000, &err) == 0);
+	CHECK(privsep_msg_kind(rq) == PRIVSEP_REQUEST && privsep_msg_id(rq) == 9);
+	CHECK(privsep_reply(ps, rq, privsep_msg_body(rq), NULL, 0, 0, &err) == 0);
+	CHECK(privsep_reply(ps, ev, NULL, NULL, 0, 0, &err) == -1);	/* not a request */
+	CHECK_CODE(err, PRIVSEP_E_INVALID);
+	json_object_set_new(privsep_msg_json(rq), "id", json_integer(10));
+	CHECK(privsep_reply_error(ps, rq, "privsep.not_found", "no such thing", NULL, &err) == 0);
+	privsep_msg_free(ev);
+	privsep_msg_free(rq);
+	CHECK(peer_status(pid) == 0);
+	privsep_close(ps);
+	return 0;
+}
+
+static int
+peer_error(int fd)
+{
+	json_t *req = raw_read(fd, NULL, NULL);
+	char buf[256];
+
+	if (req == NULL)
+		return 10;
+	snprintf(buf, sizeof(buf), "{\"re\":%d,\"error\":{\"code\":\"privsep.denied\","
+	    "\"message\":\"policy\",\"data\":{\"rule\":2}}}", id_of(req));
+	json_decref(req);
+	return raw_frame(fd, buf, NULL, 0) ? 11 : 0;
+}
+
+static int
+t_error_reply(void)
+{
+	struct privsep_error err;
+	struct privsep_msg *m;
+	struct privsep *ps;
+	int sv[2];
+	pid_t pid;
+
+	CHECK(pair(sv) == 0);
+	pid = spawn_peer(sv, peer_error);
+	CHECK(privsep_open_fd(&ps, sv[0], "t", &err) == 0);
+	CHECK(privsep_request(ps, "privsep.file.read", NULL, NULL, 0, &m, 5000, &err) == 0);
+	CHECK(strcmp(privsep_msg_error_code(m), "privsep.denied") == 0);
+	CHECK(strcmp(privsep_msg_error_message(m), "policy") == 0);
+	CHECK(json_integer_value(json_object_get(privsep_msg_error_data(m), "rule")) == 2);
+	privsep_msg_free(m);
+	CHECK(peer_status(pid) == 0);
+	privsep_close(ps);
+	return 0;
+}
+
+static int
+peer_hello_refused(int fd)
+{
+	json_t *req = raw_read(fd, NULL, NULL);
+	char buf[256];
+
+	if (req == NULL)
+		return 10;
+	snprintf(buf, sizeof(buf), "{\"re\":%d,\"error\":{\"code\":\"privsep.protocol\","
+	    "\"message\":\"protocol 1 not spoken\"}}", id_of(req));
+	json_decref(req);
+	return raw_frame(fd, buf, NULL, 0) ? 11 : 0;
+}
+
+static int
+t_hello_refused(void)
+{
+	struct privsep_error err;
+	struct privsep *ps;
+	json_t *reply;
+	int sv[2];
+	pid_t pid;
+
+	CHECK(pair(sv) == 0);
+	pid = spawn_peer(sv, peer_hello_refused);
+	CHECK(privsep_open_fd(&ps, sv[0], "t", &err) == 0);
+	CHECK(privsep_hello(ps, "t/1", &reply, &err) == -1);
+	CHECK_CODE(err, PRIVSEP_E_PROTOCOL);
+	CHECK(reply == NULL);
+	CHECK(peer_status(pid) == 0);
+	privsep_close(ps);
+	return 0;
+}
+
+/* --- the environment -------------------------------------------------------- */
+
+static int
+t_open_env(void)
+{
+	struct privsep_error err;
+	struct privsep *ps;
+	int sv[2];
+	char num[16];
+
+	unsetenv("PRIVSEP_FD");
+	CHECK(privsep_open_env(&ps, &err) == -1);
+	CHECK_CODE(err, PRIVSEP_E_INVALID);
+	setenv("PRIVSEP_FD", "3x", 1);
+	CHECK(privsep_open_env(&ps, &err) == -1);
+	setenv("PRIVSEP_FD", "0", 1);	/* not a socket under the test runner */
+	if (privsep_open_env(&ps, &err) == 0)
+		privsep_close(ps);	/* stdin may be a socket; nothing to assert */
+	CHECK(pair(sv) == 0);
+	snprintf(num, sizeof(num), "%d", sv[0]);
+	setenv("PRIVSEP_FD", num, 1);
+	setenv("PRIVSEP_PROTOCOL", "2", 1);
+	CHECK(privsep_open_env(&ps, &err) == -1);
+	CHECK_CODE(err, PRIVSEP_E_PROTOCOL);
+	setenv("PRIVSEP_PROTOCOL", "1", 1);
+	setenv("PRIVSEP_HELPER", "svc", 1);
+	CHECK(privsep_open_env(&ps, &err) == 0);
+	CHECK(strcmp(privsep_helper(ps), "svc") == 0 && privsep_fd(ps) == sv[0]);
+	CHECK((fcntl(sv[0], F_GETFL) & O_NONBLOCK) != 0);
+	privsep_close(ps);
+	close(sv[1]);
+	return 0;
+}
+
+int
+main(void)
+{
+	static const struct t_case cases[] = {
+		{ "decode: envelope rules", t_decode_rules },
+		{ "decode: invalid UTF-8", t_decode_invalid_utf8 },
+		{ "decode: depth 64 ok, 65 and 100000 rejected", t_decode_depth },
+		{ "frame: length 0, 1, 0xFFFFFFFF, max+1", t_length_limits },
+		{ "frame: exactly max_frame", t_exact_max_frame },
+		{ "frame: byte by byte and two in one read", t_partial_and_batched },
+		{ "frame: fds declared but none received", t_fds_declared_but_missing },
+		{ "fds: FIFO bound, all closed", t_fd_fifo_bound },
+		{ "fds: receive with CLOEXEC", t_fd_receive },
+		{ "fds: send", t_fd_send },
+		{ "fds: unclaimed fd closed", t_unclaimed_fd_closed },
+		{ "fds: MSG_CTRUNC is a protocol error", t_ctrunc },
+		{ "stream: EOF after a frame, truncated body", t_eof },
+		{ "stream: receive timeout", t_timeout },
+		{ "send: envelope, fds and size checks", t_send_checks },
+		{ "send: non-blocking queue and flush", t_nonblocking_flush },
+		{ "hello: max_frame and helper from the reply", t_hello },
+		{ "hello: refused", t_hello_refused },
+		{ "request: keeps messages that arrive meanwhile", t_request_keeps_others },
+		{ "request: error reply", t_error_reply },
+		{ "open: environment", t_open_env },
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return t_run(cases, sizeof(cases) / sizeof(cases[0]), "c_unit");
+}
