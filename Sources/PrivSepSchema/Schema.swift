@@ -1,1 +1,0 @@
-// Placeholder: the JSON Schema module lands here.
