@@ -1,1 +1,0 @@
-// Placeholder: the sandbox module lands here.
