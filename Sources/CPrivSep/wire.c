@@ -19,6 +19,12 @@ cps_wire_socketpair(int sv[2], int nonblocking)
 }
 
 int
+cps_wire_pipe_cloexec(int fds[2])
+{
+	return pipe2(fds, O_CLOEXEC);
+}
+
+int
 cps_wire_set_nonblocking(int fd, int on)
 {
 	int flags = fcntl(fd, F_GETFL);
@@ -50,14 +56,14 @@ ssize_t
 cps_wire_send(int sock, const void *buf, size_t len, const int *fds, int nfds)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int) * CPS_WIRE_MAX_FDS)];
+		char buf[CMSG_SPACE(sizeof(int) * CPS_WIRE_SEND_MAX_FDS)];
 		struct cmsghdr align;
 	} control;
 	struct iovec iov;
 	struct msghdr msg;
 	struct cmsghdr *cmsg;
 
-	if (nfds < 0 || nfds > CPS_WIRE_MAX_FDS || (nfds > 0 && fds == NULL)) {
+	if (nfds < 0 || nfds > CPS_WIRE_SEND_MAX_FDS || (nfds > 0 && fds == NULL)) {
 		errno = EINVAL;
 		return -1;
 	}

@@ -38,11 +38,24 @@ public struct FrameDecoder: Sendable {
     /// Bytes held for the incomplete frame (at most max_frame + 4).
     public var bufferedBytes: Int { headerBytes + body.count }
 
-    /// Consumes `bytes`, returning every frame they complete, in order. After an error the
-    /// decoder is poisoned and rethrows it.
+    /// Consumes `bytes`, returning every frame they complete, in order. A bad length prefix
+    /// poisons the decoder: frames completed before it in the same call are returned and the
+    /// error is thrown by the next call (`error` shows it at once).
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) throws(WireError) -> [RawFrame] {
         if let failure { throw failure }
         var frames: [RawFrame] = []
+        do {
+            try consume(bytes, into: &frames)
+        } catch {
+            if frames.isEmpty { throw error }
+        }
+        return frames
+    }
+
+    /// The error that poisoned the decoder, if any.
+    public var error: WireError? { failure }
+
+    private mutating func consume(_ bytes: UnsafeRawBufferPointer, into frames: inout [RawFrame]) throws(WireError) {
         var index = 0
         let count = bytes.count
         while index < count {
@@ -66,7 +79,6 @@ public struct FrameDecoder: Sendable {
                 frameStart = offset
             }
         }
-        return frames
     }
 
     /// Convenience for arrays.

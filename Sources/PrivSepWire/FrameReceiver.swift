@@ -65,15 +65,19 @@ public struct FrameReceiver: Sendable {
 
     /// Processes one read: `bytes` and the descriptors recvmsg returned with them (now owned by
     /// the receiver). Returns the outcome of every frame the read completed. A protocol error
-    /// closes every descriptor held and poisons the receiver.
+    /// closes every descriptor held and poisons the receiver; when whole frames preceded it in
+    /// the same read, those are returned first and the error is thrown by the next call (it is
+    /// also readable as `error`).
     public mutating func receive(_ bytes: UnsafeRawBufferPointer, fds: [OwnedFD]) throws(WireError) -> [Incoming] {
         if let failure { throw failure }
+        var outcomes: [Incoming] = []
         do {
-            return try process(bytes, fds: fds)
+            try process(bytes, fds: fds, into: &outcomes)
         } catch {
             fail(error)
-            throw error
+            if outcomes.isEmpty { throw error }
         }
+        return outcomes
     }
 
     /// Array convenience for `receive(_:fds:)`.
@@ -117,7 +121,7 @@ public struct FrameReceiver: Sendable {
         closeAll()
     }
 
-    private mutating func process(_ bytes: UnsafeRawBufferPointer, fds: [OwnedFD]) throws(WireError) -> [Incoming] {
+    private mutating func process(_ bytes: UnsafeRawBufferPointer, fds: [OwnedFD], into outcomes: inout [Incoming]) throws(WireError) {
         let readStart = decoder.offset
         let readEnd = readStart + bytes.count
         if !fds.isEmpty {
@@ -131,18 +135,17 @@ public struct FrameReceiver: Sendable {
             }
         }
         let frames = try decoder.feed(bytes)
-        var outcomes: [Incoming] = []
         outcomes.reserveCapacity(frames.count)
         for frame in frames {
             try dropOrphans(before: frame.start)
             outcomes.append(try deliver(frame))
         }
+        if let error = decoder.error { throw error }
         // What is left must belong to the frame now being assembled.
         try dropOrphans(before: decoder.currentFrameStart)
         if let batch = batches.first, !(batch.start <= decoder.currentFrameStart && decoder.currentFrameStart < batch.end) {
             throw .protocolViolation(.fdsUnclaimed, "\(batch.fds.count) descriptors arrived in a read where no frame starts")
         }
-        return outcomes
     }
 
     /// A batch whose read ended at or before `start` can no longer be claimed.

@@ -11,8 +11,16 @@
 /* The most descriptors one frame may carry (wire protocol v1: fds is 1..8). */
 #define CPS_WIRE_MAX_FDS 8
 
+/* The most descriptors cps_wire_send accepts. Above the protocol limit on purpose: tests send
+ * more than a receiver accepts to provoke MSG_CTRUNC. Connection enforces CPS_WIRE_MAX_FDS. */
+#define CPS_WIRE_SEND_MAX_FDS 32
+
 /* socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC [| SOCK_NONBLOCK]). */
 int cps_wire_socketpair(int sv[2], int nonblocking);
+
+/* pipe2(fds, O_CLOEXEC): both ends close-on-exec atomically, so a concurrent posix_spawn
+ * in another thread cannot inherit them. */
+int cps_wire_pipe_cloexec(int fds[2]);
 
 /* Sets or clears O_NONBLOCK (fcntl is variadic). */
 int cps_wire_set_nonblocking(int fd, int on);
@@ -24,7 +32,7 @@ int cps_wire_set_cloexec(int fd, int on);
 int cps_wire_dup_cloexec(int fd);
 
 /* One sendmsg(2) with MSG_NOSIGNAL of `len` bytes; when nfds > 0 the message carries those
- * descriptors in one SCM_RIGHTS control message (nfds <= CPS_WIRE_MAX_FDS, else EINVAL). */
+ * descriptors in one SCM_RIGHTS control message (nfds <= CPS_WIRE_SEND_MAX_FDS, else EINVAL). */
 ssize_t cps_wire_send(int sock, const void *buf, size_t len, const int *fds, int nfds);
 
 /* One recvmsg(2) with MSG_CMSG_CLOEXEC into buf. The control buffer has room for `maxfds`
