@@ -9,7 +9,8 @@
 public struct JSONNumber: Sendable {
     @usableFromInline enum Storage: Sendable {
         case integer(Int64)
-        case decimal(lexeme: String, canonical: CanonicalDecimal)
+        // Boxed, so JSONValue stays two words and a tag: decimals are the rare case.
+        indirect case decimal(lexeme: String, canonical: CanonicalDecimal)
     }
 
     @usableFromInline let storage: Storage

@@ -159,15 +159,20 @@ private enum Byte {
     static let carriageReturn: UInt8 = 0x0D
 }
 
-/// One open array or object on the explicit nesting stack.
+/// One open array or object. The innermost lives in `Parser.current`; its ancestors wait on
+/// `Parser.parents`. Each builds its own result array, so closing one moves it out, copying nothing.
 private struct Frame {
     var isObject: Bool
-    /// Index in `Parser.values` of this container's first element or member value.
-    var valueStart: Int
-    /// Index in `Parser.keys` of this object's first key.
-    var keyStart: Int
-    /// Index in `Parser.keySets` of this object's hash set, once it has grown past a linear scan.
-    var keySet: Int
+    /// The members so far, for an object.
+    var members: [(key: String, value: JSONValue)] = []
+    /// The elements so far, for an array.
+    var elements: [JSONValue] = []
+    /// The key whose value is being parsed, for an object.
+    var pendingKey = ""
+    /// Every key so far, once the object has outgrown a linear duplicate scan.
+    var keySet: Set<ByteKey>? = nil
+
+    init(isObject: Bool) { self.isObject = isObject }
 }
 
 /// A key compared and hashed by its UTF-8 bytes, as I-JSON requires; `String`'s own `==` would
@@ -186,6 +191,9 @@ private struct ByteKey: Hashable {
 /// Byte-wise equality of two strings' UTF-8.
 @inline(__always)
 func sameUTF8(_ lhs: String, _ rhs: String) -> Bool {
+    // Equal bytes imply `==`, whose fast path settles the common case of different keys;
+    // only canonically equivalent strings need the byte comparison.
+    guard lhs == rhs else { return false }
     var a = lhs
     var b = rhs
     guard a.utf8.count == b.utf8.count else { return false }
@@ -222,10 +230,10 @@ private struct Parser {
     let limits: JSONLimits
     var index = 0
     var nodes = 0
-    var values: [JSONValue] = []
-    var keys: [String] = []
-    var frames: [Frame] = []
-    var keySets: [Set<ByteKey>] = []
+    /// The innermost open container; meaningful only while `depth > 0`.
+    var current = Frame(isObject: false)
+    var parents: [Frame] = []
+    var depth = 0
     /// Unescaped bytes of the string being decoded, reused between strings.
     var scratch: [UInt8] = []
 
@@ -281,7 +289,7 @@ private struct Parser {
                 skipWhitespace()
                 if index < count, base[index] == Byte.closeBrace {
                     index += 1
-                    frames.removeLast()
+                    closeEmptyContainer()
                     value = .object(JSONObject())
                 } else {
                     try parseKey()
@@ -292,7 +300,7 @@ private struct Parser {
                 skipWhitespace()
                 if index < count, base[index] == Byte.closeBracket {
                     index += 1
-                    frames.removeLast()
+                    closeEmptyContainer()
                     value = .array([])
                 } else {
                     try checkContainerCount(0)
@@ -312,31 +320,41 @@ private struct Parser {
             }
 
             // The value is complete: hand it to the enclosing container, closing as many as end here.
-            while let top = frames.last {
-                values.append(value)
+            while depth > 0 {
+                let isObject = current.isObject
+                if isObject {
+                    if current.members.isEmpty { current.members.reserveCapacity(4) }
+                    current.members.append((key: current.pendingKey, value: value))
+                } else {
+                    if current.elements.isEmpty { current.elements.reserveCapacity(4) }
+                    current.elements.append(value)
+                }
                 skipWhitespace()
                 guard index < count else {
-                    throw unexpected(at: index, expecting: top.isObject ? "',' or '}'" : "',' or ']'")
+                    throw unexpected(at: index, expecting: isObject ? "',' or '}'" : "',' or ']'")
                 }
                 let byte = base[index]
                 if byte == Byte.comma {
                     index += 1
                     skipWhitespace()
-                    if top.isObject {
+                    if isObject {
                         try parseKey()
                     } else {
-                        try checkContainerCount(values.count - top.valueStart)
+                        if index < count, base[index] == Byte.closeBracket {
+                            throw fail(.syntax, at: index, "trailing comma before ']'")
+                        }
+                        try checkContainerCount(current.elements.count)
                     }
                     continue parseValue
                 }
-                if top.isObject, byte == Byte.closeBrace {
+                if isObject, byte == Byte.closeBrace {
                     index += 1
-                    value = .object(closeObject())
-                } else if !top.isObject, byte == Byte.closeBracket {
+                    value = .object(JSONObject(uniqueMembers: closeContainer().members))
+                } else if !isObject, byte == Byte.closeBracket {
                     index += 1
-                    value = .array(closeArray())
+                    value = .array(closeContainer().elements)
                 } else {
-                    throw unexpected(at: index, expecting: top.isObject ? "',' or '}'" : "',' or ']'")
+                    throw unexpected(at: index, expecting: isObject ? "',' or '}'" : "',' or ']'")
                 }
             }
             return value
@@ -345,80 +363,72 @@ private struct Parser {
 
     // MARK: Containers
 
-    /// Pushes a frame for the `[` or `{` at `index` and steps over it.
+    /// Opens a frame for the `[` or `{` at `index` and steps over it.
     mutating func openContainer(isObject: Bool) throws(JSONParseError) {
-        if frames.count >= limits.maxDepth {
+        if depth >= limits.maxDepth {
             throw fail(.depthLimit, at: index, "nesting deeper than \(limits.maxDepth) (maxDepth)")
         }
-        if frames.isEmpty {
-            values.reserveCapacity(16)
-            frames.reserveCapacity(8)
+        if depth > 0 {
+            if parents.isEmpty { parents.reserveCapacity(4) }
+            parents.append(current)
         }
-        frames.append(Frame(isObject: isObject, valueStart: values.count, keyStart: keys.count, keySet: -1))
+        current = Frame(isObject: isObject)
+        depth += 1
         index += 1
     }
 
-    /// Fails if a container already holding `current` entries may not take another.
+    /// Closes the innermost container, returning its frame and reinstating its parent.
+    mutating func closeContainer() -> Frame {
+        depth -= 1
+        guard depth > 0 else { return current }
+        let closed = current
+        current = parents.removeLast()
+        return closed
+    }
+
+    /// Closes an innermost container that received nothing.
+    mutating func closeEmptyContainer() {
+        depth -= 1
+        if depth > 0 { current = parents.removeLast() }
+    }
+
+    /// Fails if a container already holding `entries` may not take another.
     @inline(__always)
-    func checkContainerCount(_ current: Int) throws(JSONParseError) {
-        if current >= limits.maxContainerCount {
+    func checkContainerCount(_ entries: Int) throws(JSONParseError) {
+        if entries >= limits.maxContainerCount {
             throw fail(
                 .containerLimit, at: index,
                 "more than \(limits.maxContainerCount) entries in one container (maxContainerCount)")
         }
     }
 
-    mutating func closeArray() -> [JSONValue] {
-        let start = frames.removeLast().valueStart
-        let elements = Array(values[start...])
-        values.removeLast(values.count - start)
-        return elements
-    }
-
-    mutating func closeObject() -> JSONObject {
-        let frame = frames.removeLast()
-        let memberCount = values.count - frame.valueStart
-        var members: [(key: String, value: JSONValue)] = []
-        members.reserveCapacity(memberCount)
-        for k in 0..<memberCount {
-            members.append((key: keys[frame.keyStart + k], value: values[frame.valueStart + k]))
-        }
-        values.removeLast(memberCount)
-        keys.removeLast(memberCount)
-        if frame.keySet >= 0 { keySets.removeLast() }
-        return JSONObject(uniqueMembers: members)
-    }
-
     /// Parses `"key"` and the `:` after it, for the innermost object, rejecting a duplicate.
     mutating func parseKey() throws(JSONParseError) {
-        let top = frames.count - 1
-        let frame = frames[top]
         guard index < count, base[index] == Byte.quote else {
-            if index < count, base[index] == Byte.closeBrace, keys.count > frame.keyStart {
+            if index < count, base[index] == Byte.closeBrace, !current.members.isEmpty {
                 throw fail(.syntax, at: index, "trailing comma before '}'")
             }
             throw unexpected(at: index, expecting: "a string key")
         }
-        let existing = keys.count - frame.keyStart
+        let existing = current.members.count
         try checkContainerCount(existing)
         let keyOffset = index
         let key = try parseString()
         if existing < linearKeyScanLimit {
-            for k in frame.keyStart..<keys.count where sameUTF8(keys[k], key) {
+            for member in current.members where sameUTF8(member.key, key) {
                 throw duplicate(key, at: keyOffset)
             }
         } else {
-            if frame.keySet < 0 {
-                frames[top].keySet = keySets.count
-                var set = Set<ByteKey>(minimumCapacity: 2 * linearKeyScanLimit)
-                for k in frame.keyStart..<keys.count { set.insert(ByteKey(string: keys[k])) }
-                keySets.append(set)
+            if current.keySet == nil {
+                var set = Set<ByteKey>(minimumCapacity: 4 * linearKeyScanLimit)
+                for member in current.members { set.insert(ByteKey(string: member.key)) }
+                current.keySet = set
             }
-            if !keySets[keySets.count - 1].insert(ByteKey(string: key)).inserted {
+            if current.keySet?.insert(ByteKey(string: key)).inserted == false {
                 throw duplicate(key, at: keyOffset)
             }
         }
-        keys.append(key)
+        current.pendingKey = key
         skipWhitespace()
         guard index < count, base[index] == Byte.colon else { throw unexpected(at: index, expecting: "':'") }
         index += 1
@@ -426,7 +436,7 @@ private struct Parser {
 
     func duplicate(_ key: String, at offset: Int) -> JSONParseError {
         var shown = key
-        if shown.utf8.count > 64 { shown = String(shown.unicodeScalars.prefix(60)) + "..." }
+        if shown.utf8.count > 64 { shown = String(String.UnicodeScalarView(shown.unicodeScalars.prefix(60))) + "..." }
         return fail(.duplicateKey, at: offset, "duplicate key \(JSONValue.string(shown).jsonText)")
     }
 
@@ -482,7 +492,9 @@ private struct Parser {
             if byte < 0x80 {
                 cursor &+= 1
             } else {
-                cursor = try validateUTF8(at: cursor)
+                let next = try validateUTF8(at: cursor)
+                if next > stop, next - start > maxBytes { throw stringTooLong(at: cursor) }
+                cursor = next
             }
         }
         if cursor < count, cursor == stop, base[cursor] == Byte.quote {
@@ -510,6 +522,7 @@ private struct Parser {
         while true {
             guard cursor < count else { throw fail(.unexpectedEnd, at: count, "unterminated string") }
             let byte = base[cursor]
+            let characterStart = cursor
             if byte == Byte.quote {
                 index = cursor + 1
                 return String(decoding: scratch, as: UTF8.self)
@@ -526,7 +539,7 @@ private struct Parser {
                 scratch.append(contentsOf: UnsafeBufferPointer(start: base + cursor, count: next - cursor))
                 cursor = next
             }
-            if scratch.count > maxBytes { throw stringTooLong(at: cursor) }
+            if scratch.count > maxBytes { throw stringTooLong(at: characterStart) }
         }
     }
 
@@ -704,19 +717,8 @@ private struct Parser {
                 "number longer than \(limits.maxNumberLength) bytes (maxNumberLength)")
         }
         index = cursor
+        // Nineteen digits stay below 2^64, so the wrapping accumulation above was exact.
         if plain, integerDigits <= 19 {
-            if integerDigits == 19 {
-                // Nineteen digits may have wrapped: recount with overflow checks.
-                magnitude = 0
-                var overflow = false
-                for k in integerStart..<cursor {
-                    let (times10, o1) = magnitude.multipliedReportingOverflow(by: 10)
-                    let (sum, o2) = times10.addingReportingOverflow(UInt64(base[k] &- Byte.zero))
-                    magnitude = sum
-                    overflow = overflow || o1 || o2
-                }
-                if overflow { magnitude = .max }
-            }
             if !negative, magnitude <= UInt64(Int64.max) { return JSONNumber(Int64(magnitude)) }
             if negative, magnitude <= UInt64(Int64.max) { return JSONNumber(-Int64(magnitude)) }
             if negative, magnitude == UInt64(Int64.max) + 1 { return JSONNumber(Int64.min) }

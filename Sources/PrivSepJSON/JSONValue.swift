@@ -38,13 +38,15 @@ public struct JSONObject: Sendable {
     public var keys: [String] { members.map(\.key) }
 
     /// The member named `key`, or nil. Setting nil removes it; setting a new key appends it.
+    /// Keys match by their UTF-8 bytes, as the parser's duplicate check does: "é" (U+00E9) and
+    /// "e\u{301}" are different keys even though Swift's `String ==` calls them equal.
     public subscript(key: String) -> JSONValue? {
         get {
-            for member in members where member.key == key { return member.value }
+            for member in members where sameUTF8(member.key, key) { return member.value }
             return nil
         }
         set {
-            if let index = members.firstIndex(where: { $0.key == key }) {
+            if let index = members.firstIndex(where: { sameUTF8($0.key, key) }) {
                 if let newValue { members[index].value = newValue } else { members.remove(at: index) }
             } else if let newValue {
                 members.append((key: key, value: newValue))
