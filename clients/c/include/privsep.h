@@ -40,7 +40,7 @@ extern "C" {
 
 /* Limits of this library (local resources, not protocol). */
 #define PRIVSEP_PENDING_MAX	256u	/* messages held while a request waits */
-#define PRIVSEP_FD_FIFO_MAX	64u	/* received fds not yet claimed by a frame */
+#define PRIVSEP_BATCHES_MAX	16u	/* reads whose fds wait for their frame to complete */
 #define PRIVSEP_OUTQ_MAX	(64u << 20)	/* bytes queued for sending */
 #define PRIVSEP_TIMEOUT_DEFAULT	30000	/* ms, for waits given a negative timeout */
 
@@ -52,10 +52,17 @@ extern "C" {
 #define PRIVSEP_E_UNAVAILABLE	"privsep.unavailable"	/* the broker closed the connection */
 #define PRIVSEP_E_INTERNAL	"privsep.internal"	/* a system call or allocation failed */
 
-/* An error as a value: a protocol code and a human-readable cause. */
+/*
+ * An error as a value: the protocol code, a stable reason (the names the
+ * conformance vectors use: "frame_too_large", "fds_missing", "bad_type", ...),
+ * whether the connection is finished, and a human-readable cause.
+ */
 struct privsep_error {
 	char	code[48];	/* "" when no error was recorded */
-	char	message[208];
+	char	reason[24];
+	int	fatal;		/* the connection cannot be used after this */
+	int64_t	id;		/* a refused request's id (to answer it), else 0 */
+	char	message[176];
 };
 
 /* The three kinds of envelope. */
@@ -76,6 +83,8 @@ int	privsep_open_env(struct privsep **, struct privsep_error *);
 int	privsep_open_fd(struct privsep **, int fd, const char *helper, struct privsep_error *);
 /* Flushes queued output (bounded by the default timeout), closes the socket and every held fd. */
 void	privsep_close(struct privsep *);
+/* Decodes as the broker does (the peer is a helper: "from" is a protocol error). */
+void	privsep_set_peer_helper(struct privsep *, int on);
 /* Bounds the waits of send functions in blocking mode (ms, > 0). */
 void	privsep_set_timeout(struct privsep *, int timeout_ms);
 /* In non-blocking mode send functions never wait; the event loop calls privsep_flush(). */
@@ -128,12 +137,19 @@ int	privsep_recv(struct privsep *, struct privsep_msg **, int timeout_ms,
 /* The socket to poll: POLLIN always, POLLOUT while privsep_want_write(). */
 int	privsep_fd(const struct privsep *);
 int	privsep_want_write(const struct privsep *);
-/* One recvmsg: 1 read bytes, 0 nothing to read now (or buffer full: take first), -1 error or EOF. */
+/* One recvmsg: 1 read bytes, 0 nothing to read now (or a frame waits: take first), -1 error or EOF. */
 int	privsep_read(struct privsep *, struct privsep_error *);
-/* Adds bytes read elsewhere, with the fds that came with them (ownership passes, even on error). */
+/*
+ * Adds one read's bytes obtained elsewhere, with the fds that came with them
+ * (ownership passes, even on error). data NULL, len 0, no fds: end of stream.
+ */
 int	privsep_feed(struct privsep *, const void *data, size_t len, const int *fds, size_t nfds,
 	    struct privsep_error *);
-/* 1 and a message, 0 when no complete frame is buffered, -1 on a protocol error. */
+/*
+ * 1 and a message, 0 when no complete frame is buffered, -1 on an error: a
+ * fatal one (err->fatal) ends the connection; a refused message (code
+ * privsep.invalid, not fatal) is dropped, its fds closed, and the stream goes on.
+ */
 int	privsep_take(struct privsep *, struct privsep_msg **, struct privsep_error *);
 /* Writes queued frames: 1 all written, 0 some remain (poll POLLOUT), -1 error. */
 int	privsep_flush(struct privsep *, struct privsep_error *);

@@ -24,30 +24,48 @@
 
 #define READ_CHUNK	65536u
 
-static int	fail(struct privsep *, struct privsep_error *, const char *, const char *, ...)
-		    __attribute__((format(printf, 4, 5)));
+static int	fail(struct privsep *, struct privsep_error *, const char *, const char *,
+		    const char *, ...) __attribute__((format(printf, 5, 6)));
 
-/* Makes the connection's failure final and reports it. */
+static void
+close_batches(struct privsep *ps)
+{
+	size_t i, j;
+
+	for (i = 0; i < ps->nbatches; i++)
+		for (j = 0; j < ps->batches[i].n; j++)
+			close(ps->batches[i].fds[j]);
+	ps->nbatches = 0;
+}
+
+/* Makes the connection's failure final, closes every fd it holds, and reports it. */
 static int
-fail(struct privsep *ps, struct privsep_error *err, const char *code, const char *fmt, ...)
+fail(struct privsep *ps, struct privsep_error *err, const char *code, const char *reason,
+    const char *fmt, ...)
 {
 	va_list ap;
-	size_t i;
 
 	if (!ps->failed) {
 		ps->failed = 1;
+		memset(&ps->failure, 0, sizeof(ps->failure));
 		snprintf(ps->failure.code, sizeof(ps->failure.code), "%s", code);
+		snprintf(ps->failure.reason, sizeof(ps->failure.reason), "%s", reason);
+		ps->failure.fatal = 1;
 		va_start(ap, fmt);
 		vsnprintf(ps->failure.message, sizeof(ps->failure.message), fmt, ap);
 		va_end(ap);
-		/* fds that no frame will ever claim */
-		for (i = 0; i < ps->fifo_len; i++)
-			close(ps->fifo[i]);
-		ps->fifo_len = 0;
+		close_batches(ps);
 	}
 	if (err != NULL)
 		*err = ps->failure;
 	return -1;
+}
+
+/* Adopts a fatal error reported by a decoding function. */
+static int
+fail_with(struct privsep *ps, struct privsep_error *err, const struct privsep_error *cause)
+{
+	return fail(ps, err, cause->code, cause->reason, "%s", cause->message);
 }
 
 static int
@@ -97,7 +115,7 @@ wait_fd(struct privsep *ps, short events, int64_t deadline, short *revents,
 		if (n == 0)
 			return 0;
 		if (errno != EINTR)
-			return fail(ps, err, PRIVSEP_E_INTERNAL, "poll: %s", strerror(errno));
+			return fail(ps, err, PRIVSEP_E_INTERNAL, "system", "poll: %s", strerror(errno));
 	}
 }
 
@@ -109,15 +127,15 @@ privsep_open_fd(struct privsep **psp, int fd, const char *helper, struct privsep
 
 	*psp = NULL;
 	if (fd < 0)
-		return privsep_seterr(err, PRIVSEP_E_INVALID, "open: fd %d is not valid", fd);
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "open: fd %d is not valid", fd);
 	if ((flags = fcntl(fd, F_GETFL)) == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1 ||
 	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
-		return privsep_seterr(err, PRIVSEP_E_INVALID, "open: fd %d: %s", fd,
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "open: fd %d: %s", fd,
 		    strerror(errno));
 	if ((ps = calloc(1, sizeof(*ps))) == NULL ||
 	    (ps->helper = strdup(helper != NULL ? helper : "")) == NULL) {
 		free(ps);
-		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "open: out of memory");
+		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "system", "open: out of memory");
 	}
 	ps->fd = fd;
 	ps->max_frame = PRIVSEP_FRAME_DEFAULT;
@@ -139,18 +157,18 @@ privsep_open_env(struct privsep **psp, struct privsep_error *err)
 
 	*psp = NULL;
 	if ((proto = getenv("PRIVSEP_PROTOCOL")) != NULL && strcmp(proto, "1") != 0)
-		return privsep_seterr(err, PRIVSEP_E_PROTOCOL,
+		return privsep_seterr(err, PRIVSEP_E_PROTOCOL, "environment",
 		    "environment: PRIVSEP_PROTOCOL=%.32s, this library speaks 1", proto);
 	if ((s = getenv("PRIVSEP_FD")) == NULL)
-		return privsep_seterr(err, PRIVSEP_E_INVALID,
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument",
 		    "environment: PRIVSEP_FD is not set (not started by privsep?)");
 	errno = 0;
 	fd = strtol(s, &end, 10);
 	if (errno != 0 || end == s || *end != '\0' || fd < 0 || fd > INT_MAX)
-		return privsep_seterr(err, PRIVSEP_E_INVALID,
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument",
 		    "environment: PRIVSEP_FD=%.32s is not a descriptor number", s);
 	if (fstat((int)fd, &st) == -1 || !S_ISSOCK(st.st_mode))
-		return privsep_seterr(err, PRIVSEP_E_INVALID,
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument",
 		    "environment: PRIVSEP_FD=%ld is not an open socket", fd);
 	return privsep_open_fd(psp, (int)fd, getenv("PRIVSEP_HELPER"), err);
 }
@@ -173,7 +191,6 @@ privsep_close(struct privsep *ps)
 	struct outframe *f, *fnext;
 	short revents;
 	int64_t deadline;
-	size_t i;
 
 	if (ps == NULL)
 		return;
@@ -189,8 +206,7 @@ privsep_close(struct privsep *ps)
 		mnext = m->next;
 		privsep_msg_free(m);
 	}
-	for (i = 0; i < ps->fifo_len; i++)
-		close(ps->fifo[i]);
+	close_batches(ps);
 	close(ps->fd);
 	free(ps->in);
 	free(ps->helper);
@@ -202,6 +218,12 @@ privsep_set_timeout(struct privsep *ps, int timeout_ms)
 {
 	if (timeout_ms > 0)
 		ps->timeout_ms = timeout_ms;
+}
+
+void
+privsep_set_peer_helper(struct privsep *ps, int on)
+{
+	ps->peer_helper = on != 0;
 }
 
 void
@@ -273,8 +295,8 @@ write_head(struct privsep *ps, struct privsep_error *err)
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return 0;
 		if (errno == EPIPE || errno == ECONNRESET)
-			return fail(ps, err, PRIVSEP_E_UNAVAILABLE, "send: broker closed the connection");
-		return fail(ps, err, PRIVSEP_E_INTERNAL, "send: %s", strerror(errno));
+			return fail(ps, err, PRIVSEP_E_UNAVAILABLE, "connection_closed", "send: broker closed the connection");
+		return fail(ps, err, PRIVSEP_E_INTERNAL, "system", "send: %s", strerror(errno));
 	}
 	f->off += (size_t)n;
 	if (f->nfds > 0) {
@@ -321,7 +343,7 @@ flush_wait(struct privsep *ps, int64_t deadline, struct privsep_error *err)
 		if ((r = wait_fd(ps, POLLOUT, deadline, &revents, err)) == -1)
 			return -1;
 		if (r == 0)
-			return privsep_seterr(err, PRIVSEP_E_TIMEOUT,
+			return privsep_seterr(err, PRIVSEP_E_TIMEOUT, "timeout",
 			    "send: the broker did not take the frame in time");
 	}
 }
@@ -335,21 +357,21 @@ enqueue(struct privsep *ps, json_t *env, const int *fds, size_t nfds, struct pri
 
 	n = json_dumpb(env, NULL, 0, JSON_COMPACT);
 	if (n == 0)
-		return privsep_seterr(err, PRIVSEP_E_INVALID, "send: envelope cannot be serialized");
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "send: envelope cannot be serialized");
 	if (n > ps->max_frame)
-		return privsep_seterr(err, PRIVSEP_E_TOO_LARGE,
+		return privsep_seterr(err, PRIVSEP_E_TOO_LARGE, "unsendable",
 		    "send: frame of %zu bytes over max_frame %zu", n, ps->max_frame);
 	if (ps->out_bytes + n + 4 > PRIVSEP_OUTQ_MAX)
-		return privsep_seterr(err, PRIVSEP_E_INTERNAL,
+		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "send_queue_full",
 		    "send: output queue full (%zu bytes pending)", ps->out_bytes);
 	if ((f = calloc(1, sizeof(*f))) == NULL || (f->bytes = malloc(n + 4)) == NULL) {
 		free(f);
-		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "send: out of memory");
+		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "system", "send: out of memory");
 	}
 	if (json_dumpb(env, (char *)f->bytes + 4, n, JSON_COMPACT) != n) {
 		free(f->bytes);
 		free(f);
-		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "send: serialization changed size");
+		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "system", "send: serialization changed size");
 	}
 	f->bytes[0] = (unsigned char)(n >> 24);
 	f->bytes[1] = (unsigned char)(n >> 16);
@@ -361,7 +383,7 @@ enqueue(struct privsep *ps, json_t *env, const int *fds, size_t nfds, struct pri
 		if ((f->fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 0)) == -1) {
 			int saved = errno;
 			outframe_free(f);
-			return privsep_seterr(err, PRIVSEP_E_INVALID, "send: fd %d: %s", fds[i],
+			return privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "send: fd %d: %s", fds[i],
 			    strerror(saved));
 		}
 		f->nfds++;
@@ -389,7 +411,7 @@ privsep_send(struct privsep *ps, json_t *env, const int *fds, size_t nfds,
 	declared = json_object_get(env, "fds");
 	want = declared == NULL ? 0 : (size_t)json_integer_value(declared);
 	if (want != nfds || (nfds > 0 && fds == NULL))
-		return privsep_seterr(err, PRIVSEP_E_INVALID,
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument",
 		    "send: envelope declares %zu fds, %zu given", want, nfds);
 	if (enqueue(ps, env, fds, nfds, err) == -1)
 		return -1;
@@ -426,7 +448,7 @@ send_built(struct privsep *ps, json_t *env, const int *fds, size_t nfds,
 	int r;
 
 	if (env == NULL)
-		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "send: out of memory");
+		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "system", "send: out of memory");
 	r = privsep_send(ps, env, fds, nfds, err);
 	json_decref(env);
 	return r;
@@ -436,9 +458,9 @@ static int
 check_body_fds(json_t *body, size_t nfds, struct privsep_error *err)
 {
 	if (body != NULL && !json_is_object(body))
-		return privsep_seterr(err, PRIVSEP_E_INVALID, "send: body: not an object");
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "send: body: not an object");
 	if (nfds > PRIVSEP_FDS_MAX)
-		return privsep_seterr(err, PRIVSEP_E_INVALID, "send: %zu fds, at most %u per frame",
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "send: %zu fds, at most %u per frame",
 		    nfds, PRIVSEP_FDS_MAX);
 	return 0;
 }
@@ -450,7 +472,7 @@ privsep_send_request(struct privsep *ps, const char *type, json_t *body, const i
 	int64_t id;
 
 	if (type == NULL || check_body_fds(body, nfds, err) == -1)
-		return type == NULL ? privsep_seterr(err, PRIVSEP_E_INVALID, "send: no type") : -1;
+		return type == NULL ? privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "send: no type") : -1;
 	id = ps->next_id;
 	ps->next_id = id == PRIVSEP_ID_MAX ? 1 : id + 1;
 	if (send_built(ps, build(type, id, 0, body, nfds, 0), fds, nfds, err) == -1)
@@ -465,7 +487,7 @@ privsep_event(struct privsep *ps, const char *type, json_t *body, const int *fds
     struct privsep_error *err)
 {
 	if (type == NULL)
-		return privsep_seterr(err, PRIVSEP_E_INVALID, "send: no type");
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "send: no type");
 	if (check_body_fds(body, nfds, err) == -1)
 		return -1;
 	return send_built(ps, build(type, 0, 0, body, nfds, 0), fds, nfds, err);
@@ -476,7 +498,7 @@ privsep_reply(struct privsep *ps, const struct privsep_msg *req, json_t *body, c
     size_t nfds, int more, struct privsep_error *err)
 {
 	if (req->kind != PRIVSEP_REQUEST)
-		return privsep_seterr(err, PRIVSEP_E_INVALID, "reply: message is not a request");
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "reply: message is not a request");
 	if (check_body_fds(body, nfds, err) == -1)
 		return -1;
 	return send_built(ps, build(NULL, 0, privsep_msg_id(req), body, nfds, more), fds, nfds,
@@ -490,9 +512,9 @@ privsep_reply_error(struct privsep *ps, const struct privsep_msg *req, const cha
 	json_t *env, *e;
 
 	if (req->kind != PRIVSEP_REQUEST)
-		return privsep_seterr(err, PRIVSEP_E_INVALID, "reply: message is not a request");
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "reply: message is not a request");
 	if (code == NULL || message == NULL)
-		return privsep_seterr(err, PRIVSEP_E_INVALID, "reply: error needs code and message");
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "reply: error needs code and message");
 	env = json_pack("{s:I, s:{s:s, s:s}}", "re", (json_int_t)privsep_msg_id(req), "error",
 	    "code", code, "message", message);
 	if (env != NULL && data != NULL &&
@@ -511,9 +533,9 @@ privsep_log(struct privsep *ps, const char *level, const char *message,
 	int r;
 
 	if (level == NULL || message == NULL)
-		return privsep_seterr(err, PRIVSEP_E_INVALID, "log: level and message required");
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "log: level and message required");
 	if ((body = json_pack("{s:s, s:s}", "level", level, "message", message)) == NULL)
-		return privsep_seterr(err, PRIVSEP_E_INVALID, "log: message is not valid UTF-8");
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "log: message is not valid UTF-8");
 	r = privsep_event(ps, "privsep.log", body, NULL, 0, err);
 	json_decref(body);
 	return r;
@@ -526,6 +548,18 @@ static size_t
 in_limit(const struct privsep *ps)
 {
 	return 4 + ps->max_frame + READ_CHUNK;
+}
+
+static size_t
+frame_length(const unsigned char *p)
+{
+	return (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+}
+
+static int
+frame_buffered(const struct privsep *ps)
+{
+	return ps->in_len >= 4 && ps->in_len - 4 >= frame_length(ps->in);
 }
 
 static int
@@ -542,29 +576,74 @@ in_reserve(struct privsep *ps, size_t want, struct privsep_error *err)
 	if (cap > in_limit(ps))
 		cap = in_limit(ps);
 	if ((p = realloc(ps->in, cap)) == NULL)
-		return fail(ps, err, PRIVSEP_E_INTERNAL, "receive: out of memory");
+		return fail(ps, err, PRIVSEP_E_INTERNAL, "system", "receive: out of memory");
 	ps->in = p;
 	ps->in_cap = cap;
 	return 0;
 }
 
-/* Appends received fds to the FIFO, closing them if it is full; takes ownership. */
-static int
-fifo_push(struct privsep *ps, const int *fds, size_t n, struct privsep_error *err)
+static void
+close_fds(const int *fds, size_t n)
 {
 	size_t i;
 
-	if (ps->failed || ps->fifo_len + n > PRIVSEP_FD_FIFO_MAX) {
-		for (i = 0; i < n; i++)
-			close(fds[i]);
-		if (ps->failed)
-			return failed(ps, err);
-		return fail(ps, err, PRIVSEP_E_PROTOCOL,
-		    "receive: more than %u fds waiting for frames", PRIVSEP_FD_FIFO_MAX);
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+/*
+ * Accounts for one read of len bytes (already appended at stream offset
+ * start) and the fds that came with it; takes ownership of the fds.
+ */
+static int
+ingest(struct privsep *ps, uint64_t start, size_t len, const int *fds, size_t nfds,
+    struct privsep_error *err)
+{
+	struct fdbatch *b;
+	uint64_t s, end = start + len;
+	int64_t owner = -1;
+	size_t n;
+
+	if (ps->failed) {
+		close_fds(fds, nfds);
+		return failed(ps, err);
 	}
-	if (n > 0)
-		memcpy(ps->fifo + ps->fifo_len, fds, n * sizeof(int));
-	ps->fifo_len += n;
+	if (nfds > 0 && len == 0) {
+		close_fds(fds, nfds);
+		return fail(ps, err, PRIVSEP_E_PROTOCOL, "fds_unclaimed",
+		    "receive: %zu fds arrived without data", nfds);
+	}
+	if (nfds > PRIVSEP_FDS_MAX) {
+		close_fds(fds, nfds);
+		return fail(ps, err, PRIVSEP_E_PROTOCOL, "fds_mismatch",
+		    "receive: %zu fds in one read; a frame carries at most %u", nfds, PRIVSEP_FDS_MAX);
+	}
+	if (nfds > 0 && ps->nbatches == PRIVSEP_BATCHES_MAX) {
+		close_fds(fds, nfds);
+		return fail(ps, err, PRIVSEP_E_PROTOCOL, "fds_unclaimed",
+		    "receive: %u reads' fds wait for their frames", PRIVSEP_BATCHES_MAX);
+	}
+	ps->in_len += len;
+	/* Walk the length prefixes to the last frame that starts inside this read. */
+	for (s = ps->scan;;) {
+		if (s >= start && s < end)
+			owner = (int64_t)s;
+		if (s + 4 > end)
+			break;
+		n = frame_length(ps->in + (s - ps->in_off));
+		if (n < PRIVSEP_FRAME_MIN || n > ps->max_frame || s + 4 + n > end)
+			break;	/* a bad length is reported when that frame is taken */
+		s += 4 + n;
+	}
+	ps->scan = s;
+	if (nfds == 0)
+		return 0;
+	b = &ps->batches[ps->nbatches++];
+	memcpy(b->fds, fds, nfds * sizeof(int));
+	b->n = nfds;
+	b->owner = owner;
+	b->read_start = start;
+	b->read_end = end;
 	return 0;
 }
 
@@ -575,19 +654,21 @@ privsep_read(struct privsep *ps, struct privsep_error *err)
 		struct cmsghdr	hdr;
 		char		buf[CMSG_SPACE(sizeof(int) * PRIVSEP_FDS_MAX)];
 	} cmsgbuf;
+	int fds[PRIVSEP_FDS_MAX];
 	struct cmsghdr *cmsg;
 	struct msghdr msg;
 	struct iovec iov;
+	size_t nfds = 0, k;
 	ssize_t n;
-	size_t nfd;
-	int r = 0;
 
 	if (ps->failed)
 		return failed(ps, err);
 	if (ps->eof)
-		return privsep_seterr(err, PRIVSEP_E_UNAVAILABLE, "receive: broker closed the connection");
-	if (ps->in_len >= in_limit(ps))
-		return 0;	/* a complete frame is buffered: take it first */
+		return privsep_seterr(err, PRIVSEP_E_UNAVAILABLE, "connection_closed",
+		    "receive: broker closed the connection");
+	/* One frame at a time: the buffer stays within in_limit(), fd batches within bounds. */
+	if (frame_buffered(ps))
+		return 0;
 	if (in_reserve(ps, ps->in_len + READ_CHUNK, err) == -1)
 		return -1;
 	memset(&msg, 0, sizeof(msg));
@@ -605,31 +686,33 @@ privsep_read(struct privsep *ps, struct privsep_error *err)
 			return 0;
 		if (errno == ECONNRESET) {
 			ps->eof = 1;
-			return privsep_seterr(err, PRIVSEP_E_UNAVAILABLE, "receive: connection reset");
+			return privsep_seterr(err, PRIVSEP_E_UNAVAILABLE, "connection_closed",
+			    "receive: connection reset");
 		}
-		return fail(ps, err, PRIVSEP_E_INTERNAL, "receive: %s", strerror(errno));
+		return fail(ps, err, PRIVSEP_E_INTERNAL, "system", "receive: %s", strerror(errno));
 	}
 	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
 		if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
 			continue;
-		nfd = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		{
-			int fds[PRIVSEP_FDS_MAX];
-			memcpy(fds, CMSG_DATA(cmsg), nfd * sizeof(int));
-			if (fifo_push(ps, fds, nfd, err) == -1)
-				r = -1;
-		}
+		k = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		if (k > PRIVSEP_FDS_MAX - nfds)
+			k = PRIVSEP_FDS_MAX - nfds;	/* cannot happen: the buffer holds 8 */
+		memcpy(fds + nfds, CMSG_DATA(cmsg), k * sizeof(int));
+		nfds += k;
 	}
-	if (r == -1)
-		return -1;
-	if (msg.msg_flags & MSG_CTRUNC)
-		return fail(ps, err, PRIVSEP_E_PROTOCOL,
-		    "receive: more than %u fds in one message (MSG_CTRUNC)", PRIVSEP_FDS_MAX);
-	if (n == 0) {
+	if (msg.msg_flags & MSG_CTRUNC) {
+		close_fds(fds, nfds);
+		return fail(ps, err, PRIVSEP_E_PROTOCOL, "control_truncated",
+		    "receive: recvmsg reported MSG_CTRUNC: more than %u fds in one read",
+		    PRIVSEP_FDS_MAX);
+	}
+	if (n == 0 && nfds == 0) {
 		ps->eof = 1;
-		return privsep_seterr(err, PRIVSEP_E_UNAVAILABLE, "receive: broker closed the connection");
+		return privsep_seterr(err, PRIVSEP_E_UNAVAILABLE, "connection_closed",
+		    "receive: broker closed the connection");
 	}
-	ps->in_len += (size_t)n;
+	if (ingest(ps, ps->in_off + ps->in_len, (size_t)n, fds, nfds, err) == -1)
+		return -1;
 	return 1;
 }
 
@@ -637,80 +720,108 @@ int
 privsep_feed(struct privsep *ps, const void *data, size_t len, const int *fds, size_t nfds,
     struct privsep_error *err)
 {
-	if (fifo_push(ps, fds, nfds, err) == -1)
-		return -1;
-	if (ps->in_len + len > in_limit(ps))
-		return privsep_seterr(err, PRIVSEP_E_INTERNAL,
+	if (data == NULL && len == 0 && nfds == 0) {
+		ps->eof = 1;	/* the end of the stream */
+		return 0;
+	}
+	if (!ps->failed && ps->in_len + len > in_limit(ps)) {
+		close_fds(fds, nfds);
+		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "send_queue_full",
 		    "feed: input buffer full: take messages first");
-	if (in_reserve(ps, ps->in_len + len, err) == -1)
+	}
+	if (!ps->failed && in_reserve(ps, ps->in_len + len, err) == -1) {
+		close_fds(fds, nfds);
 		return -1;
-	if (len > 0)
+	}
+	if (!ps->failed && len > 0)
 		memcpy(ps->in + ps->in_len, data, len);
-	ps->in_len += len;
-	return 0;
+	return ingest(ps, ps->in_off + ps->in_len, len, fds, nfds, err);
 }
 
 /* Frames the next message from the input buffer: 1, 0 (incomplete) or -1. */
 static int
 take_frame(struct privsep *ps, struct privsep_msg **mp, struct privsep_error *err)
 {
+	struct privsep_error cause;
 	struct privsep_msg *m;
-	struct privsep_error derr;
-	json_t *env, *declared;
-	size_t n, k, i;
+	struct fdbatch *head;
+	int claimed[PRIVSEP_FDS_MAX];
+	size_t n, declared, nclaimed = 0;
+	uint64_t start = ps->in_off;
+	json_t *env;
 
 	*mp = NULL;
 	if (ps->failed)
 		return failed(ps, err);
-	if (ps->in_len < 4) {
+	head = ps->nbatches > 0 ? &ps->batches[0] : NULL;
+	if (ps->in_len >= 4) {
+		n = frame_length(ps->in);
+		/* Checked before a single body byte is kept. */
+		if (n < PRIVSEP_FRAME_MIN)
+			return fail(ps, err, PRIVSEP_E_PROTOCOL, "frame_too_short",
+			    "frame at offset %llu: length %zu below %u",
+			    (unsigned long long)start, n, PRIVSEP_FRAME_MIN);
+		if (n > ps->max_frame)
+			return fail(ps, err, PRIVSEP_E_TOO_LARGE, "frame_too_large",
+			    "frame at offset %llu: length %zu above max_frame %zu",
+			    (unsigned long long)start, n, ps->max_frame);
+	} else
+		n = SIZE_MAX;
+	/*
+	 * fds from a read where no frame starts: the frames completed before are
+	 * delivered, then they are an error (no frame can claim them).
+	 */
+	if (head != NULL && head->owner == -1 && (n == SIZE_MAX || ps->in_len - 4 < n ||
+	    head->read_end <= start))
+		return fail(ps, err, PRIVSEP_E_PROTOCOL, "fds_unclaimed",
+		    "receive: %zu fds arrived in a read where no frame starts (offset %llu)",
+		    head->n, (unsigned long long)head->read_start);
+	if (n == SIZE_MAX || ps->in_len - 4 < n) {
 		if (ps->eof && ps->in_len > 0)
-			return fail(ps, err, PRIVSEP_E_PROTOCOL,
-			    "frame: stream ended inside a length prefix");
+			return fail(ps, err, PRIVSEP_E_PROTOCOL, "truncated_frame",
+			    "frame at offset %llu: stream ended after %zu bytes",
+			    (unsigned long long)start, ps->in_len);
 		return 0;
 	}
-	n = (size_t)ps->in[0] << 24 | (size_t)ps->in[1] << 16 | (size_t)ps->in[2] << 8 | ps->in[3];
-	/* Checked before anything is allocated for the body. */
-	if (n < PRIVSEP_FRAME_MIN || n > ps->max_frame)
-		return fail(ps, err, PRIVSEP_E_PROTOCOL, "frame: length %zu outside %u..%zu",
-		    n, PRIVSEP_FRAME_MIN, ps->max_frame);
-	if (ps->in_len - 4 < n) {
-		if (ps->eof)
+	if (privsep_decode(ps->in + 4, n, &env, &cause) == -1 ||
+	    privsep_envelope_preflight(env, ps->peer_helper, &declared, &cause) == -1) {
+		json_decref(env);
+		return fail_with(ps, err, &cause);
+	}
+	if (head != NULL && head->owner == (int64_t)start) {
+		if (declared != head->n) {
+			json_decref(env);
 			return fail(ps, err, PRIVSEP_E_PROTOCOL,
-			    "frame: stream ended after %zu of %zu body bytes", ps->in_len - 4, n);
-		return 0;
-	}
-	if (privsep_decode(ps->in + 4, n, &env, &derr) == -1 ||
-	    privsep_envelope_check(env, 1, &derr) == -1) {
+			    declared == 0 ? "fds_unclaimed" : "fds_mismatch",
+			    "frame at offset %llu declares %zu fds but %zu arrived with it",
+			    (unsigned long long)start, declared, head->n);
+		}
+		memcpy(claimed, head->fds, head->n * sizeof(int));
+		nclaimed = head->n;
+		ps->nbatches--;
+		memmove(ps->batches, ps->batches + 1, ps->nbatches * sizeof(ps->batches[0]));
+	} else if (declared > 0) {
 		json_decref(env);
-		return fail(ps, err, derr.code, "%s", derr.message);
+		return fail(ps, err, PRIVSEP_E_PROTOCOL, "fds_missing",
+		    "frame at offset %llu declares %zu fds but none arrived with its first byte",
+		    (unsigned long long)start, declared);
 	}
-	declared = json_object_get(env, "fds");
-	k = declared == NULL ? 0 : (size_t)json_integer_value(declared);
-	if (k > ps->fifo_len) {
-		json_decref(env);
-		return fail(ps, err, PRIVSEP_E_PROTOCOL, "frame: declares %zu fds, %zu received",
-		    k, ps->fifo_len);
-	}
-	if ((m = privsep_msg_new(env, err)) == NULL)
-		return fail(ps, err, PRIVSEP_E_INTERNAL, "receive: out of memory");
-	if (k > 0) {
-		memcpy(m->fds, ps->fifo, k * sizeof(int));
-		ps->fifo_len -= k;
-		memmove(ps->fifo, ps->fifo + k, ps->fifo_len * sizeof(int));
-	}
-	m->nfds = k;
 	ps->in_len -= 4 + n;
+	ps->in_off += 4 + n;
 	if (ps->in_len > 0)
 		memmove(ps->in, ps->in + 4 + n, ps->in_len);
-	/*
-	 * fds arrive with the first bytes of the frame that declares them: once
-	 * every byte received is framed, fds still waiting belong to no frame.
-	 */
-	if (ps->in_len == 0) {
-		for (i = 0; i < ps->fifo_len; i++)
-			close(ps->fifo[i]);
-		ps->fifo_len = 0;
+	if (privsep_envelope_validate(env, err) == -1) {
+		/* refused: the stream is still in step */
+		close_fds(claimed, nclaimed);
+		json_decref(env);
+		return -1;
 	}
+	if ((m = privsep_msg_new(env, err)) == NULL) {
+		close_fds(claimed, nclaimed);
+		return fail(ps, err, PRIVSEP_E_INTERNAL, "system", "receive: out of memory");
+	}
+	memcpy(m->fds, claimed, nclaimed * sizeof(int));
+	m->nfds = nclaimed;
 	*mp = m;
 	return 1;
 }
@@ -746,12 +857,12 @@ wait_input(struct privsep *ps, int64_t deadline, struct privsep_error *err)
 	int r;
 
 	if (ps->eof)
-		return privsep_seterr(err, PRIVSEP_E_UNAVAILABLE, "receive: broker closed the connection");
+		return privsep_seterr(err, PRIVSEP_E_UNAVAILABLE, "connection_closed", "receive: broker closed the connection");
 	r = wait_fd(ps, POLLIN | (ps->out != NULL ? POLLOUT : 0), deadline, &revents, err);
 	if (r == -1)
 		return -1;
 	if (r == 0)
-		return privsep_seterr(err, PRIVSEP_E_TIMEOUT, "receive: no message in time");
+		return privsep_seterr(err, PRIVSEP_E_TIMEOUT, "timeout", "receive: no message in time");
 	if ((revents & POLLOUT) && privsep_flush(ps, err) == -1)
 		return -1;
 	if (revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -784,6 +895,7 @@ privsep_wait_reply(struct privsep *ps, int64_t id, struct privsep_msg **mp, int 
 {
 	int64_t deadline = deadline_of(ps, timeout_ms);
 	struct privsep_msg **link, *m;
+	struct privsep_error cause;
 	int r;
 
 	*mp = NULL;
@@ -795,11 +907,17 @@ privsep_wait_reply(struct privsep *ps, int64_t id, struct privsep_msg **mp, int 
 	}
 	for (;;) {
 		if (ps->npending >= PRIVSEP_PENDING_MAX)
-			return privsep_seterr(err, PRIVSEP_E_INTERNAL,
+			return privsep_seterr(err, PRIVSEP_E_INTERNAL, "system",
 			    "request: %u messages arrived while waiting; receive them first",
 			    PRIVSEP_PENDING_MAX);
-		if ((r = take_frame(ps, &m, err)) == -1)
+		if ((r = take_frame(ps, &m, &cause)) == -1) {
+			/* A refused message is not ours to report here; the stream goes on. */
+			if (!cause.fatal)
+				continue;
+			if (err != NULL)
+				*err = cause;
 			return -1;
+		}
 		if (r == 1) {
 			if (m->kind == PRIVSEP_REPLY && privsep_msg_re(m) == id) {
 				*mp = m;
@@ -840,13 +958,13 @@ privsep_hello(struct privsep *ps, const char *client, json_t **reply_body,
 	body = json_pack("{s:i, s:s}", "protocol", PRIVSEP_PROTOCOL, "client",
 	    client != NULL ? client : "libprivsep/" PRIVSEP_LIB_VERSION);
 	if (body == NULL)
-		return privsep_seterr(err, PRIVSEP_E_INVALID, "hello: client is not valid UTF-8");
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "hello: client is not valid UTF-8");
 	r = privsep_request(ps, "privsep.hello", body, NULL, 0, &m, -1, err);
 	json_decref(body);
 	if (r == -1)
 		return -1;
 	if (privsep_msg_error_code(m) != NULL) {
-		privsep_seterr(err, privsep_msg_error_code(m), "hello: %s",
+		privsep_seterr(err, privsep_msg_error_code(m), "error_reply", "hello: %s",
 		    privsep_msg_error_message(m));
 		privsep_msg_free(m);
 		return -1;
@@ -857,7 +975,7 @@ privsep_hello(struct privsep *ps, const char *client, json_t **reply_body,
 		if (!json_is_integer(mf) || json_integer_value(mf) < PRIVSEP_FRAME_MIN ||
 		    json_integer_value(mf) > PRIVSEP_FRAME_LIMIT) {
 			privsep_msg_free(m);
-			return fail(ps, err, PRIVSEP_E_PROTOCOL,
+			return fail(ps, err, PRIVSEP_E_PROTOCOL, "bad_hello",
 			    "hello: max_frame not an integer in %u..%u", PRIVSEP_FRAME_MIN,
 			    PRIVSEP_FRAME_LIMIT);
 		}

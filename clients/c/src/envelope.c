@@ -14,13 +14,38 @@
 #include "privsep_int.h"
 
 int
-privsep_seterr(struct privsep_error *err, const char *code, const char *fmt, ...)
+privsep_seterr(struct privsep_error *err, const char *code, const char *reason,
+    const char *fmt, ...)
 {
 	va_list ap;
 
 	if (err == NULL)
 		return -1;
+	memset(err, 0, sizeof(*err));
 	snprintf(err->code, sizeof(err->code), "%s", code);
+	snprintf(err->reason, sizeof(err->reason), "%s", reason);
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* A fatal error: the stream cannot be trusted after it. */
+static int
+protocol_error(struct privsep_error *err, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+protocol_error(struct privsep_error *err, const char *reason, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL)
+		return -1;
+	memset(err, 0, sizeof(*err));
+	snprintf(err->code, sizeof(err->code), "%s", PRIVSEP_E_PROTOCOL);
+	snprintf(err->reason, sizeof(err->reason), "%s", reason);
+	err->fatal = 1;
 	va_start(ap, fmt);
 	vsnprintf(err->message, sizeof(err->message), fmt, ap);
 	va_end(ap);
@@ -61,30 +86,58 @@ depth_of(json_t *v, size_t level, size_t limit)
 	return max;
 }
 
+/*
+ * jansson stores integers in 64 bits and reads "1.0" as a real. The envelope's
+ * integers (id, re, fds) are compared by value, so an integral real in range
+ * becomes the integer it names.
+ */
+static void
+normalize_integer(json_t *env, const char *key)
+{
+	json_t *v = json_object_get(env, key);
+	double d;
+
+	if (!json_is_real(v))
+		return;
+	d = json_real_value(v);
+	if (d >= -(double)PRIVSEP_ID_MAX && d <= (double)PRIVSEP_ID_MAX && d == (double)(int64_t)d)
+		json_object_set_new(env, key, json_integer((json_int_t)d));
+}
+
 int
 privsep_decode(const void *body, size_t len, json_t **envelope, struct privsep_error *err)
 {
+	/* JSON_ALLOW_NUL: "\u0000" is valid I-JSON; lengths are used, never strlen. */
+	const size_t flags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY;
 	json_error_t jerr;
 	json_t *v;
 
 	*envelope = NULL;
 	if (len < PRIVSEP_FRAME_MIN)
-		return privsep_seterr(err, PRIVSEP_E_PROTOCOL, "frame: length %zu below %u",
+		return protocol_error(err, "frame_too_short", "frame: length %zu below %u",
 		    len, PRIVSEP_FRAME_MIN);
-	/* JSON_ALLOW_NUL: "\u0000" is valid I-JSON; lengths are used, never strlen. */
-	v = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	v = json_loadb(body, len, flags, &jerr);
+	/*
+	 * An integer beyond 64 bits is valid JSON that jansson cannot hold as an
+	 * integer: read the frame again with every integer as a real.
+	 */
+	if (v == NULL && json_error_code(&jerr) == json_error_numeric_overflow)
+		v = json_loadb(body, len, flags | JSON_DECODE_INT_AS_REAL, &jerr);
 	if (v == NULL)
-		return privsep_seterr(err, PRIVSEP_E_PROTOCOL, "frame: invalid JSON at byte %d: %s",
+		return protocol_error(err, "invalid_json", "frame: invalid JSON at byte %d: %s",
 		    jerr.position, jerr.text);
 	if (!json_is_object(v)) {
 		json_decref(v);
-		return privsep_seterr(err, PRIVSEP_E_PROTOCOL, "frame: not a JSON object");
+		return protocol_error(err, "not_object", "frame: holds a JSON value, not an object");
 	}
 	if (depth_of(v, 1, PRIVSEP_DEPTH_MAX) > PRIVSEP_DEPTH_MAX) {
 		json_decref(v);
-		return privsep_seterr(err, PRIVSEP_E_PROTOCOL, "frame: nesting deeper than %u",
+		return protocol_error(err, "invalid_json", "frame: nesting deeper than %u",
 		    PRIVSEP_DEPTH_MAX);
 	}
+	normalize_integer(v, "id");
+	normalize_integer(v, "re");
+	normalize_integer(v, "fds");
 	*envelope = v;
 	return 0;
 }
@@ -123,113 +176,172 @@ is_id(const json_t *v)
 }
 
 static int
-check_error_member(const json_t *e, struct privsep_error *err)
+is_string_valid_type(const json_t *v)
 {
-	const char *key;
+	return json_is_string(v) && privsep_type_valid(json_string_value(v), json_string_length(v));
+}
+
+/* Keys are compared with their length: a key may hold "\u0000". */
+static int
+key_is(const char *key, size_t keylen, const char *name)
+{
+	return keylen == strlen(name) && memcmp(key, name, keylen) == 0;
+}
+
+/* A per-message error: the message is refused, the stream stays in step. */
+static int
+refuse(const json_t *env, struct privsep_error *err, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int
+refuse(const json_t *env, struct privsep_error *err, const char *reason, const char *fmt, ...)
+{
+	va_list ap;
+	json_t *id;
+
+	if (err == NULL)
+		return -1;
+	memset(err, 0, sizeof(*err));
+	snprintf(err->code, sizeof(err->code), "%s", PRIVSEP_E_INVALID);
+	snprintf(err->reason, sizeof(err->reason), "%s", reason);
+	/* a refused request is still answered, when its id can be trusted */
+	id = json_object_get(env, "id");
+	if (json_object_get(env, "re") == NULL && is_id(id))
+		err->id = json_integer_value(id);
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int
+privsep_envelope_preflight(const json_t *env, int sender_is_helper, size_t *declared,
+    struct privsep_error *err)
+{
 	json_t *v;
 
-	if (!json_is_object(e))
-		return privsep_seterr(err, PRIVSEP_E_PROTOCOL, "envelope: error: not an object");
-	json_object_foreach((json_t *)e, key, v) {
-		if (strcmp(key, "code") != 0 && strcmp(key, "message") != 0 &&
-		    strcmp(key, "data") != 0)
-			return privsep_seterr(err, PRIVSEP_E_PROTOCOL,
-			    "envelope: error: unknown member \"%.64s\"", key);
-	}
-	if (!json_is_string(json_object_get(e, "code")))
-		return privsep_seterr(err, PRIVSEP_E_PROTOCOL,
-		    "envelope: error.code: missing or not a string");
-	if (!json_is_string(json_object_get(e, "message")))
-		return privsep_seterr(err, PRIVSEP_E_PROTOCOL,
-		    "envelope: error.message: missing or not a string");
+	*declared = 0;
+	if (sender_is_helper && json_object_get(env, "from") != NULL)
+		return protocol_error(err, "from_forbidden",
+		    "envelope: member 'from' sent by a helper: identity comes from the socket");
+	if ((v = json_object_get(env, "fds")) == NULL)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+	    json_integer_value(v) > PRIVSEP_FDS_MAX)
+		return protocol_error(err, "bad_fds",
+		    "envelope: member 'fds' must be an integer in 1..%u", PRIVSEP_FDS_MAX);
+	*declared = (size_t)json_integer_value(v);
 	return 0;
 }
 
 static int
-check_members(const json_t *env, int from_broker, struct privsep_error *err)
+check_error_member(const json_t *env, const json_t *e, struct privsep_error *err)
+{
+	const char *key;
+	size_t keylen;
+	json_t *v;
+
+	if (!json_is_object(e))
+		return refuse(env, err, "bad_error", "envelope: member 'error' must be an object");
+	json_object_keylen_foreach((json_t *)e, key, keylen, v) {
+		if (!key_is(key, keylen, "code") && !key_is(key, keylen, "message") &&
+		    !key_is(key, keylen, "data"))
+			return refuse(env, err, "bad_error",
+			    "envelope: member 'error' has unknown member '%.64s'", key);
+	}
+	if (!is_string_valid_type(json_object_get(e, "code")))
+		return refuse(env, err, "bad_error",
+		    "envelope: member 'error.code' must be a dotted lower-case name");
+	if (!json_is_string(json_object_get(e, "message")))
+		return refuse(env, err, "bad_error",
+		    "envelope: member 'error.message' must be a string");
+	return 0;
+}
+
+static int
+known_member(const char *key, size_t keylen)
 {
 	static const char *known[] = {
 		"type", "id", "re", "body", "error", "more", "fds", "from"
 	};
-	const char *key;
-	json_t *v;
 	size_t i;
 
-	json_object_foreach((json_t *)env, key, v) {
-		for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-			if (strcmp(key, known[i]) == 0)
-				break;
-		/* strcmp stops at an embedded NUL: compare lengths too */
-		if (i == sizeof(known) / sizeof(known[0]) || strlen(key) != strlen(known[i]))
-			return privsep_seterr(err, PRIVSEP_E_PROTOCOL,
-			    "envelope: unknown member \"%.64s\"", key);
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (key_is(key, keylen, known[i]))
+			return 1;
+	return 0;
+}
+
+int
+privsep_envelope_validate(const json_t *env, struct privsep_error *err)
+{
+	int has_type, has_id, has_body, has_error, has_more;
+	const char *key;
+	size_t keylen;
+	json_t *v;
+
+	json_object_keylen_foreach((json_t *)env, key, keylen, v) {
+		if (!known_member(key, keylen))
+			return refuse(env, err, "unknown_member",
+			    "envelope: unknown top-level member '%.64s'", key);
 	}
-	if ((v = json_object_get(env, "type")) != NULL &&
-	    (!json_is_string(v) || !privsep_type_valid(json_string_value(v), json_string_length(v))))
-		return privsep_seterr(err, PRIVSEP_E_PROTOCOL,
-		    "envelope: type: not a string matching ^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+$");
+	if ((v = json_object_get(env, "type")) != NULL && !is_string_valid_type(v))
+		return refuse(env, err, "bad_type", "envelope: member 'type' must match "
+		    "^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+$");
 	if ((v = json_object_get(env, "id")) != NULL && !is_id(v))
-		return privsep_seterr(err, PRIVSEP_E_PROTOCOL,
-		    "envelope: id: not an integer in 1..2^53-1");
+		return refuse(env, err, "bad_id",
+		    "envelope: member 'id' must be an integer in 1..2^53-1");
 	if ((v = json_object_get(env, "re")) != NULL && !is_id(v))
-		return privsep_seterr(err, PRIVSEP_E_PROTOCOL,
-		    "envelope: re: not an integer in 1..2^53-1");
+		return refuse(env, err, "bad_re",
+		    "envelope: member 're' must be an integer in 1..2^53-1");
 	if ((v = json_object_get(env, "body")) != NULL && !json_is_object(v))
-		return privsep_seterr(err, PRIVSEP_E_PROTOCOL, "envelope: body: not an object");
-	if ((v = json_object_get(env, "error")) != NULL && check_error_member(v, err) == -1)
+		return refuse(env, err, "bad_body", "envelope: member 'body' must be an object");
+	if ((v = json_object_get(env, "error")) != NULL && check_error_member(env, v, err) == -1)
 		return -1;
 	if ((v = json_object_get(env, "more")) != NULL && !json_is_true(v))
-		return privsep_seterr(err, PRIVSEP_E_PROTOCOL, "envelope: more: not true");
-	if ((v = json_object_get(env, "fds")) != NULL && (!json_is_integer(v) ||
-	    json_integer_value(v) < 1 || json_integer_value(v) > PRIVSEP_FDS_MAX))
-		return privsep_seterr(err, PRIVSEP_E_PROTOCOL,
-		    "envelope: fds: not an integer in 1..%u", PRIVSEP_FDS_MAX);
-	if ((v = json_object_get(env, "from")) != NULL) {
-		if (!from_broker)
-			return privsep_seterr(err, PRIVSEP_E_PROTOCOL,
-			    "envelope: from: set by the broker only, never by a helper");
-		if (!json_is_string(v))
-			return privsep_seterr(err, PRIVSEP_E_PROTOCOL,
-			    "envelope: from: not a string");
+		return refuse(env, err, "bad_more", "envelope: member 'more' must be true when present");
+	if ((v = json_object_get(env, "from")) != NULL &&
+	    (!json_is_string(v) || json_string_length(v) == 0))
+		return refuse(env, err, "bad_from",
+		    "envelope: member 'from' must be a non-empty string");
+	has_type = json_object_get(env, "type") != NULL;
+	has_id = json_object_get(env, "id") != NULL;
+	has_body = json_object_get(env, "body") != NULL;
+	has_error = json_object_get(env, "error") != NULL;
+	has_more = json_object_get(env, "more") != NULL;
+	if (json_object_get(env, "re") != NULL) {
+		if (has_type)
+			return refuse(env, err, "bad_kind", "envelope: a reply ('re') has no 'type'");
+		if (has_id)
+			return refuse(env, err, "bad_kind", "envelope: a reply ('re') has no 'id'");
+		if (has_error && has_body)
+			return refuse(env, err, "bad_kind",
+			    "envelope: a reply has 'body' or 'error', not both");
+		if (has_error && has_more)
+			return refuse(env, err, "bad_more",
+			    "envelope: a failed reply is final: 'more' is not allowed");
+		return 0;
 	}
+	if (!has_type)
+		return refuse(env, err, "bad_kind",
+		    "envelope: neither 'type' (request, event) nor 're' (reply) is present");
+	if (has_error)
+		return refuse(env, err, "bad_kind", "envelope: 'error' is only allowed on a reply");
+	if (has_more)
+		return refuse(env, err, "bad_more", "envelope: 'more' is only allowed on a reply");
 	return 0;
 }
 
 int
 privsep_envelope_check(const json_t *env, int from_broker, struct privsep_error *err)
 {
-	int has_type, has_id, has_re, has_body, has_error, has_more;
+	size_t declared;
 
 	if (!json_is_object(env))
-		return privsep_seterr(err, PRIVSEP_E_PROTOCOL, "envelope: not an object");
-	if (check_members(env, from_broker, err) == -1)
+		return protocol_error(err, "not_object", "envelope: not an object");
+	if (privsep_envelope_preflight(env, !from_broker, &declared, err) == -1)
 		return -1;
-	has_type = json_object_get(env, "type") != NULL;
-	has_id = json_object_get(env, "id") != NULL;
-	has_re = json_object_get(env, "re") != NULL;
-	has_body = json_object_get(env, "body") != NULL;
-	has_error = json_object_get(env, "error") != NULL;
-	has_more = json_object_get(env, "more") != NULL;
-	if (has_re) {
-		if (has_type || has_id)
-			return privsep_seterr(err, PRIVSEP_E_PROTOCOL,
-			    "envelope: a reply (re) has no type or id");
-		if (has_body && has_error)
-			return privsep_seterr(err, PRIVSEP_E_PROTOCOL,
-			    "envelope: a reply has body or error, not both");
-		if (!has_body && !has_error)
-			return privsep_seterr(err, PRIVSEP_E_PROTOCOL,
-			    "envelope: a reply needs body or error");
-		return 0;
-	}
-	if (!has_type)
-		return privsep_seterr(err, PRIVSEP_E_PROTOCOL,
-		    "envelope: type: required on requests and events");
-	if (has_error)
-		return privsep_seterr(err, PRIVSEP_E_PROTOCOL, "envelope: error: only on replies");
-	if (has_more)
-		return privsep_seterr(err, PRIVSEP_E_PROTOCOL, "envelope: more: only on replies");
-	return 0;
+	return privsep_envelope_validate(env, err);
 }
 
 enum privsep_kind
@@ -249,7 +361,7 @@ privsep_msg_new(json_t *env, struct privsep_error *err)
 
 	if ((m = calloc(1, sizeof(*m))) == NULL) {
 		json_decref(env);
-		privsep_seterr(err, PRIVSEP_E_INTERNAL, "message: out of memory");
+		privsep_seterr(err, PRIVSEP_E_INTERNAL, "system", "message: out of memory");
 		return NULL;
 	}
 	m->json = env;

@@ -16,6 +16,20 @@ struct outframe {
 	size_t		 nfds;
 };
 
+/*
+ * The fds of one read. They belong to the last frame whose length prefix
+ * starts inside that read (its sender put them on the sendmsg that starts
+ * there); owner is that frame's stream offset, or -1 when no frame starts in
+ * the read, so no frame can claim them.
+ */
+struct fdbatch {
+	int		 fds[PRIVSEP_FDS_MAX];
+	size_t		 n;
+	int64_t		 owner;
+	uint64_t	 read_start;	/* the read's stream offsets [start, end) */
+	uint64_t	 read_end;
+};
+
 struct privsep_msg {
 	struct privsep_msg *next;	/* in the pending list */
 	json_t		*json;
@@ -32,15 +46,19 @@ struct privsep {
 	int		 nonblocking;
 	int64_t		 next_id;
 
+	int		 peer_helper;	/* decode as the broker: "from" is forbidden */
+
 	/* input: bytes received and not yet framed */
 	unsigned char	*in;
 	size_t		 in_len;
 	size_t		 in_cap;
+	uint64_t	 in_off;	/* stream offset of in[0] */
+	uint64_t	 scan;		/* stream offset of the latest frame start seen */
 	int		 eof;
 
-	/* received fds in arrival order, not yet claimed by a frame */
-	int		 fifo[PRIVSEP_FD_FIFO_MAX];
-	size_t		 fifo_len;
+	/* fds received, each batch waiting for the frame that owns it */
+	struct fdbatch	 batches[PRIVSEP_BATCHES_MAX];
+	size_t		 nbatches;
 
 	/* messages taken while a request waited for its reply */
 	struct privsep_msg *pending;
@@ -58,8 +76,13 @@ struct privsep {
 };
 
 /* Records an error; returns -1 so callers can `return seterr(...)`. */
-int	 privsep_seterr(struct privsep_error *, const char *code, const char *fmt, ...)
-	    __attribute__((format(printf, 3, 4)));
+int	 privsep_seterr(struct privsep_error *, const char *code, const char *reason,
+	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The fatal checks (from by a helper, fds shape) and the number of fds declared. */
+int	 privsep_envelope_preflight(const json_t *, int sender_is_helper, size_t *declared,
+	    struct privsep_error *);
+/* The per-message checks; failures are privsep.invalid with err->id set for requests. */
+int	 privsep_envelope_validate(const json_t *, struct privsep_error *);
 /* Builds a message from a decoded envelope; takes the json reference. */
 struct privsep_msg *privsep_msg_new(json_t *, struct privsep_error *);
 /* Classifies an envelope that passed privsep_envelope_check(). */

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static char t_why[512];
+static char t_why[512] __attribute__((unused));
 
 #define CHECK(cond) do { \
 	if (!(cond)) { \
@@ -31,7 +31,7 @@ struct t_case {
 	int (*fn)(void);
 };
 
-static int
+static int __attribute__((unused))
 t_run(const struct t_case *cases, size_t n, const char *suite)
 {
 	size_t i, passed = 0, failed = 0;
