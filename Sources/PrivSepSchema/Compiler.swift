@@ -613,8 +613,10 @@ public final class SchemaCompiler {
                 hasProperties = true
             }
             if hasProperties { applicators.append(Keyword(check: .properties(properties), name: "properties")) }
-            if vocab.validation, let type = object["type"], case .string("object") = type,
-               object["additionalProperties"] != .bool(false), object["unevaluatedProperties"] != .bool(false) {
+            // An explicit additionalProperties/unevaluatedProperties (even `true`) is a decision;
+            // only an object schema that says nothing is flagged.
+            if vocab.validation, case .string("object")? = object["type"],
+               object["additionalProperties"] == nil, object["unevaluatedProperties"] == nil {
                 note(.warning, at: scope.location, "object schema is open: add \"additionalProperties\": false or \"unevaluatedProperties\": false")
             }
             var items = ItemApplicator()

@@ -96,6 +96,38 @@ indirect enum RegexNode {
         }
     }
 
+    /// The one character every match must begin with, if there is one.
+    var leadingCharacter: UInt32? {
+        switch self {
+        case .scalar(let c): return c
+        case .sequence(let items): return items.first?.leadingCharacter
+        case .group(let inner, _): return inner.leadingCharacter
+        case .repetition(let inner, let min, _, _): return min > 0 ? inner.leadingCharacter : nil
+        default: return nil
+        }
+    }
+
+    /// Whether any repeated atom inside could consume `c`.
+    func innerLoopsCanMatch(_ c: UInt32) -> Bool {
+        switch self {
+        case .sequence(let items), .alternation(let items): return items.contains { $0.innerLoopsCanMatch(c) }
+        case .group(let inner, _), .lookahead(let inner, _): return inner.innerLoopsCanMatch(c)
+        case .repetition(let inner, _, _, _): return inner.canConsume(c)
+        default: return false
+        }
+    }
+
+    private func canConsume(_ c: UInt32) -> Bool {
+        switch self {
+        case .scalar(let s): return s == c
+        case .dot: return c != 0x0A && c != 0x0D && c != 0x2028 && c != 0x2029
+        case .set(let set): return set.contains(c)
+        case .sequence(let items), .alternation(let items): return items.contains { $0.canConsume(c) }
+        case .group(let inner, _), .repetition(let inner, _, _, _): return inner.canConsume(c)
+        default: return false
+        }
+    }
+
     func nestedUnboundedRepeat(inside: Bool) -> Bool {
         switch self {
         case .sequence(let items), .alternation(let items):
@@ -105,6 +137,9 @@ indirect enum RegexNode {
         case .repetition(let inner, _, let max, _):
             let unbounded = max == nil || max! > 16
             if unbounded && inside { return true }
+            // An iteration that must start with a character no inner loop can consume cannot be
+            // split several ways (e.g. (\.[a-z]+)+): that nesting is harmless.
+            if unbounded, let lead = inner.leadingCharacter, !inner.innerLoopsCanMatch(lead) { return false }
             return inner.nestedUnboundedRepeat(inside: inside || unbounded)
         default:
             return false
