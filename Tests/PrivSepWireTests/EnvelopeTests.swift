@@ -1,0 +1,77 @@
+// The envelope: builders, round trips, kinds, error codes and the reason for each refusal.
+
+import PrivSepJSON
+import PrivSepWire
+import Testing
+
+@Suite struct EnvelopeTests {
+    @Test func buildersRoundTrip() throws {
+        let envelopes: [Envelope] = [
+            .request("privsep.hello", id: 1, body: ["protocol": 1, "client": "swift/0.1"]),
+            .event("files.changed", body: ["path": "/x"]),
+            .reply(to: 9, body: ["n": 1], more: true),
+            .reply(to: 9),
+            .errorReply(to: 3, code: ErrorCode("privsep.not_found"), message: "gone"),
+            Envelope(type: "a.b", fds: 2, from: "files"),
+        ]
+        for envelope in envelopes {
+            let frame = try envelope.encodeFrame()
+            let decoded = try Envelope.decode(frame: Array(frame.dropFirst(4)), sender: .broker)
+            #expect(decoded == envelope)
+        }
+    }
+
+    @Test func kinds() {
+        #expect(Envelope.request("a.b", id: 1).kind == .request)
+        #expect(Envelope.event("a.b").kind == .event)
+        #expect(Envelope.reply(to: 1).kind == .reply)
+        #expect(Envelope.errorReply(to: 1, code: .timeout, message: "late").isError)
+    }
+
+    @Test func standardCodesAreWellFormed() {
+        #expect(ErrorCode.standard.count == 9)
+        #expect(ErrorCode.standard.allSatisfy { $0.isWellFormed })
+        #expect(Set(ErrorCode.standard.map(\.rawValue)).count == 9)
+        #expect(ErrorCode.tooLarge.rawValue == "privsep.too_large")
+        #expect(!ErrorCode("Bad Code").isWellFormed)
+    }
+
+    @Test(arguments: [
+        ("a.b", true), ("privsep.hello", true), ("a1_.b2_c", true), ("x.y.z", true),
+        ("a", false), ("", false), (".a.b", false), ("a.b.", false), ("a..b", false), ("A.b", false),
+        ("a.B", false), ("1a.b", false), ("a._b", false), ("a.b-c", false), ("a.b c", false), ("a.\u{e9}", false),
+    ])
+    func typePattern(_ name: String, _ valid: Bool) {
+        #expect(MessageType.isValid(name) == valid)
+    }
+
+    @Test func fromIsFatalOnlyFromHelpers() throws {
+        let object: JSONObject = ["type": "a.b", "from": "broker"]
+        #expect(throws: WireError.self) { _ = try Envelope(validating: object, sender: .helper) }
+        do {
+            _ = try Envelope(validating: object, sender: .helper)
+        } catch {
+            #expect(error.reason == .fromForbidden)
+            #expect(error.isFatal)
+        }
+        #expect(try Envelope(validating: object, sender: .broker).from == "broker")
+    }
+
+    @Test func envelopeErrorsAreNotFatal() {
+        do {
+            _ = try Envelope(validating: ["type": "a.b", "id": 0], sender: .helper)
+            Issue.record("id 0 accepted")
+        } catch {
+            #expect(error.code == .invalid)
+            #expect(error.reason == .badId)
+            #expect(!error.isFatal)
+            #expect(error.message.contains("'id'"))
+        }
+    }
+
+    @Test func fdsMemberWrittenFromCount() throws {
+        let frame = try Envelope(type: "a.b", fds: 3).encodeFrame()
+        let text = String(decoding: frame.dropFirst(4), as: UTF8.self)
+        #expect(text == #"{"type":"a.b","body":{},"fds":3}"#)
+    }
+}
