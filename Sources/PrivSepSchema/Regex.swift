@@ -7,8 +7,8 @@
 // pattern gives "limit exceeded", never a hang. Empty-width loop iterations are cut, as ECMA-262
 // requires, so `(a*)*` terminates on its own.
 //
-// Not supported (compile error, so a schema never silently means something else): lookbehind,
-// named-group backreferences by name, Script= properties.
+// Not supported (compile error, so a schema never silently means something else): Script=
+// properties and flags.
 
 /// Why a pattern did not compile.
 struct RegexSyntaxError: Error {
@@ -73,6 +73,7 @@ indirect enum RegexNode {
     case repetition(RegexNode, min: Int, max: Int?, greedy: Bool)
     case lineStart, lineEnd, wordBoundary(negated: Bool)
     case lookahead(RegexNode, negated: Bool)
+    case lookbehind(RegexNode, negated: Bool)
     case backreference(Int)
 
     var anchoredAtStart: Bool {
@@ -111,7 +112,7 @@ indirect enum RegexNode {
     func innerLoopsCanMatch(_ c: UInt32) -> Bool {
         switch self {
         case .sequence(let items), .alternation(let items): return items.contains { $0.innerLoopsCanMatch(c) }
-        case .group(let inner, _), .lookahead(let inner, _): return inner.innerLoopsCanMatch(c)
+        case .group(let inner, _), .lookahead(let inner, _), .lookbehind(let inner, _): return inner.innerLoopsCanMatch(c)
         case .repetition(let inner, _, _, _): return inner.canConsume(c)
         default: return false
         }
@@ -132,7 +133,7 @@ indirect enum RegexNode {
         switch self {
         case .sequence(let items), .alternation(let items):
             return items.contains { $0.nestedUnboundedRepeat(inside: inside) }
-        case .group(let inner, _), .lookahead(let inner, _):
+        case .group(let inner, _), .lookahead(let inner, _), .lookbehind(let inner, _):
             return inner.nestedUnboundedRepeat(inside: inside)
         case .repetition(let inner, _, let max, _):
             let unbounded = max == nil || max! > 16
@@ -364,7 +365,11 @@ struct RegexParser {
             _ = try parseQuantifier()
             return .lookahead(inner, negated: negated)
         case 0x28 where peek(1) == 0x3F && peek(2) == 0x3C && (peek(3) == 0x3D || peek(3) == 0x21):
-            throw RegexSyntaxError(message: "lookbehind is not supported")
+            let negated = peek(3) == 0x21
+            index += 4
+            let inner = try parseDisjunction()
+            try expect(0x29, "')' closing a lookbehind")
+            return .lookbehind(inner, negated: negated)
         default:
             let atom = try parseAtom()
             guard let quantifier = try parseQuantifier() else { return atom }
@@ -668,6 +673,9 @@ enum Instruction {
     case lineStart, lineEnd
     case wordBoundary(Bool)
     case lookahead(end: Int, negated: Bool)
+    case lookbehind(end: Int, negated: Bool)
+    /// Ends a lookbehind body: the body must stop exactly where the lookbehind started.
+    case atLookbehindEnd
     case backreference(Int)
     case match
 }
@@ -744,6 +752,13 @@ struct RegexEmitter {
             try emit(inner)
             program.append(.match)
             program[start] = .lookahead(end: program.count, negated: negated)
+        case .lookbehind(let inner, let negated):
+            let start = program.count
+            program.append(.lookbehind(end: 0, negated: negated))
+            try emit(inner)
+            program.append(.atLookbehindEnd)
+            program.append(.match)
+            program[start] = .lookbehind(end: program.count, negated: negated)
         case .backreference(let number): program.append(.backreference(number))
         }
     }
@@ -759,6 +774,8 @@ struct RegexMachine {
     var budget: Int
     /// Backtrack entries: pc >= 0 resumes at (pc, position); pc < 0 restores register -pc-1.
     var stack: [(pc: Int, position: Int)] = []
+    /// Where each active lookbehind must end.
+    var lookbehindEnds: [Int] = []
 
     init(program: [Instruction], sets: [CharacterSet], input: UnsafeBufferPointer<UInt8>, registers: Int, budget: Int) {
         self.program = program
@@ -872,6 +889,33 @@ struct RegexMachine {
                 if negated { registers = saved }
                 if matched != negated {
                     pc = end
+                    advance = false
+                }
+            case .lookbehind(let end, let negated):
+                // Try every start at or before here; the body must end exactly here.
+                let saved = registers
+                lookbehindEnds.append(position)
+                var matched = false
+                var candidate = position
+                while true {
+                    guard let found = run(from: candidate, pc: pc + 1) else { return nil }
+                    if found {
+                        matched = true
+                        break
+                    }
+                    if candidate == 0 { break }
+                    candidate -= 1
+                    while candidate > 0 && input[candidate] & 0xC0 == 0x80 { candidate -= 1 }
+                }
+                lookbehindEnds.removeLast()
+                if negated || !matched { registers = saved }
+                if matched != negated {
+                    pc = end
+                    advance = false
+                }
+            case .atLookbehindEnd:
+                if position == lookbehindEnds.last {
+                    pc += 1
                     advance = false
                 }
             case .backreference(let number):
