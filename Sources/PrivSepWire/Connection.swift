@@ -53,6 +53,7 @@ public final class Connection: @unchecked Sendable {
     private var inbox: [Incoming] = []
     private var inboxHead = 0
     private var readBuffer: [UInt8]
+    private var fdSlots = [Int32](repeating: -1, count: WireLimits.maxFdsPerFrame + 2)
 
     /// Wraps `socket` (ownership moves in). `peer` is who writes to the other end.
     public init(socket: OwnedFD, peer: Sender, limits: WireLimits = .default) {
@@ -73,10 +74,10 @@ public final class Connection: @unchecked Sendable {
     /// be 1). The descriptor is made close-on-exec so the helper's own children do not get it.
     public static func helperEnd(limits: WireLimits = .default) throws(WireError) -> Connection {
         guard let fdText = getenv("PRIVSEP_FD").map({ String(cString: $0) }), fdText == "3" else {
-            throw WireError(code: .protocol, reason: .unsendable, message: "PRIVSEP_FD is not 3", isFatal: true)
+            throw WireError(code: .protocol, reason: .badEnvironment, message: "PRIVSEP_FD is not 3", isFatal: true)
         }
         guard let version = getenv("PRIVSEP_PROTOCOL").map({ String(cString: $0) }), version == "1" else {
-            throw WireError(code: .protocol, reason: .unsendable, message: "PRIVSEP_PROTOCOL is not 1", isFatal: true)
+            throw WireError(code: .protocol, reason: .badEnvironment, message: "PRIVSEP_PROTOCOL is not 1", isFatal: true)
         }
         guard cps_wire_set_cloexec(3, 1) == 0 else { throw .system("fcntl(3, F_SETFD)", errno: errno) }
         return Connection(socket: OwnedFD(adopting: 3), peer: .broker, limits: limits)
@@ -119,7 +120,6 @@ public final class Connection: @unchecked Sendable {
     /// Protocol errors and failed system calls are thrown; the connection must then be closed.
     public func read() throws(WireError) -> ReadStatus {
         if let failure = receiver.error { throw failure }
-        var fdSlots = [Int32](repeating: -1, count: WireLimits.maxFdsPerFrame + 2)
         var fdCount: Int32 = 0
         var truncated: Int32 = 0
         let capacity = readBuffer.count

@@ -270,3 +270,8 @@ extension Envelope {
         guard !more else { throw .invalidMessage(.badMore, "'more' is only allowed on a reply") }
     }
 }
+
+extension Envelope: CustomStringConvertible {
+    /// The envelope's compact JSON, for logs.
+    public var description: String { jsonValue.jsonText }
+}

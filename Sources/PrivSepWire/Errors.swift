@@ -103,6 +103,12 @@ public struct WireError: Error, Sendable, Equatable, CustomStringConvertible {
         /// The members do not form a request, an event or a reply.
         public static let badKind = Reason(rawValue: "bad_kind")
 
+        // Handshake and environment.
+        /// The first message was not a valid privsep.hello, or its reply was not a valid welcome.
+        public static let badHandshake = Reason(rawValue: "bad_handshake")
+        /// PRIVSEP_FD / PRIVSEP_PROTOCOL are missing or wrong.
+        public static let badEnvironment = Reason(rawValue: "bad_environment")
+
         // Local conditions.
         /// The peer closed the connection.
         public static let connectionClosed = Reason(rawValue: "connection_closed")

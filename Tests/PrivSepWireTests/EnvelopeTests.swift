@@ -75,3 +75,39 @@ import Testing
         #expect(text == #"{"type":"a.b","body":{},"fds":3}"#)
     }
 }
+
+@Suite struct HandshakeTests {
+    @Test func helloRoundTrip() throws {
+        let request = Hello(client: "privsep-swift/0.1").request(id: 1)
+        let decoded = try Envelope.decode(frame: Array(try request.encodeFrame().dropFirst(4)), sender: .helper)
+        #expect(try Hello(validatingFirst: decoded) == Hello(client: "privsep-swift/0.1"))
+    }
+
+    @Test(arguments: [
+        Envelope.event("privsep.hello", body: ["protocol": 1, "client": "x/1"]),
+        Envelope.request("privsep.ping", id: 1),
+        Envelope.request("privsep.hello", id: 1, body: ["protocol": 2, "client": "x/1"]),
+        Envelope.request("privsep.hello", id: 1, body: ["protocol": 1]),
+        Envelope.reply(to: 1),
+    ])
+    func otherFirstMessagesAreProtocolErrors(_ envelope: Envelope) {
+        do {
+            _ = try Hello(validatingFirst: envelope)
+            Issue.record("accepted \(envelope.jsonValue.jsonText)")
+        } catch {
+            #expect(error.code == .protocol)
+            #expect(error.isFatal)
+        }
+    }
+
+    @Test func welcomeRoundTrip() throws {
+        let welcome = Welcome(helper: "files", maxFrame: 4 << 20, sends: ["privsep.log"], serves: ["files.open"])
+        #expect(try Welcome(validatingReply: welcome.reply(to: 1)) == welcome)
+        var broken = welcome.reply(to: 1)
+        broken.body["max_frame"] = .number(JSONNumber(64 << 20))
+        #expect(throws: WireError.self) { _ = try Welcome(validatingReply: broken) }
+        #expect(throws: WireError.self) {
+            _ = try Welcome(validatingReply: .errorReply(to: 1, code: .protocol, message: "no"))
+        }
+    }
+}

@@ -74,10 +74,11 @@ func runHelper() -> Never {
     do {
         let connection = try Connection.helperEnd()
         let helperName = getenv("PRIVSEP_HELPER").map { String(cString: $0) } ?? "?"
-        try connection.sendAll(.request("privsep.hello", id: 1, body: ["protocol": 1, "client": "wire-demo/0.1"]))
-        let hello = expectMessage(connection, "helper")
-        guard hello.envelope.re == 1, hello.envelope.error == nil else { fail("helper: hello was refused") }
-        say("  [helper \(helperName)] handshake done, max_frame \(hello.envelope.body["max_frame"]?.int64Value ?? 0)")
+        try connection.sendAll(Hello(client: "wire-demo/0.1").request(id: 1))
+        let answer = expectMessage(connection, "helper")
+        guard answer.envelope.re == 1 else { fail("helper: the hello reply names re \(answer.envelope.re ?? 0)") }
+        let welcome = try Welcome(validatingReply: answer.envelope)
+        say("  [helper \(helperName)] handshake done: I am \(welcome.helper), max_frame \(welcome.maxFrame), serving \(welcome.serves)")
         while let incoming = try connection.receive() {
             guard case .message(let message) = incoming else { continue }
             let envelope = message.envelope
@@ -151,14 +152,16 @@ func runParent() -> Never {
         say("1. handshake")
         let hello = expectMessage(connection, "parent")
         show("helper -> parent:", hello.envelope)
-        guard hello.envelope.type == "privsep.hello", let helloId = hello.envelope.id else {
-            try connection.sendAll(.errorReply(to: hello.envelope.id ?? 1, code: .protocol, message: "first message must be privsep.hello"))
-            fail("helper did not start with privsep.hello")
+        do {
+            let offer = try Hello(validatingFirst: hello.envelope)
+            say("     helper speaks protocol \(offer.protocolVersion) with client \(offer.client)")
+        } catch {
+            if let id = hello.envelope.id {
+                try connection.sendAll(.errorReply(to: id, code: .protocol, message: error.message))
+            }
+            fail("bad first message: \(error)")
         }
-        let welcome = Envelope.reply(to: helloId, body: [
-            "helper": "demo", "protocol": 1, "max_frame": .number(JSONNumber(WireLimits.defaultMaxFrame)),
-            "sends": [], "serves": ["demo.ping", "demo.read_file"],
-        ])
+        let welcome = Welcome(helper: "demo", sends: [], serves: ["demo.ping", "demo.read_file"]).reply(to: hello.envelope.id ?? 1)
         try connection.sendAll(welcome)
         show("parent -> helper:", welcome)
 
