@@ -143,7 +143,10 @@ public struct FrameReceiver: Sendable {
         if let error = decoder.error { throw error }
         // What is left must belong to the frame now being assembled.
         try dropOrphans(before: decoder.currentFrameStart)
-        if let batch = batches.first, !(batch.start <= decoder.currentFrameStart && decoder.currentFrameStart < batch.end) {
+        // Only the batch of the frame now being assembled may wait, so at most one batch (8 fds)
+        // is ever held between reads.
+        let start = decoder.currentFrameStart
+        for batch in batches where !(batch.start <= start && start < batch.end) {
             throw .protocolViolation(.fdsUnclaimed, "\(batch.fds.count) descriptors arrived in a read where no frame starts")
         }
     }

@@ -263,6 +263,10 @@ def fds_area():
         case("fd-arrives-late", "The fd frame's prefix came in one read and its fd with the next: its fds are "
              "missing (they must arrive with the frame's first byte).",
              with_one, fatal("fds_missing"), chunks=[3], fds=[{"chunk": 1, "count": 1}]),
+        case("second-batch-mid-frame", "The frame's fd came with its first byte; another fd arrives mid-body, where "
+             "no frame starts: fatal at the end of that read, before the frame completes.",
+             with_one, fatal("fds_unclaimed"), chunks=[10, 20],
+             fds=[{"chunk": 0, "count": 1}, {"chunk": 1, "count": 1}]),
         case("fds-zero", "fds must be 1..8; 0 is a protocol error.", frame({"type": "a.b", "fds": 0}), fatal("bad_fds")),
         case("fds-nine", "fds must be 1..8.", frame({"type": "a.b", "fds": 9}), fatal("bad_fds")),
         case("fds-string", "fds must be an integer.", frame({"type": "a.b", "fds": "1"}), fatal("bad_fds")),

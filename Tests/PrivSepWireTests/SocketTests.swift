@@ -233,3 +233,20 @@ private func expectFatal(_ connection: Connection, _ reason: WireError.Reason) {
         }
     }
 }
+
+@Suite struct ReceiverBoundTests {
+    @Test func fdsInsideAnIncompleteFrameAreRejectedAtOnce() throws {
+        // The frame's own fd comes with its first byte; a second batch arrives mid-body. It
+        // cannot belong to anything, so the receiver must not keep it until the frame ends.
+        var receiver = FrameReceiver(sender: .helper)
+        let body = Array(#"{"type":"a.b","fds":1,"body":{"pad":"xxxxxxxxxxxxxxxxxxxx"}}"#.utf8)
+        let frame = [0, 0, 0, UInt8(body.count)] + body
+        let first = [OwnedFD(adopting: open("/dev/null", O_RDONLY | O_CLOEXEC))]
+        let second = [OwnedFD(adopting: open("/dev/null", O_RDONLY | O_CLOEXEC))]
+        #expect(try receiver.receive(Array(frame[0 ..< 10]), fds: first).isEmpty)
+        #expect(receiver.pendingFdCount == 1)
+        #expect(throws: WireError.self) { _ = try receiver.receive(Array(frame[10 ..< 20]), fds: second) }
+        #expect(receiver.error?.reason == .fdsUnclaimed)
+        #expect(!first[0].isOpen && !second[0].isOpen)
+    }
+}

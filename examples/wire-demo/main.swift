@@ -5,6 +5,7 @@
 // both ways: the hello handshake, a ping, a file descriptor sent to the helper (which reads the
 // file through it) and a pipe sent back (which the parent reads). Exits 0 when all of it worked.
 
+import CPrivSep
 import Glibc
 import PrivSepJSON
 import PrivSepWire
@@ -73,6 +74,7 @@ func show(_ arrow: String, _ envelope: Envelope) {
 func runHelper() -> Never {
     do {
         let connection = try Connection.helperEnd()
+        let openAtStart = cps_wire_count_open_fds()
         let helperName = getenv("PRIVSEP_HELPER").map { String(cString: $0) } ?? "?"
         try connection.sendAll(Hello(client: "wire-demo/0.1").request(id: 1))
         let answer = expectMessage(connection, "helper")
@@ -103,7 +105,12 @@ func runHelper() -> Never {
                 try connection.sendAll(.errorReply(to: id, code: .unknownType, message: "demo helper does not serve \(envelope.type ?? "?")"))
             }
         }
-        say("  [helper \(helperName)] parent closed the connection; exiting")
+        connection.close()
+        // Every received descriptor was taken and closed, or closed by the wire layer: the
+        // count is back to where it started, less the connection itself.
+        let openAtEnd = cps_wire_count_open_fds()
+        say("  [helper \(helperName)] parent closed the connection; open descriptors: \(openAtStart) at start, \(openAtEnd) after closing fd 3")
+        guard openAtEnd == openAtStart - 1 else { fail("helper: descriptors leaked") }
         exit(0)
     } catch {
         fail("helper: \(error)")
