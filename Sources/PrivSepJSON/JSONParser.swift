@@ -15,6 +15,7 @@
 /// limit and the byte offset where it was crossed.
 public struct JSONLimits: Sendable, Hashable {
     /// Deepest nesting of arrays and objects; a top-level `[]` has depth 1. Default 64.
+    /// Values above `JSONLimits.depthCeiling` are treated as the ceiling.
     public var maxDepth: Int
     /// Longest string, in UTF-8 bytes after unescaping (keys included). Default 1 MiB.
     public var maxStringBytes: Int
@@ -36,6 +37,11 @@ public struct JSONLimits: Sendable, Hashable {
         self.maxNodes = maxNodes
         self.maxNumberLength = maxNumberLength
     }
+
+    /// The deepest nesting any parse allows, whatever `maxDepth` says. The parser itself does
+    /// not recurse, but destroying, comparing, hashing and serializing a `JSONValue` do, once per
+    /// level; 1024 levels keep those well inside even a small thread stack.
+    public static let depthCeiling = 1024
 
     /// The limits of wire protocol v1: depth 64, strings 1 MiB, 100 000 members per container,
     /// 1 000 000 values, numbers 64 bytes.
@@ -161,14 +167,14 @@ private enum Byte {
 
 /// One open array or object. The innermost lives in `Parser.current`; its ancestors wait on
 /// `Parser.parents`. Each builds its own result array, so closing one moves it out, copying nothing.
+/// An object's member is appended when its key is read, with a placeholder value that the
+/// member's value then replaces.
 private struct Frame {
     var isObject: Bool
     /// The members so far, for an object.
     var members: [(key: String, value: JSONValue)] = []
     /// The elements so far, for an array.
     var elements: [JSONValue] = []
-    /// The key whose value is being parsed, for an object.
-    var pendingKey = ""
     /// Every key so far, once the object has outgrown a linear duplicate scan.
     var keySet: Set<ByteKey>? = nil
 
@@ -193,10 +199,9 @@ private struct ByteKey: Hashable {
 func sameUTF8(_ lhs: String, _ rhs: String) -> Bool {
     // Equal bytes imply `==`, whose fast path settles the common case of different keys;
     // only canonically equivalent strings need the byte comparison.
-    guard lhs == rhs else { return false }
+    guard lhs.utf8.count == rhs.utf8.count, lhs == rhs else { return false }
     var a = lhs
     var b = rhs
-    guard a.utf8.count == b.utf8.count else { return false }
     return a.withUTF8 { pa in
         b.withUTF8 { pb in
             for k in 0..<pa.count where pa[k] != pb[k] { return false }
@@ -212,16 +217,17 @@ private let linearKeyScanLimit = 16
 private let ones: UInt64 = 0x0101_0101_0101_0101
 private let highs: UInt64 = 0x8080_8080_8080_8080
 
-/// Whether any of the eight bytes in `word` is a quote, a backslash, a control character or
-/// non-ASCII: the bytes the string scanner must look at one by one.
+/// Flags (bit 7 of each byte) the bytes of `word` that the string scanner must look at: quotes,
+/// backslashes, control characters and non-ASCII. Flags above the first may be spurious (a
+/// borrow can carry into the next byte), but the lowest flag is exact, and that is the one used.
 @inline(__always)
-private func needsAttention(_ word: UInt64) -> Bool {
+private func attentionMask(_ word: UInt64) -> UInt64 {
     let quotes = word ^ (ones &* UInt64(Byte.quote))
     let backslashes = word ^ (ones &* UInt64(Byte.backslash))
     let hasQuote = (quotes &- ones) & ~quotes
     let hasBackslash = (backslashes &- ones) & ~backslashes
     let hasControl = (word &- ones &* 0x20) & ~word
-    return (hasQuote | hasBackslash | hasControl | word) & highs != 0
+    return (hasQuote | hasBackslash | hasControl | word) & highs
 }
 
 private struct Parser {
@@ -237,10 +243,14 @@ private struct Parser {
     /// Unescaped bytes of the string being decoded, reused between strings.
     var scratch: [UInt8] = []
 
+    /// `limits.maxDepth`, capped at `JSONLimits.depthCeiling`.
+    let maxDepth: Int
+
     init(base: UnsafePointer<UInt8>, count: Int, limits: JSONLimits) {
         self.base = base
         self.count = count
         self.limits = limits
+        maxDepth = min(limits.maxDepth, JSONLimits.depthCeiling)
     }
 
     // MARK: Errors
@@ -323,8 +333,7 @@ private struct Parser {
             while depth > 0 {
                 let isObject = current.isObject
                 if isObject {
-                    if current.members.isEmpty { current.members.reserveCapacity(4) }
-                    current.members.append((key: current.pendingKey, value: value))
+                    current.members[current.members.count - 1].value = value
                 } else {
                     if current.elements.isEmpty { current.elements.reserveCapacity(4) }
                     current.elements.append(value)
@@ -365,14 +374,16 @@ private struct Parser {
 
     /// Opens a frame for the `[` or `{` at `index` and steps over it.
     mutating func openContainer(isObject: Bool) throws(JSONParseError) {
-        if depth >= limits.maxDepth {
-            throw fail(.depthLimit, at: index, "nesting deeper than \(limits.maxDepth) (maxDepth)")
+        if depth >= maxDepth {
+            throw fail(.depthLimit, at: index, "nesting deeper than \(maxDepth) (maxDepth)")
         }
+        // Frames are swapped in and out rather than copied, so their arrays stay uniquely owned.
+        var opened = Frame(isObject: isObject)
+        swap(&opened, &current)
         if depth > 0 {
             if parents.isEmpty { parents.reserveCapacity(4) }
-            parents.append(current)
+            parents.append(opened)
         }
-        current = Frame(isObject: isObject)
         depth += 1
         index += 1
     }
@@ -380,9 +391,8 @@ private struct Parser {
     /// Closes the innermost container, returning its frame and reinstating its parent.
     mutating func closeContainer() -> Frame {
         depth -= 1
-        guard depth > 0 else { return current }
-        let closed = current
-        current = parents.removeLast()
+        var closed = depth > 0 ? parents.removeLast() : Frame(isObject: false)
+        swap(&closed, &current)
         return closed
     }
 
@@ -428,7 +438,8 @@ private struct Parser {
                 throw duplicate(key, at: keyOffset)
             }
         }
-        current.pendingKey = key
+        if existing == 0 { current.members.reserveCapacity(4) }
+        current.members.append((key: key, value: .null))
         skipWhitespace()
         guard index < count, base[index] == Byte.colon else { throw unexpected(at: index, expecting: "':'") }
         index += 1
@@ -476,12 +487,18 @@ private struct Parser {
         let stop = count - start > maxBytes ? start + maxBytes : count
         var cursor = start
         while true {
-            while cursor &+ 8 <= stop,
-                !needsAttention(UnsafeRawPointer(base + cursor).loadUnaligned(as: UInt64.self))
-            {
-                cursor &+= 8
+            // Eight bytes at a time to the first byte that needs a look (inputs are little-endian
+            // loads, so the lowest flag is the earliest byte); one at a time near the end.
+            if cursor &+ 8 <= stop {
+                let mask = attentionMask(UnsafeRawPointer(base + cursor).loadUnaligned(as: UInt64.self))
+                if mask == 0 {
+                    cursor &+= 8
+                    continue
+                }
+                cursor &+= mask.trailingZeroBitCount &>> 3
+            } else {
+                guard cursor < stop else { break }
             }
-            guard cursor < stop else { break }
             let byte = base[cursor]
             if byte == Byte.quote {
                 index = cursor + 1

@@ -39,16 +39,23 @@ import Testing
     #expect(closed?.kind == .depthLimit && closed?.offset == 64)
 }
 
-@Test func deepNestingWithinARaisedLimitDoesNotRecurse() {
-    // The parser keeps nesting on the heap: 100 000 open arrays under a raised limit run to
-    // the end of the input rather than overflowing the stack.
-    let limits = JSONLimits(maxDepth: 200_000)
-    let error = parseError(String(repeating: "[", count: 100_000), limits: limits)
-    #expect(error?.kind == .unexpectedEnd && error?.offset == 100_000)
-    let objects = parseError(String(repeating: #"{"a":["#, count: 50_000), limits: limits)
-    #expect(objects?.kind == .unexpectedEnd && objects?.offset == 300_000)
+@Test func raisedDepthLimitIsCappedAtTheCeiling() throws {
+    // The parser does not recurse, but destroying or comparing a value does, so no limit may
+    // let a parse build a value deeper than the ceiling.
+    #expect(JSONLimits.depthCeiling == 1024)
+    let limits = JSONLimits(maxDepth: .max)
+    let ceiling = String(repeating: "[", count: 1024) + String(repeating: "]", count: 1024)
+    let deepest = try JSONParser.parse(ceiling, limits: limits)
+    #expect(deepest.serialized() == Array(ceiling.utf8))
+    #expect(try deepest == JSONParser.parse(ceiling, limits: limits))
+    let over = parseError(String(repeating: "[", count: 100_000), limits: limits)
+    #expect(over?.kind == .depthLimit && over?.offset == 1024)
+    #expect(over?.reason.contains("1024") == true)
     let custom = parseError("[[[[]]]]", limits: JSONLimits(maxDepth: 3))
     #expect(custom?.kind == .depthLimit && custom?.offset == 3)
+    let none = parseError("[]", limits: JSONLimits(maxDepth: 0))
+    #expect(none?.kind == .depthLimit && none?.offset == 0)
+    #expect(try JSONParser.parse("1", limits: JSONLimits(maxDepth: 0)) == 1)
 }
 
 @Test func stringLimitCountsDecodedBytes() throws {
