@@ -50,7 +50,7 @@ let package = Package(
         .executableTarget(name: "privsep-sandbox", dependencies: ["PrivSepSandbox"]),
 
         // Benchmarks (not tests): each prints our figure beside its baseline from the same run.
-        .executableTarget(name: "bench-json", dependencies: ["PrivSepJSON", "CJansson"], path: "Tests/Benchmarks/json"),
+        .executableTarget(name: "bench-json", dependencies: ["PrivSepJSON", "CJansson"], path: "Tests/Benchmarks/json", exclude: ["run.sh"]),
         .executableTarget(name: "bench-schema", dependencies: ["PrivSepSchema", "PrivSepJSON"], path: "Tests/Benchmarks/schema"),
         .executableTarget(name: "wire-demo", dependencies: ["PrivSepWire", "PrivSepJSON"], path: "examples/wire-demo"),
 
