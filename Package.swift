@@ -11,8 +11,10 @@ let package = Package(
     products: [
         .library(name: "PrivSepJSON", targets: ["PrivSepJSON"]),
         .library(name: "PrivSepWire", targets: ["PrivSepWire"]),
+        .library(name: "PrivSepHelper", targets: ["PrivSepHelper"]),
         .library(name: "PrivSepSchema", targets: ["PrivSepSchema"]),
         .library(name: "PrivSepSandbox", targets: ["PrivSepSandbox"]),
+        .library(name: "PrivSepBroker", targets: ["PrivSepBroker"]),
         .executable(name: "privsep", targets: ["privsep"]),
         .executable(name: "privsep-sandbox", targets: ["privsep-sandbox"]),
     ],
@@ -35,14 +37,24 @@ let package = Package(
             "PrivSepJSON", "CPrivSep",
             .product(name: "SystemPackage", package: "swift-system"),
         ]),
+        // The Swift helper client: async/await, Codable bodies, descriptors as FileDescriptor.
+        .target(name: "PrivSepHelper", dependencies: [
+            "PrivSepWire", "PrivSepJSON", .product(name: "SystemPackage", package: "swift-system"),
+        ]),
         // JSON Schema 2020-12 validator and the schema-directory registry.
         .target(name: "PrivSepSchema", dependencies: ["PrivSepJSON"]),
         // The ordered sandbox sequence applied between spawn and exec.
         .target(name: "PrivSepSandbox", dependencies: ["CPrivSep", "CSeccomp"]),
 
+        // The broker: event loop, routing, policy, supervision and the built-in services.
+        .target(name: "PrivSepBroker", dependencies: [
+            "PrivSepJSON", "PrivSepWire", "PrivSepSchema", "PrivSepSandbox", "CPrivSep",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
         // The command-line tool.
         .executableTarget(name: "privsep", dependencies: [
-            "PrivSepJSON", "PrivSepWire", "PrivSepSchema", "PrivSepSandbox",
+            "PrivSepJSON", "PrivSepWire", "PrivSepSchema", "PrivSepSandbox", "PrivSepBroker",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -53,10 +65,13 @@ let package = Package(
         .executableTarget(name: "bench-json", dependencies: ["PrivSepJSON", "CJansson"], path: "Tests/Benchmarks/json", exclude: ["run.sh"]),
         .executableTarget(name: "bench-schema", dependencies: ["PrivSepSchema", "PrivSepJSON"], path: "Tests/Benchmarks/schema"),
         .executableTarget(name: "wire-demo", dependencies: ["PrivSepWire", "PrivSepJSON"], path: "examples/wire-demo"),
+        .executableTarget(name: "swift-helper", dependencies: ["PrivSepHelper"], path: "examples/swift-helper"),
 
         .testTarget(name: "PrivSepJSONTests", dependencies: ["PrivSepJSON"]),
         .testTarget(name: "PrivSepWireTests", dependencies: ["PrivSepWire", "PrivSepJSON"]),
+        .testTarget(name: "PrivSepHelperTests", dependencies: ["PrivSepHelper", "PrivSepWire", "PrivSepJSON"]),
         .testTarget(name: "PrivSepSchemaTests", dependencies: ["PrivSepSchema", "PrivSepJSON"]),
-        .testTarget(name: "PrivSepSandboxTests", dependencies: ["PrivSepSandbox"]),
+        .testTarget(name: "PrivSepSandboxTests", dependencies: ["PrivSepSandbox", "PrivSepJSON", "privsep-sandbox"]),
+        .testTarget(name: "PrivSepBrokerTests", dependencies: ["PrivSepBroker", "PrivSepWire", "PrivSepJSON"]),
     ]
 )

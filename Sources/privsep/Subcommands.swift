@@ -2,5 +2,8 @@
 import ArgumentParser
 
 extension PrivSep {
-    static let allSubcommands: [ParsableCommand.Type] = []
+    static let allSubcommands: [ParsableCommand.Type] = [
+        RunCommand.self,
+        ValidateCommand.self, SchemaCommand.self,
+    ]
 }

@@ -1,0 +1,178 @@
+// The broker: the privileged parent. One thread, one epoll loop; it owns every helper's socket,
+// routes what policy allows, and keeps the promise that every accepted request gets exactly one
+// final reply. Roles live in their own files: Supervisor (processes), Router (messages),
+// Services (the built-in types), Config, Policy, InFlight.
+
+import Glibc
+import Logging
+import PrivSepJSON
+import PrivSepSandbox
+import PrivSepWire
+
+/// How the broker stopped; `privsep run` turns this into its exit status.
+public enum BrokerOutcome: Equatable, Sendable {
+    /// Every helper exited after privsep.shutdown or SIGTERM.
+    case clean
+    /// Some helpers had to be SIGKILLed at the end of the grace period.
+    case forced
+    /// A `required` helper failed for good (its name).
+    case requiredHelperFailed(String)
+    /// The broker itself failed (epoll, signalfd...).
+    case brokerError(String)
+
+    /// The process exit status: 0 clean, 1 required helper failed or broker error, 3 forced.
+    public var exitStatus: Int32 {
+        switch self {
+        case .clean: return 0
+        case .requiredHelperFailed, .brokerError: return 1
+        case .forced: return 3
+        }
+    }
+}
+
+/// Where the broker is between start and exit.
+enum BrokerPhase: Equatable {
+    case running
+    /// privsep.shutdown sent; waiting for helpers to exit on their own.
+    case draining
+    /// SIGTERM sent to what was left.
+    case terminating
+    /// SIGKILL sent to what was left.
+    case killing
+    case finished
+}
+
+/// Counters the broker keeps for status and tests.
+public struct BrokerCounters: Sendable {
+    public var requestsAccepted = 0
+    public var finalReplies = 0
+    public var repliesDropped = 0
+    public var eventsDelivered = 0
+    public var errorsByCode: [String: Int] = [:]
+}
+
+/// How one helper is started: its identity and its sandbox, decided and checked at load time.
+public struct HelperPlan: Sendable {
+    public let uid: UInt32
+    public let gid: UInt32
+    public let spec: SandboxSpec
+}
+
+/// Everything the broker needs from outside: config, launch plans, message contracts, launcher.
+public struct BrokerSetup: Sendable {
+    public var config: BrokerConfig
+    /// One per helper, in config order.
+    public var plans: [HelperPlan]
+    public var catalog: ContractCatalog
+    /// The `privsep-sandbox` launcher binary.
+    public var launcherPath: String
+}
+
+/// The privileged parent process.
+public final class Broker {
+    let setup: BrokerSetup
+    var config: BrokerConfig { setup.config }
+    var catalog: ContractCatalog { setup.catalog }
+    var logger: Logger
+
+    let loop: EventLoop
+    var signalFD: OwnedFD?
+    var helpers: [Helper] = []
+    /// Request type → the slot that serves it (unique by config check).
+    var servers: [String: Int] = [:]
+    var inFlight = InFlightTable()
+    var deadlines = DeadlineQueue()
+    var phase: BrokerPhase = .running
+    var outcome: BrokerOutcome = .clean
+    public internal(set) var counters = BrokerCounters()
+
+    public init(setup: BrokerSetup, logger: Logger) throws(SystemCallError) {
+        self.setup = setup
+        self.logger = logger
+        self.loop = try EventLoop()
+        for (slot, (helperConfig, plan)) in zip(setup.config.helpers, setup.plans).enumerated() {
+            helpers.append(Helper(slot: slot, config: helperConfig, plan: plan))
+            for type in helperConfig.policy.serves { servers[type] = slot }
+        }
+    }
+
+    /// Runs until shutdown completes; returns how it ended.
+    public func run() -> BrokerOutcome {
+        do {
+            let signals = try makeSignalFD()
+            try loop.add(signals.rawValue, token: LoopToken(kind: .signal, index: 0), interest: .readable)
+            signalFD = signals
+        } catch {
+            return .brokerError("\(error)")
+        }
+        logger.info("broker starting", metadata: ["helpers": "\(helpers.count)", "pid": "\(getpid())"])
+        for helper in helpers { spawn(helper) }
+        while phase != .finished {
+            fireDueDeadlines()
+            if phase == .finished { break }
+            let timeout = deadlines.earliest.map { $0 - monotonicNanoseconds() }
+            do {
+                try loop.wait(timeoutNanoseconds: timeout) { token, readiness in
+                    dispatch(token, readiness)
+                }
+            } catch {
+                logger.critical("event loop failed", metadata: ["error": "\(error)"])
+                outcome = .brokerError("\(error)")
+                killAll()
+                break
+            }
+        }
+        logger.info("broker stopped", metadata: [
+            "outcome": "\(outcome)", "requests": "\(counters.requestsAccepted)",
+            "final_replies": "\(counters.finalReplies)",
+        ])
+        return outcome
+    }
+
+    private func dispatch(_ token: LoopToken, _ readiness: Readiness) {
+        switch token.kind {
+        case .signal:
+            if let signalFD { for signal in readSignals(signalFD) { handleSignal(signal) } }
+        case .helperSocket:
+            guard let helper = helper(for: token) else { return }
+            if !readiness.isDisjoint(with: [.writable]) { flushOutput(helper) }
+            if !readiness.isDisjoint(with: [.readable, .hangup]) { readFrom(helper) }
+        case .helperStdout, .helperStderr:
+            guard let helper = helper(for: token) else { return }
+            drainOutput(helper, stream: token.kind)
+        case .helperPidfd:
+            guard let helper = helper(for: token) else { return }
+            processExited(helper)
+        case .control, .controlClient:
+            break
+        }
+    }
+
+    /// The helper a token names, if the token is for its current process.
+    private func helper(for token: LoopToken) -> Helper? {
+        guard Int(token.index) < helpers.count else { return nil }
+        let helper = helpers[Int(token.index)]
+        return helper.generation == token.generation ? helper : nil
+    }
+
+    func token(_ kind: LoopToken.Kind, _ helper: Helper) -> LoopToken {
+        LoopToken(kind: kind, index: UInt32(helper.slot), generation: helper.generation)
+    }
+
+    private func fireDueDeadlines() {
+        for action in deadlines.popDue(now: monotonicNanoseconds()) {
+            switch action {
+            case .requestTimeout(let brokerID, _): requestTimedOut(brokerID)
+            case .restart(let slot, let generation): restartDue(slot: slot, generation: generation)
+            case .helloTimeout(let slot, let generation): helloTimedOut(slot: slot, generation: generation)
+            case .stallCheck(let slot, let generation, let flushedBytes):
+                stallCheck(slot: slot, generation: generation, flushedBytes: flushedBytes)
+            case .shutdownPhase: advanceShutdown()
+            }
+        }
+    }
+
+    func count(error code: ErrorCode) {
+        counters.errorsByCode[code.rawValue, default: 0] += 1
+    }
+}

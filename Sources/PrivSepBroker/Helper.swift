@@ -1,0 +1,170 @@
+// One configured helper as the broker sees it: its process, its connection, its policy and
+// its counters. A slot outlives the processes that fill it; `generation` tells them apart, so a
+// late event or reply from a dead process can never be taken for the new one's.
+
+import PrivSepJSON
+import PrivSepWire
+
+/// Where a helper is in its life.
+enum HelperPhase: Equatable {
+    /// Spawned; its connection is open but it has not said hello yet.
+    case starting
+    /// Said hello: requests and events flow.
+    case ready
+    /// Exited; waiting out the restart backoff.
+    case backoff
+    /// Exited and will not be restarted (policy `never`, a clean exit under `on-failure`, or shutdown).
+    case stopped
+    /// The broker gave up restarting it.
+    case failed
+}
+
+/// Per-type message counters, for status and the log.
+struct TypeCounters {
+    var messages = 0
+    var errors = 0
+}
+
+/// A process started for a helper slot.
+struct HelperProcess {
+    let pid: Int32
+    /// pidfd of the launcher (pid 1 of the helper's pid namespace): readable when it exits.
+    let pidfd: OwnedFD
+    /// Read ends of the helper's stdout and stderr, split into log lines.
+    var stdout: LineReader?
+    var stderr: LineReader?
+    /// Read end of the launcher's error pipe: empty at EOF when the program was exec'd.
+    let errorPipe: OwnedFD
+    let startedAt: Int64
+}
+
+/// The broker's record of one helper slot.
+final class Helper {
+    let slot: Int
+    let config: HelperConfig
+    var name: String { config.name }
+
+    /// Bumped on every spawn.
+    var generation: UInt16 = 0
+    var phase: HelperPhase = .stopped
+    /// The policy in force: the configured one, shrunk by privsep.restrict until the next spawn.
+    var policy: HelperPolicy
+    var process: HelperProcess?
+    var connection: Connection?
+
+    /// Identity and sandbox, fixed for the broker's life (a uid of its own per helper, so no
+    /// two helpers can signal or ptrace each other).
+    let plan: HelperPlan
+    var uid: UInt32 { plan.uid }
+
+    // Flow control.
+    /// The broker is not reading from this helper (a destination it feeds is full).
+    var paused = false
+    /// What epoll watches the socket for now.
+    var interest: Readiness = .readable
+    /// Messages read but not yet handled because the helper was paused mid-batch.
+    var held: [Incoming] = []
+    var heldHead = 0
+    /// Slots paused until this helper's outgoing queue drains.
+    var blockedSenders: Set<Int> = []
+    /// Requests routed to this helper while it was not ready, forwarded once it says hello.
+    var waitingRequests: [(brokerID: Int64, envelope: Envelope, fds: [OwnedFD])] = []
+
+    // Supervision.
+    /// Monotonic times of recent restarts, for the restart window.
+    var restartTimes: [Int64] = []
+    var consecutiveFailures = 0
+    var restarts = 0
+    /// Refused messages since the last spawn.
+    var violations = 0
+    /// Why the broker killed the current process, if it did.
+    var killReason: String?
+    var stallCheckScheduled = false
+    /// Bytes flushed to the helper so far: progress, for the stall check.
+    var flushedBytes = 0
+
+    // Counters.
+    var received: [String: TypeCounters] = [:]
+    var unmatchedReplies = 0
+
+    init(slot: Int, config: HelperConfig, plan: HelperPlan) {
+        self.slot = slot
+        self.config = config
+        self.policy = config.policy
+        self.plan = plan
+    }
+
+    var ref: HelperRef { HelperRef(slot: slot, generation: generation) }
+
+    var isReady: Bool { phase == .ready && connection != nil }
+
+    /// Whether the outgoing queue is at its cap: the broker stops feeding it until it drains.
+    var isFull: Bool {
+        guard let connection else { return false }
+        return connection.pendingOutputBytes >= config.limits.queueBytes
+    }
+
+    func count(_ type: String, error: Bool = false) {
+        received[type, default: TypeCounters()].messages += 1
+        if error { received[type, default: TypeCounters()].errors += 1 }
+    }
+
+    /// The next held message, if the helper is not paused.
+    func nextHeld() -> Incoming? {
+        guard !paused, heldHead < held.count else { return nil }
+        let next = held[heldHead]
+        heldHead += 1
+        if heldHead == held.count {
+            held.removeAll(keepingCapacity: true)
+            heldHead = 0
+        }
+        return next
+    }
+
+    /// Puts a message back at the front of the held list (its handler found its destination full).
+    func holdAgain(_ message: Incoming) {
+        if heldHead > 0 {
+            heldHead -= 1
+            held[heldHead] = message
+        } else {
+            held.insert(message, at: 0)
+        }
+    }
+}
+
+/// Splits a non-blocking pipe into lines; a line longer than `maxLine` is cut and marked.
+final class LineReader {
+    static let maxLine = 4096
+    let fd: OwnedFD
+    private var partial: [UInt8] = []
+
+    init(fd: OwnedFD) { self.fd = fd }
+
+    /// Reads what is available; returns complete lines and whether the pipe reached EOF.
+    func drain() -> (lines: [String], eof: Bool) {
+        var lines: [String] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        // Bounded per wakeup so a chatty helper cannot monopolise the loop.
+        for _ in 0..<16 {
+            let count = buffer.withUnsafeMutableBytes { raw in readFD(fd.rawValue, raw.baseAddress, raw.count) }
+            if count == 0 {
+                if !partial.isEmpty { lines.append(String(decoding: partial, as: UTF8.self)) }
+                partial = []
+                return (lines, true)
+            }
+            if count < 0 { return (lines, !isRetryableReadError()) }
+            for byte in buffer[0..<count] {
+                if byte == UInt8(ascii: "\n") {
+                    lines.append(String(decoding: partial, as: UTF8.self))
+                    partial.removeAll(keepingCapacity: true)
+                } else if partial.count < LineReader.maxLine {
+                    partial.append(byte)
+                } else if partial.count == LineReader.maxLine {
+                    lines.append(String(decoding: partial, as: UTF8.self) + " [line cut at \(LineReader.maxLine) bytes]")
+                    partial.removeAll(keepingCapacity: true)
+                }
+            }
+        }
+        return (lines, false)
+    }
+}

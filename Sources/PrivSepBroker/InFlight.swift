@@ -1,0 +1,85 @@
+// Requests routed between helpers and not yet finally answered.
+//
+// The broker gives every forwarded request its own id, so a serving helper never sees (and can
+// never forge a reply to) another helper's ids, and two requesters that both use id 1 cannot
+// collide. The table is what keeps the promise: every entry leaves it exactly once, by the final
+// reply, a timeout, or the death of the serving helper, and each way out sends one final reply.
+
+/// A helper slot and the generation of the process that filled it.
+struct HelperRef: Hashable {
+    let slot: Int
+    let generation: UInt16
+}
+
+/// One routed request.
+struct InFlightRequest {
+    let brokerID: Int64
+    let requester: HelperRef
+    /// The id the requester chose; replies are sent back under it.
+    let requesterID: Int64
+    let server: HelperRef
+    let type: String
+    /// When the request times out; pushed back by each partial (`more`) reply.
+    var deadline: Int64
+}
+
+/// The routed requests, indexed by broker id and by requester.
+struct InFlightTable {
+    private var byBrokerID: [Int64: InFlightRequest] = [:]
+    /// Per requester slot: the ids it has in flight, to refuse duplicates.
+    private var idsByRequester: [Int: Set<Int64>] = [:]
+    private var nextBrokerID: Int64 = 1
+
+    var count: Int { byBrokerID.count }
+
+    /// The number of requests `slot` has in flight as a requester.
+    func countFrom(_ slot: Int) -> Int { idsByRequester[slot]?.count ?? 0 }
+
+    /// Whether `slot` already has a request with `id` in flight.
+    func contains(requester slot: Int, id: Int64) -> Bool {
+        idsByRequester[slot]?.contains(id) ?? false
+    }
+
+    /// Records a request and returns the broker id it is forwarded under.
+    mutating func insert(requester: HelperRef, requesterID: Int64, server: HelperRef, type: String,
+                         deadline: Int64) -> Int64
+    {
+        let brokerID = nextBrokerID
+        // 2^53 - 1 ids at one per nanosecond last over a hundred days; wrap rather than trap.
+        nextBrokerID = nextBrokerID >= (1 << 53) - 1 ? 1 : nextBrokerID + 1
+        byBrokerID[brokerID] = InFlightRequest(
+            brokerID: brokerID, requester: requester, requesterID: requesterID, server: server,
+            type: type, deadline: deadline)
+        idsByRequester[requester.slot, default: []].insert(requesterID)
+        return brokerID
+    }
+
+    subscript(brokerID: Int64) -> InFlightRequest? { byBrokerID[brokerID] }
+
+    mutating func extendDeadline(brokerID: Int64, to deadline: Int64) {
+        byBrokerID[brokerID]?.deadline = deadline
+    }
+
+    /// Removes and returns the request; nil if it already left the table.
+    @discardableResult
+    mutating func remove(brokerID: Int64) -> InFlightRequest? {
+        guard let request = byBrokerID.removeValue(forKey: brokerID) else { return nil }
+        idsByRequester[request.requester.slot]?.remove(request.requesterID)
+        if idsByRequester[request.requester.slot]?.isEmpty == true {
+            idsByRequester[request.requester.slot] = nil
+        }
+        return request
+    }
+
+    /// Removes and returns every request served by `slot`, oldest first.
+    mutating func removeAll(servedBy slot: Int) -> [InFlightRequest] {
+        let ids = byBrokerID.values.filter { $0.server.slot == slot }.map(\.brokerID).sorted()
+        return ids.compactMap { remove(brokerID: $0) }
+    }
+
+    /// Removes every request made by `slot`: nobody is left to answer.
+    mutating func removeAll(requestedBy slot: Int) -> [InFlightRequest] {
+        let ids = byBrokerID.values.filter { $0.requester.slot == slot }.map(\.brokerID).sorted()
+        return ids.compactMap { remove(brokerID: $0) }
+    }
+}

@@ -1,0 +1,428 @@
+// Moving messages: read a helper's frames, check each against envelope, policy and schema, and
+// route it; write queued output; pause senders whose destination is full.
+//
+// Order of checks for a request (each failure is one error reply, and the request is answered):
+// duplicate id (protocol error), shutting down, unknown type, kind, policy, fds, schema, then
+// routing (built-in service, serving helper, or unavailable). Policy comes before the schema so
+// a denied helper learns nothing about the shape of types it may not use.
+
+import PrivSepJSON
+import PrivSepWire
+
+extension Broker {
+    /// Reads per helper per wakeup: enough to batch, few enough that one busy helper cannot
+    /// starve the others.
+    static let readsPerWakeup = 8
+
+    // MARK: Reading
+
+    func readFrom(_ helper: Helper) {
+        processHeld(helper)
+        var reads = 0
+        while !helper.paused, let connection = helper.connection, reads < Broker.readsPerWakeup {
+            reads += 1
+            let status: ReadStatus
+            do {
+                status = try connection.read()
+            } catch {
+                protocolFailure(helper, error)
+                return
+            }
+            switch status {
+            case .wouldBlock:
+                return
+            case .endOfStream:
+                disconnect(helper, reason: "closed its connection")
+                return
+            case .frames(let incoming):
+                helper.held.append(contentsOf: incoming)
+                processHeld(helper)
+            }
+        }
+    }
+
+    /// Handles held messages in order until none are left or a destination is full.
+    func processHeld(_ helper: Helper) {
+        while helper.connection != nil, let next = helper.nextHeld() {
+            if !handle(next, from: helper) {
+                helper.holdAgain(next)
+                return
+            }
+        }
+    }
+
+    /// Handles one message; false when it must wait because a destination is full (the sender
+    /// has then been paused and the message is untouched).
+    private func handle(_ incoming: Incoming, from helper: Helper) -> Bool {
+        switch incoming {
+        case .refused(let refused):
+            guard let id = refused.replyTo else {
+                noteViolation(helper, "refused message: \(refused.error.message)")
+                return true
+            }
+            if helper.isFull { return block(helper, on: helper) }
+            counters.requestsAccepted += 1
+            reply(to: helper, re: id, error: ErrorBody(code: refused.error.code, message: refused.error.message))
+            noteViolation(helper, "refused message: \(refused.error.message)")
+            return true
+        case .message(let message):
+            if helper.phase == .starting { return handleHandshake(message, from: helper) }
+            switch message.envelope.kind {
+            case .request: return routeRequest(message, from: helper)
+            case .event: return routeEvent(message, from: helper)
+            case .reply: return routeReply(message, from: helper)
+            }
+        }
+    }
+
+    // MARK: Requests
+
+    /// Where a request goes, decided before anything is sent or counted, so that a request
+    /// that must wait for a full destination can be retried untouched.
+    private enum Admission {
+        case refuse(ErrorCode, String, data: JSONValue?, violation: Bool)
+        case service(BuiltinService)
+        case route(Helper)
+    }
+
+    private func admit(_ message: ReceivedMessage, type: String, from helper: Helper) -> Admission {
+        let envelope = message.envelope
+        guard phase == .running else { return .refuse(.shuttingDown, "the broker is shutting down", data: nil, violation: false) }
+        guard let contract = catalog[type] else {
+            return .refuse(.unknownType, "no message type \(type) is defined", data: nil, violation: true)
+        }
+        guard contract.kind == .request else {
+            return .refuse(.invalid, "\(type) is an event: send it without an id", data: nil, violation: true)
+        }
+        guard helper.policy.allowsSending(type) else {
+            return .refuse(.denied, "helper \(helper.name) may not send \(type)", data: nil, violation: true)
+        }
+        guard message.fds.count == contract.fds else {
+            return .refuse(.invalid, "\(type) carries \(contract.fds) file descriptors; the frame had \(message.fds.count)",
+                           data: nil, violation: true)
+        }
+        if let problems = contract.checkBody(.object(envelope.body)) {
+            return .refuse(.invalid, "body does not match the schema of \(type)", data: invalidData(problems), violation: true)
+        }
+        if let service = builtinService(type) { return .service(service) }
+        guard let serverSlot = servers[type], helpers[serverSlot].policy.serves.contains(type) else {
+            return .refuse(.unavailable, "no helper serves \(type)", data: nil, violation: false)
+        }
+        let server = helpers[serverSlot]
+        guard server.phase != .failed && server.phase != .stopped else {
+            return .refuse(.unavailable, "helper \(server.name), which serves \(type), is not running", data: nil, violation: false)
+        }
+        guard inFlight.countFrom(helper.slot) < helper.config.limits.maxInFlight else {
+            return .refuse(.unavailable, "too many requests in flight (limit \(helper.config.limits.maxInFlight))",
+                           data: nil, violation: false)
+        }
+        return .route(server)
+    }
+
+    private func routeRequest(_ message: ReceivedMessage, from helper: Helper) -> Bool {
+        let envelope = message.envelope
+        guard let type = envelope.type, let id = envelope.id else { return true }
+        // Its replies could not be queued: wait until it reads.
+        if helper.isFull { return block(helper, on: helper) }
+        if inFlight.contains(requester: helper.slot, id: id) {
+            protocolFailure(helper, WireError.protocolViolation(
+                .badKind, "request id \(id) is already in flight: ids must be unique among a sender's open requests"))
+            return true
+        }
+        let admission = admit(message, type: type, from: helper)
+        if case .route(let server) = admission, server.isReady, server.isFull { return block(helper, on: server) }
+        counters.requestsAccepted += 1
+        helper.count(type)
+        switch admission {
+        case .refuse(let code, let text, let data, let violation):
+            if violation { noteViolation(helper, "\(code): \(text)") }
+            refuse(helper, id, type, code, text, data: data)
+        case .service(let service):
+            answer(helper, id, type, service(helper, envelope, message.fds))
+        case .route(let server):
+            forward(envelope, fds: message.fds, type: type, id: id, from: helper, to: server)
+        }
+        return true
+    }
+
+    private func forward(_ envelope: Envelope, fds: [OwnedFD], type: String, id: Int64, from helper: Helper,
+                         to server: Helper)
+    {
+        let deadline = monotonicNanoseconds() + server.config.limits.requestTimeoutMs * 1_000_000
+        let brokerID = inFlight.insert(
+            requester: helper.ref, requesterID: id, server: server.ref, type: type, deadline: deadline)
+        deadlines.schedule(at: deadline, .requestTimeout(brokerID: brokerID, server: server.slot))
+        var forwarded = Envelope.request(type, id: brokerID, body: envelope.body)
+        forwarded.from = helper.name
+        if server.isReady {
+            deliver(forwarded, fds: fds, to: server)
+        } else {
+            // Starting or restarting: it gets the request after its hello, or the timeout answers.
+            server.waitingRequests.append((brokerID, forwarded, fds))
+        }
+    }
+
+    /// Sends an error as the final reply to a request and counts it.
+    @discardableResult
+    func refuse(_ helper: Helper, _ id: Int64, _ type: String, _ code: ErrorCode, _ text: String,
+                data: JSONValue? = nil) -> Bool
+    {
+        helper.count(type, error: true)
+        reply(to: helper, re: id, error: ErrorBody(code: code, message: text, data: data))
+        return true
+    }
+
+    /// The outcome of a built-in service, sent as the final reply.
+    private func answer(_ helper: Helper, _ id: Int64, _ type: String, _ result: ServiceResult) {
+        switch result {
+        case .success(let reply):
+            if let contract = catalog[type], let problems = contract.checkReply(.object(reply.body)) {
+                // A broker bug, not the helper's: never send what the schema forbids.
+                logger.error("built-in reply failed its schema", metadata: [
+                    "type": "\(type)", "problems": "\(problems.map(\.message))",
+                ])
+                refuse(helper, id, type, .internal, "the broker produced an invalid reply for \(type)")
+                return
+            }
+            var envelope = Envelope.reply(to: id, body: reply.body)
+            envelope.from = "broker"
+            counters.finalReplies += 1
+            deliver(envelope, fds: reply.fds, to: helper)
+        case .failure(let error):
+            helper.count(type, error: true)
+            reply(to: helper, re: id, error: error)
+        }
+    }
+
+    /// The `data` of a privsep.invalid reply: each failure's instance and schema location.
+    private func invalidData(_ problems: [ValidationProblem]) -> JSONValue {
+        .object(["errors": .array(problems.prefix(16).map { $0.jsonValue })])
+    }
+
+    // MARK: Events
+
+    private func routeEvent(_ message: ReceivedMessage, from helper: Helper) -> Bool {
+        let envelope = message.envelope
+        guard let type = envelope.type else { return true }
+        guard let contract = catalog[type], contract.kind == .event else {
+            noteViolation(helper, "event of unknown type \(type)")
+            return true
+        }
+        guard helper.policy.allowsSending(type) else {
+            noteViolation(helper, "denied event \(type)")
+            return true
+        }
+        guard message.fds.count == contract.fds else {
+            noteViolation(helper, "event \(type) with \(message.fds.count) fds, schema says \(contract.fds)")
+            return true
+        }
+        if let problems = contract.checkBody(.object(envelope.body)) {
+            noteViolation(helper, "invalid event \(type): \(problems.first?.message ?? "")")
+            return true
+        }
+        if let handler = builtinEvent(type) {
+            helper.count(type)
+            handler(helper, envelope)
+            return true
+        }
+        let receivers = helpers.filter { $0.slot != helper.slot && $0.isReady && $0.policy.receives.contains(type) }
+        // All or nothing: never deliver to some receivers and then wait for the rest.
+        if let full = receivers.first(where: { $0.isFull }) { return block(helper, on: full) }
+        helper.count(type)
+        var delivered = Envelope.event(type, body: envelope.body)
+        delivered.from = helper.name
+        for receiver in receivers { deliver(delivered, fds: message.fds, to: receiver) }
+        counters.eventsDelivered += receivers.count
+        return true
+    }
+
+    // MARK: Replies
+
+    private func routeReply(_ message: ReceivedMessage, from server: Helper) -> Bool {
+        let envelope = message.envelope
+        guard let re = envelope.re, let request = inFlight[re], request.server == server.ref else {
+            server.unmatchedReplies += 1
+            counters.repliesDropped += 1
+            logger.debug("dropped a reply to an unknown or finished request", metadata: [
+                "helper": "\(server.name)", "re": "\(envelope.re ?? 0)",
+            ])
+            return true
+        }
+        let requester = helpers[request.requester.slot]
+        guard requester.ref == request.requester, requester.connection != nil else {
+            inFlight.remove(brokerID: re)
+            return true
+        }
+        // Streams are the one open-ended flow towards a requester; hold them when it lags.
+        if envelope.more && requester.isFull { return block(server, on: requester) }
+        var outgoing: Envelope
+        var fds = message.fds
+        if let error = envelope.error {
+            outgoing = Envelope.errorReply(to: request.requesterID, code: error.code, message: error.message, data: error.data)
+        } else if let problem = replyProblem(message, request) {
+            noteViolation(server, problem)
+            outgoing = Envelope.errorReply(
+                to: request.requesterID, code: .invalid,
+                message: "helper \(server.name) sent a reply that does not match \(request.type): \(problem)")
+            fds = []
+        } else {
+            outgoing = Envelope.reply(to: request.requesterID, body: envelope.body, more: envelope.more)
+        }
+        outgoing.from = server.name
+        if outgoing.more {
+            let deadline = monotonicNanoseconds() + server.config.limits.requestTimeoutMs * 1_000_000
+            inFlight.extendDeadline(brokerID: re, to: deadline)
+        } else {
+            inFlight.remove(brokerID: re)
+            counters.finalReplies += 1
+            if let code = outgoing.error?.code { count(error: code) }
+        }
+        deliver(outgoing, fds: fds, to: requester)
+        return true
+    }
+
+    private func replyProblem(_ message: ReceivedMessage, _ request: InFlightRequest) -> String? {
+        guard let contract = catalog[request.type] else { return "unknown type" }
+        guard message.fds.count == contract.replyFds else {
+            return "the reply carries \(message.fds.count) file descriptors, the schema says \(contract.replyFds)"
+        }
+        if let problems = contract.checkReply(.object(message.envelope.body)) {
+            let first = problems.first
+            return "\(first?.instanceLocation ?? ""): \(first?.message ?? "does not match")"
+        }
+        return nil
+    }
+
+    // MARK: Timeouts
+
+    func requestTimedOut(_ brokerID: Int64) {
+        guard let request = inFlight[brokerID] else { return }
+        let now = monotonicNanoseconds()
+        if request.deadline > now {
+            deadlines.schedule(at: request.deadline, .requestTimeout(brokerID: brokerID, server: request.server.slot))
+            return
+        }
+        inFlight.remove(brokerID: brokerID)
+        let requester = helpers[request.requester.slot]
+        guard requester.ref == request.requester else { return }
+        let server = helpers[request.server.slot]
+        reply(to: requester, re: request.requesterID, error: ErrorBody(
+            code: .timeout, message: "helper \(server.name) did not answer \(request.type) in time"))
+    }
+
+    // MARK: Writing
+
+    /// Sends an error reply (a final reply) from the broker.
+    func reply(to helper: Helper, re: Int64, error: ErrorBody) {
+        var envelope = Envelope.errorReply(to: re, code: error.code, message: error.message, data: error.data)
+        envelope.from = "broker"
+        counters.finalReplies += 1
+        count(error: error.code)
+        deliver(envelope, to: helper)
+    }
+
+    /// Queues `envelope` (with `fds`, borrowed) to `helper`. A helper whose queue passes its
+    /// hard cap is stuck: it is disconnected and its restart policy applies.
+    func deliver(_ envelope: Envelope, fds: [OwnedFD] = [], to helper: Helper) {
+        guard let connection = helper.connection else { return }
+        do {
+            if try connection.send(envelope, fds: fds.map(\.descriptor)) == .queued {
+                updateInterest(helper)
+                if helper.isFull { scheduleStallCheck(helper) }
+            }
+        } catch {
+            disconnect(helper, reason: "cannot take more output: \(error.message)")
+        }
+    }
+
+    func flushOutput(_ helper: Helper) {
+        guard let connection = helper.connection else { return }
+        let before = connection.pendingOutputBytes
+        do {
+            _ = try connection.flush()
+        } catch {
+            disconnect(helper, reason: "write failed: \(error.message)")
+            return
+        }
+        helper.flushedBytes += before - connection.pendingOutputBytes
+        updateInterest(helper)
+        if !helper.isFull { resumeBlockedSenders(of: helper) }
+    }
+
+    /// Watches for readable unless paused, writable while output is queued.
+    func updateInterest(_ helper: Helper) {
+        guard let connection = helper.connection else { return }
+        var interest: Readiness = []
+        if !helper.paused { interest.insert(.readable) }
+        if connection.hasPendingOutput { interest.insert(.writable) }
+        guard interest != helper.interest else { return }
+        helper.interest = interest
+        try? loop.modify(connection.socket.rawValue, token: token(.helperSocket, helper), interest: interest)
+    }
+
+    // MARK: Backpressure
+
+    /// Pauses `sender` until `destination` drains; returns false for `handle`.
+    func block(_ sender: Helper, on destination: Helper) -> Bool {
+        sender.paused = true
+        destination.blockedSenders.insert(sender.slot)
+        updateInterest(sender)
+        scheduleStallCheck(destination)
+        return false
+    }
+
+    func resumeBlockedSenders(of helper: Helper) {
+        guard !helper.blockedSenders.isEmpty else { return }
+        let senders = helper.blockedSenders.sorted()
+        helper.blockedSenders = []
+        for slot in senders {
+            let sender = helpers[slot]
+            guard sender.paused, sender.connection != nil else { continue }
+            sender.paused = false
+            updateInterest(sender)
+            processHeld(sender)
+        }
+    }
+
+    /// A full queue that makes no progress for `stallTimeoutMs` means the helper stopped
+    /// reading; it is killed, which answers its requests and unblocks its senders.
+    func scheduleStallCheck(_ helper: Helper) {
+        guard !helper.stallCheckScheduled else { return }
+        helper.stallCheckScheduled = true
+        deadlines.schedule(
+            at: monotonicNanoseconds() + helper.config.limits.stallTimeoutMs * 1_000_000,
+            .stallCheck(slot: helper.slot, generation: helper.generation, flushedBytes: helper.flushedBytes))
+    }
+
+    func stallCheck(slot: Int, generation: UInt16, flushedBytes: Int) {
+        let helper = helpers[slot]
+        guard helper.generation == generation, helper.connection != nil else { return }
+        helper.stallCheckScheduled = false
+        if helper.isFull && helper.flushedBytes == flushedBytes {
+            kill(helper, reason: "stopped reading: its queue stayed full for \(helper.config.limits.stallTimeoutMs) ms")
+        } else if helper.isFull || !helper.blockedSenders.isEmpty {
+            scheduleStallCheck(helper)
+        }
+    }
+
+    // MARK: Violations
+
+    /// Counts a refused message; past the configured number the helper is killed.
+    func noteViolation(_ helper: Helper, _ what: String) {
+        helper.violations += 1
+        logger.notice("refused: \(what)", metadata: ["helper": "\(helper.name)", "violations": "\(helper.violations)"])
+        if helper.violations >= helper.config.limits.maxViolations {
+            kill(helper, reason: "\(helper.violations) refused messages")
+        }
+    }
+
+    /// A protocol error: the stream can no longer be trusted. The connection is closed and the
+    /// process killed; its restart policy decides what follows.
+    func protocolFailure(_ helper: Helper, _ error: WireError) {
+        logger.warning("protocol error: \(error.message)", metadata: [
+            "helper": "\(helper.name)", "code": "\(error.code)", "reason": "\(error.reason)",
+        ])
+        count(error: error.code)
+        kill(helper, reason: "protocol error (\(error.reason))")
+    }
+}

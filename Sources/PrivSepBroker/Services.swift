@@ -1,0 +1,160 @@
+// The broker's own message types: the handshake, ping, log, introspect, restrict, and the
+// shutdown event it sends. Their schemas live in schema/privsep/ like everyone else's, and the
+// router has already checked policy and the request body before a handler runs.
+
+import Logging
+import PrivSepJSON
+import PrivSepWire
+
+/// A successful built-in reply: its body and the descriptors it carries (owned by the result).
+struct ServiceReply {
+    var body: JSONObject
+    var fds: [OwnedFD] = []
+}
+
+typealias ServiceResult = Result<ServiceReply, ErrorBody>
+typealias BuiltinService = (Helper, Envelope, [OwnedFD]) -> ServiceResult
+typealias BuiltinEvent = (Helper, Envelope) -> Void
+
+extension ErrorBody: Error {}
+
+extension Broker {
+    /// The protocol version this broker speaks.
+    static let protocolVersion: Int64 = 1
+
+    /// Types the broker itself serves or sends; no helper may serve them.
+    static let builtinTypes: Set<String> = [
+        "privsep.hello", "privsep.ping", "privsep.introspect", "privsep.restrict", "privsep.log", "privsep.shutdown",
+    ]
+
+    func builtinService(_ type: String) -> BuiltinService? {
+        switch type {
+        case "privsep.hello":
+            return { helper, _, _ in .failure(ErrorBody(code: .invalid, message: "helper \(helper.name) already said hello")) }
+        case "privsep.ping": return { _, envelope, _ in .success(ServiceReply(body: envelope.body)) }
+        case "privsep.introspect": return { [unowned self] helper, _, _ in .success(ServiceReply(body: introspect(helper))) }
+        case "privsep.restrict": return { [unowned self] helper, envelope, _ in restrict(helper, envelope.body) }
+        default: return nil
+        }
+    }
+
+    func builtinEvent(_ type: String) -> BuiltinEvent? {
+        switch type {
+        case "privsep.log": return { [unowned self] helper, envelope in logFromHelper(helper, envelope.body) }
+        default: return nil
+        }
+    }
+
+    // MARK: Handshake
+
+    /// The first message must be privsep.hello; anything else is answered privsep.protocol and
+    /// the connection closed.
+    func handleHandshake(_ message: ReceivedMessage, from helper: Helper) -> Bool {
+        let envelope = message.envelope
+        guard envelope.kind == .request, envelope.type == "privsep.hello", let id = envelope.id else {
+            if let id = envelope.id {
+                counters.requestsAccepted += 1
+                reply(to: helper, re: id, error: ErrorBody(
+                    code: .protocol, message: "the first message must be the request privsep.hello"))
+            }
+            protocolFailure(helper, WireError.protocolViolation(
+                .badKind, "first message was \(envelope.type ?? envelope.kind.rawValue), not privsep.hello"))
+            return true
+        }
+        counters.requestsAccepted += 1
+        if let contract = catalog["privsep.hello"], let problems = contract.checkBody(.object(envelope.body)) {
+            reply(to: helper, re: id, error: ErrorBody(
+                code: .protocol, message: "privsep.hello body is invalid: \(problems.first?.message ?? "")"))
+            protocolFailure(helper, WireError.protocolViolation(.badKind, "invalid privsep.hello"))
+            return true
+        }
+        guard envelope.body["protocol"]?.int64Value == Broker.protocolVersion else {
+            reply(to: helper, re: id, error: ErrorBody(
+                code: .protocol, message: "this broker speaks protocol \(Broker.protocolVersion) only"))
+            protocolFailure(helper, WireError.protocolViolation(.badKind, "unsupported protocol version"))
+            return true
+        }
+        helper.phase = .ready
+        helper.consecutiveFailures = 0
+        var body = JSONObject()
+        body["helper"] = .string(helper.name)
+        body["protocol"] = .number(JSONNumber(Broker.protocolVersion))
+        body["max_frame"] = .number(JSONNumber(helper.config.limits.maxFrame))
+        body["may_send"] = sortedArray(helper.policy.maySend)
+        body["serves"] = sortedArray(helper.policy.serves)
+        body["receives"] = sortedArray(helper.policy.receives)
+        var hello = Envelope.reply(to: id, body: body)
+        hello.from = "broker"
+        counters.finalReplies += 1
+        deliver(hello, to: helper)
+        logger.info("helper ready", metadata: [
+            "helper": "\(helper.name)", "client": "\(envelope.body["client"]?.stringValue ?? "?")",
+            "pid": "\(helper.process?.pid ?? 0)", "uid": "\(helper.uid)",
+        ])
+        let waiting = helper.waitingRequests
+        helper.waitingRequests = []
+        for (brokerID, forwarded, fds) in waiting where inFlight[brokerID] != nil {
+            deliver(forwarded, fds: fds, to: helper)
+        }
+        return true
+    }
+
+    // MARK: Introspect, restrict, log
+
+    private func introspect(_ helper: Helper) -> JSONObject {
+        func entries(_ types: Set<String>) -> JSONValue {
+            .array(types.sorted().compactMap { type in
+                guard let contract = catalog[type] else { return nil }
+                return .object(["type": .string(type), "definition": contract.definition])
+            })
+        }
+        var body = JSONObject()
+        body["helper"] = .string(helper.name)
+        body["may_send"] = entries(helper.policy.maySend.union(HelperPolicy.alwaysAllowed))
+        body["serves"] = entries(helper.policy.serves)
+        body["receives"] = entries(helper.policy.receives)
+        return body
+    }
+
+    private func restrict(_ helper: Helper, _ body: JSONObject) -> ServiceResult {
+        func set(_ key: String) -> Set<String>? {
+            guard case .array(let items)? = body[key] else { return nil }
+            return Set(items.compactMap(\.stringValue))
+        }
+        let dropped = helper.policy.restrict(maySend: set("may_send"), serves: set("serves"), receives: set("receives"))
+        if !dropped.isEmpty {
+            logger.info("helper dropped permissions", metadata: [
+                "helper": "\(helper.name)", "dropped": "\(dropped.joined(separator: ","))",
+            ])
+        }
+        var reply = JSONObject()
+        reply["may_send"] = sortedArray(helper.policy.maySend)
+        reply["serves"] = sortedArray(helper.policy.serves)
+        reply["receives"] = sortedArray(helper.policy.receives)
+        return .success(ServiceReply(body: reply))
+    }
+
+    private func logFromHelper(_ helper: Helper, _ body: JSONObject) {
+        let level = body["level"]?.stringValue.flatMap(Logger.Level.init(rawValue:)) ?? .info
+        var metadata: Logger.Metadata = ["helper": "\(helper.name)"]
+        if case .object(let fields)? = body["fields"] {
+            for (key, value) in fields.members.prefix(32) where metadata[key] == nil {
+                metadata[key] = .string(value.stringValue ?? value.jsonText)
+            }
+        }
+        logger.log(level: level, "\(body["message"]?.stringValue ?? "")", metadata: metadata)
+    }
+
+    // MARK: Shutdown notice
+
+    /// Tells a ready helper the broker is stopping.
+    func sendShutdownNotice(to helper: Helper, graceMs: Int64) {
+        var event = Envelope.event("privsep.shutdown", body: ["grace_ms": .number(JSONNumber(graceMs))])
+        event.from = "broker"
+        deliver(event, to: helper)
+    }
+}
+
+func sortedArray(_ items: Set<String>) -> JSONValue {
+    .array(items.sorted().map { .string($0) })
+}

@@ -1,0 +1,65 @@
+// `privsep run CONFIG`: the broker.
+import ArgumentParser
+import Glibc
+import Logging
+import PrivSepBroker
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Start the broker: spawn each configured helper in its sandbox, route, supervise.",
+        discussion: """
+            CONFIG is a JSON file checked against schema/config.schema.json (see privsep.json(5)). \
+            The broker runs in the foreground and logs to stderr. SIGTERM or SIGINT stops it: \
+            helpers get privsep.shutdown, then SIGTERM, then SIGKILL after the grace period.
+
+            Exit status: 0 clean stop; 1 a required helper failed or the broker failed; \
+            2 the config or schemas are invalid; 3 helpers had to be killed at shutdown.
+            """)
+
+    @Argument(help: "The broker configuration file.")
+    var config: String
+
+    @Option(help: "Log format: text or json (overrides the config).")
+    var logFormat: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (overrides the config).")
+    var logLevel: String?
+
+    func run() throws {
+        let setup: BrokerSetup
+        do {
+            setup = try BrokerLoader.load(configPath: config, launcherPath: launcherPath())
+        } catch {
+            printError("privsep: \(error)")
+            throw ExitCode(2)
+        }
+        let format = logFormat.flatMap(LogFormat.init(rawValue:)) ?? setup.config.logFormat
+        let level = (logLevel ?? setup.config.logLevel).flatMap { Logger.Level(rawValue: $0) } ?? .info
+        LoggingSystem.bootstrap { label in LineLogHandler(label: label, format: format, level: level) }
+        let broker: Broker
+        do {
+            broker = try Broker(setup: setup, logger: Logger(label: "privsep"))
+        } catch {
+            printError("privsep: \(error)")
+            throw ExitCode(1)
+        }
+        let outcome = broker.run()
+        if outcome.exitStatus != 0 { throw ExitCode(outcome.exitStatus) }
+    }
+
+    /// The launcher sits beside this binary: one build, one install, no PATH lookup.
+    private func launcherPath() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard length > 0 else { return "/usr/libexec/privsep-sandbox" }
+        let exe = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let slash = exe.lastIndex(of: "/") else { return "privsep-sandbox" }
+        return String(exe[..<slash]) + "/privsep-sandbox"
+    }
+}
+
+private func printError(_ text: String) {
+    var line = Array((text + "\n").utf8)
+    _ = write(STDERR_FILENO, &line, line.count)
+}
