@@ -137,24 +137,14 @@ public struct FrameReceiver: Sendable {
         let frames = try decoder.feed(bytes)
         outcomes.reserveCapacity(frames.count)
         for frame in frames {
-            try dropOrphans(before: frame.start)
             outcomes.append(try deliver(frame))
         }
         if let error = decoder.error { throw error }
-        // What is left must belong to the frame now being assembled.
-        try dropOrphans(before: decoder.currentFrameStart)
-        // Only the batch of the frame now being assembled may wait, so at most one batch (8 fds)
-        // is ever held between reads.
+        // What is left must belong to the frame now being assembled: only its batch may wait,
+        // so at most one batch (8 fds) is ever held between reads.
         let start = decoder.currentFrameStart
         for batch in batches where !(batch.start <= start && start < batch.end) {
             throw .protocolViolation(.fdsUnclaimed, "\(batch.fds.count) descriptors arrived in a read where no frame starts")
-        }
-    }
-
-    /// A batch whose read ended at or before `start` can no longer be claimed.
-    private mutating func dropOrphans(before start: Int) throws(WireError) {
-        if let batch = batches.first, batch.end <= start {
-            throw .protocolViolation(.fdsUnclaimed, "\(batch.fds.count) descriptors arrived with no frame declaring them (read at offsets \(batch.start)..<\(batch.end))")
         }
     }
 
