@@ -115,13 +115,7 @@ struct RegistryLoader {
 
     mutating func run(directories: [String], includeBuiltin: Bool) {
         var sources: [SourceFile] = []
-        let builtinTexts = Set(BuiltinSchemas.files.map { Array($0.text.utf8) })
-        if includeBuiltin {
-            for file in BuiltinSchemas.files {
-                parse(Array(file.text.utf8), display: "builtin:" + file.path, uri: RegistryLoader.builtinBase + file.path,
-                      name: file.path, into: &sources)
-            }
-        }
+        var overridden: Set<String> = []
         for directory in directories {
             let root = SchemaFiles.absolute(directory)
             let files: [String]
@@ -135,22 +129,26 @@ struct RegistryLoader {
                 let display = directory.hasSuffix("/") ? directory + relative : directory + "/" + relative
                 do {
                     let bytes = try SchemaFiles.read(root + "/" + relative)
-                    // The repository's own schema/ is the built-in directory: already loaded.
-                    if includeBuiltin && builtinTexts.contains(trimmingFinalNewline(bytes)) { continue }
+                    // A file at a built-in's relative path replaces it: that is how the repository's
+                    // own schema/ is checked as it is on disk.
+                    overridden.insert(relative)
                     parse(bytes, display: display, uri: "file://" + root + "/" + relative, name: relative, into: &sources)
                 } catch {
                     report(.error, error)
                 }
             }
         }
+        if includeBuiltin {
+            var builtins: [SourceFile] = []
+            for file in BuiltinSchemas.files where !overridden.contains(file.path) {
+                parse(Array(file.text.utf8), display: "builtin:" + file.path, uri: RegistryLoader.builtinBase + file.path,
+                      name: file.path, into: &builtins)
+            }
+            sources = builtins + sources
+        }
         for source in sources { displayByURI[URI.split(source.uri).0] = source.display }
         let checked = checkAgainstMetaSchemas(sources)
         compile(checked)
-    }
-
-    private func trimmingFinalNewline(_ bytes: [UInt8]) -> [UInt8] {
-        // The embedded copies lose the file's final newline (a multi-line literal ends before it).
-        bytes.last == 0x0A ? Array(bytes.dropLast()) : bytes
     }
 
     private mutating func parse(_ bytes: [UInt8], display: String, uri: String, name: String, into sources: inout [SourceFile]) {
