@@ -225,7 +225,7 @@ def typeok: type == "string" and test("\\A[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+\\
 def isint: type == "number" and . == floor;
 def idok: isint and . >= 1 and . <= 9007199254740991;
 def depth: if type == "object" or type == "array" then 1 + ([.[] | depth] | max // 0) else 0 end;
-def refuse($r): "refused\t\($r)\t\(if has("re") | not and (.id | idok) then .id else "-" end)";
+def refuse($r): "refused\t\($r)\t\(if ((has("re") | not) and (.id | idok)) then .id else "-" end)";
 if length != 1 then "fatal\tinvalid_json"
 else .[0] |
   if type != "object" then "fatal\tnot_object"
@@ -244,12 +244,12 @@ else .[0] |
   elif has("re") and (has("type") or has("id")) then refuse("bad_kind")
   elif has("re") and has("error") and has("body") then refuse("bad_kind")
   elif has("re") and has("error") and has("more") then refuse("bad_more")
-  elif has("re") then "ok\treply\t\(.re)\t\(.error.code // "-")\t\(if has("error") then . else {body: {}} + . end | tojson)"
+  elif has("re") then "ok\treply\t\(.re)\t\(.error.code // "-")\t\(if has("error") or has("body") then . else . + {body: {}} end | tojson)"
   elif has("type") | not then refuse("bad_kind")
   elif has("error") then refuse("bad_kind")
   elif has("more") then refuse("bad_more")
-  elif has("id") then "ok\trequest\t\(.id)\t-\t\({body: {}} + . | tojson)"
-  else "ok\tevent\t0\t-\t\({body: {}} + . | tojson)" end
+  elif has("id") then "ok\trequest\t\(.id)\t-\t\(if has("body") then . else . + {body: {}} end | tojson)"
+  else "ok\tevent\t0\t-\t\(if has("body") then . else . + {body: {}} end | tojson)" end
 end'
 
 # Reads and checks one frame from the socket. Sets _privsep_line to the "ok" line.
