@@ -110,7 +110,11 @@ public struct JSONParseError: Error, Sendable, Hashable, CustomStringConvertible
     public var description: String { "offset \(offset): \(reason)" }
 }
 
-/// The strict I-JSON parser. Stateless; every call parses one complete document.
+/// The strict I-JSON parser. Stateless and thread-safe: every call parses one complete document
+/// and either returns its value or throws the first error found, with its byte offset.
+///
+///     let value = try JSONParser.parse(bytes)              // JSONLimits.default
+///     let small = try JSONParser.parse(bytes, limits: JSONLimits(maxStringBytes: 4096))
 public enum JSONParser {
     /// Parses exactly one JSON value from UTF-8 `bytes`; any value may be at the top level.
     public static func parse(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .default) throws(JSONParseError)
@@ -259,7 +263,7 @@ private struct Parser {
         JSONParseError(kind: kind, offset: offset, reason: reason)
     }
 
-    /// The error for byte `byte` where it does not belong.
+    /// The error for whatever is at `offset` when `what` was due: a syntax error, or the end of input.
     func unexpected(at offset: Int, expecting what: String) -> JSONParseError {
         guard offset < count else { return fail(.unexpectedEnd, at: offset, "unexpected end of input, expected \(what)") }
         return fail(.syntax, at: offset, "unexpected \(describe(base[offset])), expected \(what)")
