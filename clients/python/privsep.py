@@ -488,9 +488,14 @@ class Decoder:
                 raise _protocol("frame_too_large", f"frame at offset {start}: length {n} above max_frame {self.max_frame}",
                                 code="privsep.too_large")
         complete = n >= 0 and len(self._buf) - 4 >= n
-        if head is not None and head.owner is None and (not complete or head.end <= start):
+        if head is not None and head.owner is None and head.end <= start:
             raise _protocol("fds_unclaimed", f"{len(head.fds)} fds arrived in a read where no frame starts")
         if not complete:
+            # Every frame the reads completed is delivered: what still waits must belong to
+            # the frame being assembled, so its read must contain that frame's start.
+            for batch in self._batches:
+                if not batch.start <= start < batch.end:
+                    raise _protocol("fds_unclaimed", f"{len(batch.fds)} fds arrived in a read where no frame starts")
             if self._eof and self._buf:
                 raise _protocol("truncated_frame", f"frame at offset {start}: stream ended after {len(self._buf)} bytes")
             return None
@@ -661,7 +666,7 @@ class Connection:
         if self._closed_by_peer:
             raise PrivsepError("privsep.unavailable", "connection_closed", "broker closed the connection", fatal=True)
         left = deadline - time.monotonic()
-        ready, _, _ = select.select([self.sock], [], [], max(left, 0))
+        ready, _, _ = select.select([self.sock], [], [], None if left == float("inf") else max(left, 0))
         if not ready:
             raise PrivsepError("privsep.timeout", "timeout", "no message in time")
         try:
@@ -671,13 +676,16 @@ class Connection:
         except ConnectionResetError:
             data, ancdata, flags = b"", [], 0
         fds = array.array("i")
+        foreign = False
         for level, kind, payload in ancdata:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
-        if flags & socket.MSG_CTRUNC:
+            else:
+                foreign = True
+        if flags & socket.MSG_CTRUNC or foreign:
             for fd in fds:
                 os.close(fd)
-            raise self._decoder._fail(_protocol("control_truncated", f"recvmsg reported MSG_CTRUNC: more than {FDS_MAX} fds in one read"))
+            raise self._decoder._fail(_protocol("control_truncated", f"MSG_CTRUNC (more than {FDS_MAX} fds in one read) or a control message other than SCM_RIGHTS"))
         if not data and not fds:
             self._closed_by_peer = True
             self._decoder.finish()

@@ -659,6 +659,7 @@ privsep_read(struct privsep *ps, struct privsep_error *err)
 	struct msghdr msg;
 	struct iovec iov;
 	size_t nfds = 0, k;
+	int foreign = 0;
 	ssize_t n;
 
 	if (ps->failed)
@@ -692,19 +693,21 @@ privsep_read(struct privsep *ps, struct privsep_error *err)
 		return fail(ps, err, PRIVSEP_E_INTERNAL, "system", "receive: %s", strerror(errno));
 	}
 	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
-		if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
+		if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) {
+			foreign = 1;	/* no descriptors in it; reported below */
 			continue;
+		}
 		k = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		if (k > PRIVSEP_FDS_MAX - nfds)
 			k = PRIVSEP_FDS_MAX - nfds;	/* cannot happen: the buffer holds 8 */
 		memcpy(fds + nfds, CMSG_DATA(cmsg), k * sizeof(int));
 		nfds += k;
 	}
-	if (msg.msg_flags & MSG_CTRUNC) {
+	if ((msg.msg_flags & MSG_CTRUNC) || foreign) {
 		close_fds(fds, nfds);
 		return fail(ps, err, PRIVSEP_E_PROTOCOL, "control_truncated",
-		    "receive: recvmsg reported MSG_CTRUNC: more than %u fds in one read",
-		    PRIVSEP_FDS_MAX);
+		    "receive: MSG_CTRUNC (more than %u fds in one read) or a control "
+		    "message other than SCM_RIGHTS", PRIVSEP_FDS_MAX);
 	}
 	if (n == 0 && nfds == 0) {
 		ps->eof = 1;
@@ -746,7 +749,7 @@ take_frame(struct privsep *ps, struct privsep_msg **mp, struct privsep_error *er
 	struct privsep_msg *m;
 	struct fdbatch *head;
 	int claimed[PRIVSEP_FDS_MAX];
-	size_t n, declared, nclaimed = 0;
+	size_t n, declared, nclaimed = 0, i;
 	uint64_t start = ps->in_off;
 	json_t *env;
 
@@ -767,16 +770,24 @@ take_frame(struct privsep *ps, struct privsep_msg **mp, struct privsep_error *er
 			    (unsigned long long)start, n, ps->max_frame);
 	} else
 		n = SIZE_MAX;
-	/*
-	 * fds from a read where no frame starts: the frames completed before are
-	 * delivered, then they are an error (no frame can claim them).
-	 */
-	if (head != NULL && head->owner == -1 && (n == SIZE_MAX || ps->in_len - 4 < n ||
-	    head->read_end <= start))
+	/* fds from an earlier read where no frame starts can belong to no frame */
+	if (head != NULL && head->owner == -1 && head->read_end <= start)
 		return fail(ps, err, PRIVSEP_E_PROTOCOL, "fds_unclaimed",
 		    "receive: %zu fds arrived in a read where no frame starts (offset %llu)",
 		    head->n, (unsigned long long)head->read_start);
 	if (n == SIZE_MAX || ps->in_len - 4 < n) {
+		/*
+		 * Every frame the reads completed is delivered: what still waits must
+		 * belong to the frame being assembled, so its read must contain that
+		 * frame's start.
+		 */
+		for (i = 0; i < ps->nbatches; i++) {
+			if (!(ps->batches[i].read_start <= start && start < ps->batches[i].read_end))
+				return fail(ps, err, PRIVSEP_E_PROTOCOL, "fds_unclaimed",
+				    "receive: %zu fds arrived in a read where no frame starts "
+				    "(offset %llu)", ps->batches[i].n,
+				    (unsigned long long)ps->batches[i].read_start);
+		}
 		if (ps->eof && ps->in_len > 0)
 			return fail(ps, err, PRIVSEP_E_PROTOCOL, "truncated_frame",
 			    "frame at offset %llu: stream ended after %zu bytes",

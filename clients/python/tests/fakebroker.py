@@ -96,7 +96,8 @@ class Peer:
         fds, self.fds = self.fds[:k], self.fds[k:]
         if len(fds) != k:
             raise Broken(f"frame declares {k} fds, {len(fds)} arrived")
-        if self.fds:
+        if self.fds and not self.buf:
+            # every byte received is framed, yet fds remain: no frame declared them
             raise Broken(f"{len(self.fds)} fds arrived that no frame declared")
         return env, fds
 

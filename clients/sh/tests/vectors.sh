@@ -24,7 +24,7 @@ unhex() {
 run_case() {
     (
         exec 3<"$1"
-        PRIVSEP_FD=3
+        PRIVSEP_FD=3 && export PRIVSEP_FD
         privsep_open 2>/dev/null || exit 1
         echo "$2" >"$PRIVSEP_STATE/max_frame"
         _privsep_peer_helper=$3
@@ -57,7 +57,7 @@ for file in "$dir"/*.json; do
         ((.max_frame // 1048576) | tostring),
         (((.role // "helper") == "helper") | tostring)] | join(" ")' "$file" >"$work/list"
     : >"$work/got"
-    while read -r name fds input max helper; do
+    while read -r _ fds input max helper; do
         if [ "$fds" = true ]; then
             echo '"n/a"' >>"$work/got"
             continue
