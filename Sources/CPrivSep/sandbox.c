@@ -87,6 +87,7 @@ int cps_setresuid(uid_t r, uid_t e, uid_t s) { return setresuid(r, e, s); }
 int cps_setresgid(gid_t r, gid_t e, gid_t s) { return setresgid(r, e, s); }
 int cps_getresuid(uid_t *r, uid_t *e, uid_t *s) { return getresuid(r, e, s); }
 int cps_getresgid(gid_t *r, gid_t *e, gid_t *s) { return getresgid(r, e, s); }
+int cps_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
 int cps_loopback_up(void)
 {

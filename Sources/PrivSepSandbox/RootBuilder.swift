@@ -29,7 +29,7 @@ enum MountFlag {
 
 struct RootBuilder {
     let spec: SandboxSpec
-    /// Mount a fresh /proc (only meaningful inside our own pid namespace).
+    /// Whether the program has its own pid namespace (decides how /proc is mounted).
     let withProc: Bool
 
     /// Files a dynamically linked program (and a shell) needs from /etc.
@@ -78,17 +78,17 @@ struct RootBuilder {
         for node in RootBuilder.devNodes {
             try bind("/dev/" + node, "/dev/" + node, readOnly: false)
         }
-        if withProc {
-            try mkdir("/newroot/proc", 0o555)
-            // subset=pid hides /proc/sys, /proc/kcore and friends (kernel >= 5.8); older kernels
-            // reject the option, and get a plain proc.
-            if Glibc.mount("proc", "/newroot/proc", "proc", MountFlag.nosuid | MountFlag.nodev | MountFlag.noexec, "subset=pid") != 0 {
-                try mount("proc", "/newroot/proc", "proc", MountFlag.nosuid | MountFlag.nodev | MountFlag.noexec, nil, what: "/proc")
-            }
-            for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                                   ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
-                try symlink(target, "/newroot/dev/" + name)
-            }
+        try mkdir("/newroot/proc", 0o555)
+        // subset=pid hides /proc/sys, /proc/kcore and friends (kernel >= 5.8). Without our own
+        // pid namespace this proc shows the host's processes: hidepid=invisible hides those of
+        // other uids. Older kernels reject the options and get a plain proc.
+        let procOptions = withProc ? "subset=pid" : "subset=pid,hidepid=invisible"
+        if Glibc.mount("proc", "/newroot/proc", "proc", MountFlag.nosuid | MountFlag.nodev | MountFlag.noexec, procOptions) != 0 {
+            try mount("proc", "/newroot/proc", "proc", MountFlag.nosuid | MountFlag.nodev | MountFlag.noexec, nil, what: "/proc")
+        }
+        for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                               ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+            try symlink(target, "/newroot/dev/" + name)
         }
         try mount(nil, "/newroot/dev", nil, MountFlag.remount | MountFlag.bind | MountFlag.rdonly | MountFlag.nosuid | MountFlag.noexec, nil,
                   what: "remount /dev read-only")

@@ -106,6 +106,8 @@ struct SeccompFilter {
         try check(seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SeccompFilter.actKillProcess), "bad-arch action")
         // Step 11 set no_new_privs; letting libseccomp set it again would hide a skipped step 11.
         try check(seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0), "NNP attribute")
+        // The kernel's errno on load failure, not libseccomp's generic ECANCELED.
+        try check(seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1), "raw return codes")
 
         let deny = Set(spec.seccompDeny)
         var seen = Set<Int32>()
@@ -116,6 +118,16 @@ struct SeccompFilter {
         if spec.seccomp == .default {
             try addConditionalRules(ctx, deny: deny)
         }
+        let rc = seccomp_load(ctx)
+        guard rc == 0 else { throw SandboxFailure(step: .seccomp, errno: -rc, detail: "seccomp_load") }
+    }
+
+    /// A filter allowing every system call (the test-only switch that turns the layer off).
+    static func loadAllowAll() throws(SandboxFailure) {
+        guard let ctx = seccomp_init(actAllow) else { throw SandboxFailure(step: .seccomp, errno: ENOMEM, detail: "seccomp_init") }
+        defer { seccomp_release(ctx) }
+        let attr = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0) | seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1)
+        guard attr == 0 else { throw SandboxFailure(step: .seccomp, errno: -attr, detail: "NNP attribute") }
         let rc = seccomp_load(ctx)
         guard rc == 0 else { throw SandboxFailure(step: .seccomp, errno: -rc, detail: "seccomp_load") }
     }

@@ -128,6 +128,10 @@ struct SandboxSequence {
         // 14. seccomp last: every earlier step uses system calls the filter forbids.
         if spec.isEnabled(.seccomp) {
             try SeccompFilter(spec: spec).load()
+        } else if spec.disabledLayers.contains(.seccomp) {
+            // Test-only: a filter that allows everything. The layer is off, yet the probe's
+            // safety interlock (Seccomp 2) still lets it try its escapes (acceptance 12).
+            try SeccompFilter.loadAllowAll()
         }
         // 15. execve by absolute path (no PATH search in an environment we do not trust).
         try stepExec(environment: environment)

@@ -17,7 +17,7 @@
  *   --write PATH          try opening PATH for writing with O_CREAT (repeatable, up to 16)
  *   --exec PATH           try executing PATH (repeatable, up to 16)
  *   --fork-limit N        fork up to N children (all exit when the probe does) and record when it fails
- *   --wait                after printing, block until fd 0 reaches EOF
+ *   --wait                after printing, block until fd 3 (the socket) reaches EOF
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -349,8 +349,9 @@ static void escape_syscalls(const struct options *o)
     kv_int("ptrace_parent", result(traced));
     if (traced == 0)
         ptrace(PTRACE_DETACH, getppid(), 0, 0);
-    kv_int("unshare_user", result(unshare(CLONE_NEWUSER)));
+    /* unshare_net first: once a user namespace exists (seccomp off), CLONE_NEWNET would work. */
     kv_int("unshare_net", result(unshare(CLONE_NEWNET)));
+    kv_int("unshare_user", result(unshare(CLONE_NEWUSER)));
     kv_int("mount_tmpfs", result(mount("none", "/tmp", "tmpfs", 0, NULL)));
     kv_int("keyctl", result(syscall(SYS_keyctl, 0 /* KEYCTL_GET_KEYRING_ID */, -3 /* session */, 0)));
     union bpf_attr attr;
@@ -416,7 +417,7 @@ static void escape_limits(const struct options *o)
             if (pid == 0) {
                 char b;
                 close(p[1]);
-                while (read(p[0], &b, 1) < 0 && errno == EINTR) {}
+                while (read(p[0], &b, 1) < 0 && errno == EINTR) {} /* 0 (EOF) or data ends the wait */
                 _exit(0);
             }
         }
@@ -486,6 +487,18 @@ int main(int argc, char **argv)
     kv_str("hostname", host);
     char cwd[1024] = "";
     kv_str("cwd", getcwd(cwd, sizeof cwd) ? cwd : "");
+    /* Network interfaces visible (/proc/self/net/dev has two header lines). */
+    FILE *nd = fopen("/proc/self/net/dev", "re");
+    long devices = -1;
+    if (nd) {
+        char l[512];
+        devices = 0;
+        while (fgets(l, sizeof l, nd))
+            devices++;
+        devices -= 2;
+        fclose(nd);
+    }
+    kv_int("net_devices", devices);
     print_fds();
     print_env();
     print_mounts();
@@ -521,7 +534,12 @@ int main(int argc, char **argv)
     fflush(stdout);
     if (o.wait_stdin) {
         char b;
-        while (read(0, &b, 1) > 0 || errno == EINTR) {}
+        for (;;) {
+            ssize_t r = read(3, &b, 1);
+            if (r > 0 || (r < 0 && errno == EINTR))
+                continue;
+            break;
+        }
     }
     return 0;
 }

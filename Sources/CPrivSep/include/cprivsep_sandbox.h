@@ -27,6 +27,8 @@ int cps_setresuid(uid_t r, uid_t e, uid_t s);
 int cps_setresgid(gid_t r, gid_t e, gid_t s);
 int cps_getresuid(uid_t *r, uid_t *e, uid_t *s);
 int cps_getresgid(gid_t *r, gid_t *e, gid_t *s);
+/* pipe2(fds, O_CLOEXEC): atomic, so a concurrent spawn in another thread never inherits it. */
+int cps_pipe_cloexec(int fds[2]);
 
 /* fork(2): the launcher is single-threaded, so fork is safe there (and only there). */
 pid_t cps_fork(void);
