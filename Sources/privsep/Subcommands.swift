@@ -5,5 +5,6 @@ extension PrivSep {
     static let allSubcommands: [ParsableCommand.Type] = [
         RunCommand.self,
         ValidateCommand.self, SchemaCommand.self,
+        SandboxCommand.self, DoctorCommand.self,
     ]
 }
