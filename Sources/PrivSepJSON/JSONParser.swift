@@ -169,8 +169,8 @@ private enum Byte {
     static let carriageReturn: UInt8 = 0x0D
 }
 
-/// One open array or object. The innermost lives in `Parser.current`; its ancestors wait on
-/// `Parser.parents`. Each builds its own result array, so closing one moves it out, copying nothing.
+/// One open array or object. The innermost lives in `Parser.current`; its ancestors wait in
+/// `Parser.outer` and `Parser.ancestors`. Each builds its own result array, so closing one moves it out, copying nothing.
 /// An object's member is appended when its key is read, with a placeholder value that the
 /// member's value then replaces.
 private struct Frame {
@@ -242,7 +242,11 @@ private struct Parser {
     var nodes = 0
     /// The innermost open container; meaningful only while `depth > 0`.
     var current = Frame(isObject: false)
-    var parents: [Frame] = []
+    /// The container around `current`, while `depth > 1`. A slot of its own, so the usual message
+    /// (an envelope holding a body) needs no stack allocation.
+    var outer = Frame(isObject: false)
+    /// The containers around `outer`, innermost last, while `depth > 2`.
+    var ancestors: [Frame] = []
     var depth = 0
     /// Unescaped bytes of the string being decoded, reused between strings.
     var scratch: [UInt8] = []
@@ -337,10 +341,10 @@ private struct Parser {
             while depth > 0 {
                 let isObject = current.isObject
                 if isObject {
-                    current.members[current.members.count - 1].value = value
+                    current.members[current.members.count - 1].value = consume value
                 } else {
                     if current.elements.isEmpty { current.elements.reserveCapacity(4) }
-                    current.elements.append(value)
+                    current.elements.append(consume value)
                 }
                 skipWhitespace()
                 guard index < count else {
@@ -381,12 +385,15 @@ private struct Parser {
         if depth >= maxDepth {
             throw fail(.depthLimit, at: index, "nesting deeper than \(maxDepth) (maxDepth)")
         }
-        // Frames are swapped in and out rather than copied, so their arrays stay uniquely owned.
-        var opened = Frame(isObject: isObject)
-        swap(&opened, &current)
+        // Frames are swapped along rather than copied, so their arrays stay uniquely owned.
+        var displaced = Frame(isObject: isObject)
+        swap(&displaced, &current)
         if depth > 0 {
-            if parents.isEmpty { parents.reserveCapacity(4) }
-            parents.append(opened)
+            swap(&displaced, &outer)
+            if depth > 1 {
+                if ancestors.isEmpty { ancestors.reserveCapacity(8) }
+                ancestors.append(displaced)
+            }
         }
         depth += 1
         index += 1
@@ -394,16 +401,19 @@ private struct Parser {
 
     /// Closes the innermost container, returning its frame and reinstating its parent.
     mutating func closeContainer() -> Frame {
-        depth -= 1
-        var closed = depth > 0 ? parents.removeLast() : Frame(isObject: false)
+        var closed = Frame(isObject: false)
         swap(&closed, &current)
+        depth -= 1
+        if depth > 0 {
+            swap(&current, &outer)
+            if depth > 1 { outer = ancestors.removeLast() }
+        }
         return closed
     }
 
     /// Closes an innermost container that received nothing.
     mutating func closeEmptyContainer() {
-        depth -= 1
-        if depth > 0 { current = parents.removeLast() }
+        _ = closeContainer()
     }
 
     /// Fails if a container already holding `entries` may not take another.

@@ -185,3 +185,18 @@ func rejectsInvalidDocument(_ test: Reject) {
         #expect(unterminated?.kind == .unexpectedEnd && unterminated?.offset == 1 + prefix)
     }
 }
+
+/// Containers close back into the right parent at every depth, with siblings before and after.
+@Test func nestedContainersKeepTheirSiblings() throws {
+    let text = #"[1,[2,{"a":[3,{"b":[4,[5],{"c":{}}],"d":6}],"e":7},8],{"f":[[],[[]]]},9]"#
+    let value = try JSONParser.parse(text)
+    #expect(value.jsonText == text)
+    #expect(value.arrayValue?.count == 4)
+    #expect(value.arrayValue?[1].arrayValue?[1]["a"]?.arrayValue?[1]["d"] == 6)
+    #expect(value.arrayValue?[1].arrayValue?[1]["e"] == 7)
+    #expect(value.arrayValue?[2]["f"]?.arrayValue?[1] == [[]])
+    for depth in 1...12 {
+        let nested = String(repeating: #"{"k":[0,"#, count: depth) + "1" + String(repeating: "]}", count: depth)
+        #expect(try JSONParser.parse(nested).jsonText == nested)
+    }
+}
