@@ -4,6 +4,8 @@
 // and the connection must be closed, and per-message errors, after which the stream is still
 // in step and only the one message is refused.
 
+import Glibc
+
 /// An `error.code` on the wire: a dotted lower-case name such as `privsep.denied`.
 ///
 /// The standard codes are static members; services add their own (`privsep.not_found`,
@@ -164,9 +166,3 @@ func describeErrno(_ value: Int32) -> String {
     guard let text = strerror(value) else { return "errno \(value)" }
     return String(cString: text) + " (errno \(value))"
 }
-
-
-import Glibc
-
-
-

@@ -4,11 +4,7 @@
 // wrapper (an error, a refused message, a closed connection) closes the descriptor; nothing can
 // leak by forgetting. The application takes a descriptor out with `take()` when it keeps it.
 
-
 import Glibc
-
-
-
 import SystemPackage
 
 /// An open file descriptor closed when its owner lets go of it.
