@@ -59,7 +59,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The lean, single-threaded launcher the broker posix_spawns for every helper.
-        .executableTarget(name: "privsep-sandbox", dependencies: ["PrivSepSandbox"]),
+        // Fully static: no ld.so relocations on every helper spawn (measured: 4.1 ms CPU dynamic,
+        // 3.4 ms with -static-stdlib, 1.5 ms static, for the launcher with --profile none).
+        .executableTarget(name: "privsep-sandbox", dependencies: ["PrivSepSandbox"], linkerSettings: [.unsafeFlags(["-static-executable"])]),
 
         // Benchmarks (not tests): each prints our figure beside its baseline from the same run.
         .executableTarget(name: "bench-json", dependencies: ["PrivSepJSON", "CJansson"], path: "Tests/Benchmarks/json", exclude: ["run.sh"]),
@@ -71,7 +73,7 @@ let package = Package(
         .testTarget(name: "PrivSepWireTests", dependencies: ["PrivSepWire", "PrivSepJSON"]),
         .testTarget(name: "PrivSepHelperTests", dependencies: ["PrivSepHelper", "PrivSepWire", "PrivSepJSON"]),
         .testTarget(name: "PrivSepSchemaTests", dependencies: ["PrivSepSchema", "PrivSepJSON"]),
-        .testTarget(name: "PrivSepSandboxTests", dependencies: ["PrivSepSandbox", "PrivSepJSON", "privsep-sandbox"]),
+        .testTarget(name: "PrivSepSandboxTests", dependencies: ["PrivSepSandbox", "PrivSepJSON"]),
         .testTarget(name: "PrivSepBrokerTests", dependencies: ["PrivSepBroker", "PrivSepWire", "PrivSepJSON"]),
     ]
 )
