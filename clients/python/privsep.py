@@ -756,10 +756,10 @@ class Connection:
 
     def wait_reply(self, ident: int, timeout: Optional[float] = None) -> Message:
         """Waits for the next reply to ``ident``, keeping other messages for recv()."""
-        for msg in self._pending:
-            if msg.kind == "reply" and msg.re == ident:
-                self._pending.remove(msg)
-                return msg
+        for kept in self._pending:
+            if kept.kind == "reply" and kept.re == ident:
+                self._pending.remove(kept)
+                return kept
         deadline = self._deadline(timeout)
         while True:
             if len(self._pending) >= PENDING_MAX:

@@ -23,6 +23,7 @@
 #   privsep_reply ID [BODY]        replies to request ID
 #   privsep_reply_error ID CODE MESSAGE
 #   privsep_log LEVEL MESSAGE      a privsep.log event (debug, info, warning, error)
+#   privsep_error_code, privsep_error_reason   print those of the last failure
 #   privsep_close                  removes the client's state directory
 # A failure prints "privsep: CODE (REASON): MESSAGE" on stderr and leaves
 # "CODE REASON ID" in "$PRIVSEP_STATE/error"; a fatal one ends the connection.
@@ -82,6 +83,15 @@ privsep_open() {
     if command -v timeout >/dev/null 2>&1; then _privsep_timeout=1; else _privsep_timeout=; fi
     _privsep_peer_helper=false
     return 0
+}
+
+# The code and the reason of the last failure ("" if none).
+privsep_error_code() {
+    [ -s "${PRIVSEP_STATE:-/nonexistent}/error" ] && cut -d' ' -f1 "$PRIVSEP_STATE/error"
+}
+
+privsep_error_reason() {
+    [ -s "${PRIVSEP_STATE:-/nonexistent}/error" ] && cut -d' ' -f2 "$PRIVSEP_STATE/error"
 }
 
 privsep_close() {

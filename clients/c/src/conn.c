@@ -61,6 +61,16 @@ fail(struct privsep *ps, struct privsep_error *err, const char *code, const char
 	return -1;
 }
 
+/* The broker closed the connection: nothing more will come (frames already buffered excepted). */
+static int
+closed_error(struct privsep_error *err, const char *message)
+{
+	privsep_seterr(err, PRIVSEP_E_UNAVAILABLE, "connection_closed", "%s", message);
+	if (err != NULL)
+		err->fatal = 1;
+	return -1;
+}
+
 /* Adopts a fatal error reported by a decoding function. */
 static int
 fail_with(struct privsep *ps, struct privsep_error *err, const struct privsep_error *cause)
@@ -665,7 +675,7 @@ privsep_read(struct privsep *ps, struct privsep_error *err)
 	if (ps->failed)
 		return failed(ps, err);
 	if (ps->eof)
-		return privsep_seterr(err, PRIVSEP_E_UNAVAILABLE, "connection_closed",
+		return closed_error(err,
 		    "receive: broker closed the connection");
 	/* One frame at a time: the buffer stays within in_limit(), fd batches within bounds. */
 	if (frame_buffered(ps))
@@ -687,7 +697,7 @@ privsep_read(struct privsep *ps, struct privsep_error *err)
 			return 0;
 		if (errno == ECONNRESET) {
 			ps->eof = 1;
-			return privsep_seterr(err, PRIVSEP_E_UNAVAILABLE, "connection_closed",
+			return closed_error(err,
 			    "receive: connection reset");
 		}
 		return fail(ps, err, PRIVSEP_E_INTERNAL, "system", "receive: %s", strerror(errno));
@@ -711,7 +721,7 @@ privsep_read(struct privsep *ps, struct privsep_error *err)
 	}
 	if (n == 0 && nfds == 0) {
 		ps->eof = 1;
-		return privsep_seterr(err, PRIVSEP_E_UNAVAILABLE, "connection_closed",
+		return closed_error(err,
 		    "receive: broker closed the connection");
 	}
 	if (ingest(ps, ps->in_off + ps->in_len, (size_t)n, fds, nfds, err) == -1)
@@ -868,7 +878,7 @@ wait_input(struct privsep *ps, int64_t deadline, struct privsep_error *err)
 	int r;
 
 	if (ps->eof)
-		return privsep_seterr(err, PRIVSEP_E_UNAVAILABLE, "connection_closed", "receive: broker closed the connection");
+		return closed_error(err, "receive: broker closed the connection");
 	r = wait_fd(ps, POLLIN | (ps->out != NULL ? POLLOUT : 0), deadline, &revents, err);
 	if (r == -1)
 		return -1;

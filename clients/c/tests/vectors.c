@@ -265,7 +265,8 @@ send_read(int fd, const unsigned char *data, size_t len, const int *fds, size_t 
 static int
 read_failed(const struct privsep_error *err, struct outcome *o)
 {
-	if (!err->fatal)
+	/* the end of the stream is not an error of the case */
+	if (!err->fatal || strcmp(err->reason, "connection_closed") == 0)
 		return 0;
 	o->error = json_pack("{s:s, s:s}", "code", err->code, "reason", err->reason);
 	return 1;

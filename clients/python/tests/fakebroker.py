@@ -6,7 +6,7 @@ PRIVSEP_PROTOCOL=1), plays one fixed scenario and checks every frame the helper 
 Framing here is written independently of clients/python/privsep.py on purpose: a client
 is never tested only against itself.
 
-    fakebroker.py [--no-fds] [--label NAME] -- helper-command args...
+    fakebroker.py [--no-fds] [--label NAME] [--scenario full|doc] -- helper-command args...
 
 Scenario (the helper side is in clients/*/tests/scenario*):
   hello       helper: request privsep.hello      broker: reply with max_frame 65536
@@ -22,6 +22,10 @@ Scenario (the helper side is in clients/*/tests/scenario*):
   log         helper: event privsep.log
   bye         helper: request test.bye            broker: reply, then the helper exits 0
 --no-fds skips fd-in, fd-in-read and fd-out (the shell client cannot pass fds).
+
+Scenario "doc" (the minimal helper of docs/client-*.md):
+  hello, ping, then the broker sends request demo.upper {text:"abc"} (reply {text:"ABC"}),
+  request demo.nope (error reply privsep.unknown_type), and closes: the helper exits 0.
 Prints one line per step and "N passed, N failed"; exits 0 when all passed.
 """
 
@@ -193,12 +197,36 @@ def steps(peer: Peer, name: str, with_fds: bool):  # type: ignore[no-untyped-def
     yield "bye"
 
 
+def doc_steps(peer: Peer, name: str, with_fds: bool):  # type: ignore[no-untyped-def]
+    env, _ = expect_request(peer, "privsep.hello")
+    peer.write({"re": env["id"], "from": "broker", "body": {
+        "helper": name, "protocol": 1, "max_frame": 1048576, "sends": ["privsep.ping"], "serves": ["demo.upper"]}})
+    yield "hello"
+    env, _ = expect_request(peer, "privsep.ping")
+    peer.write({"re": env["id"], "from": "broker", "body": env.get("body", {})})
+    yield "ping"
+    peer.write({"type": "demo.upper", "id": 1, "from": "client", "body": {"text": "abc"}})
+    env, _ = peer.read()
+    if env != {"re": 1, "body": {"text": "ABC"}}:
+        raise Broken(f"expected the reply to demo.upper, got {env}")
+    yield "serve"
+    peer.write({"type": "demo.nope", "id": 2, "from": "client", "body": {}})
+    env, _ = peer.read()
+    if env.get("re") != 2 or env.get("error", {}).get("code") != "privsep.unknown_type":
+        raise Broken(f"expected privsep.unknown_type for demo.nope, got {env}")
+    yield "unknown"
+    peer.sock.shutdown(socket.SHUT_WR)  # the helper sees the end of the stream and exits
+    yield "close"
+
+
 def main(argv: List[str]) -> int:
-    with_fds, label = True, "helper"
+    with_fds, label, scenario = True, "helper", "full"
     while argv and argv[0] != "--":
         opt = argv.pop(0)
         if opt == "--no-fds":
             with_fds = False
+        elif opt == "--scenario":
+            scenario = argv.pop(0)
         elif opt == "--label":
             label = argv.pop(0)
         else:
@@ -214,22 +242,26 @@ def main(argv: List[str]) -> int:
     pid = os.posix_spawnp(cmd[0], cmd, env, file_actions=[(os.POSIX_SPAWN_DUP2, theirs.fileno(), 3)])
     theirs.close()
     peer = Peer(ours)
-    all_steps = ["hello", "ping", "event-in", "serve", "error", "error-seen"]
-    if with_fds:
-        all_steps += ["fd-in", "fd-in-read", "fd-out"]
-    all_steps += ["log", "bye"]
+    if scenario == "doc":
+        all_steps, play = ["hello", "ping", "serve", "unknown", "close"], doc_steps
+    else:
+        all_steps = ["hello", "ping", "event-in", "serve", "error", "error-seen"]
+        if with_fds:
+            all_steps += ["fd-in", "fd-in-read", "fd-out"]
+        all_steps += ["log", "bye"]
+        play = steps
     passed: List[str] = []
     failure = ""
     try:
-        for step in steps(peer, label, with_fds):
+        for step in play(peer, label, with_fds):
             passed.append(step)
-        # After bye the helper exits; it must not send anything else.
+        # Then the helper exits; it must not send anything else.
         try:
             extra = ours.recv(1)
             if extra:
-                failure = "helper sent bytes after bye"
+                failure = "helper sent bytes after the last step"
         except socket.timeout:
-            failure = "helper did not exit after bye"
+            failure = "helper did not exit after the last step"
     except (Broken, socket.timeout, OSError, ValueError) as exc:
         failure = f"{type(exc).__name__}: {exc}"
     ours.close()
