@@ -84,37 +84,74 @@ private func appendDecimal(_ value: Int64, to output: inout [UInt8]) {
 
 private let hexDigits: StaticString = "0123456789abcdef"
 
-/// Appends `string` quoted, escaping only what RFC 8259 requires.
+/// Flags (bit 7 of each byte) the bytes of `word` that must be escaped: quotes, backslashes and
+/// control characters. As in the parser's scanner, only the lowest flag is exact, and only it is used.
+@inline(__always)
+private func escapeMask(_ word: UInt64) -> UInt64 {
+    let ones: UInt64 = 0x0101_0101_0101_0101
+    let quotes = word ^ (ones &* UInt64(UInt8(ascii: "\"")))
+    let backslashes = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
+    let hasQuote = (quotes &- ones) & ~quotes
+    let hasBackslash = (backslashes &- ones) & ~backslashes
+    let hasControl = (word &- ones &* 0x20) & ~word
+    return (hasQuote | hasBackslash | hasControl) & 0x8080_8080_8080_8080
+}
+
+/// The offset of the first byte at or after `start` that must be escaped, or nil; eight bytes
+/// at a time while they last.
+@inline(__always)
+private func nextEscape(_ source: UnsafePointer<UInt8>, _ count: Int, from start: Int) -> Int? {
+    var cursor = start
+    while cursor &+ 8 <= count {
+        let mask = escapeMask(UnsafeRawPointer(source + cursor).loadUnaligned(as: UInt64.self))
+        if mask != 0 { return cursor &+ mask.trailingZeroBitCount &>> 3 }
+        cursor &+= 8
+    }
+    while cursor < count {
+        let byte = source[cursor]
+        if byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { return cursor }
+        cursor &+= 1
+    }
+    return nil
+}
+
+/// Appends `string` quoted, escaping only what RFC 8259 requires; runs that need no escape are
+/// copied whole.
 private func serializeString(_ string: String, into output: inout [UInt8]) {
     var string = string
     output.append(UInt8(ascii: "\""))
     string.withUTF8 { utf8 in
+        guard let source = utf8.baseAddress else { return }
+        let count = utf8.count
         var runStart = 0
-        for position in 0..<utf8.count {
-            let byte = utf8[position]
-            guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-            if runStart < position {
-                output.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<position]))
+        while let flagged = nextEscape(source, count, from: runStart) {
+            if runStart < flagged {
+                output.append(contentsOf: UnsafeBufferPointer(start: source + runStart, count: flagged - runStart))
             }
-            runStart = position + 1
-            output.append(UInt8(ascii: "\\"))
-            switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"): output.append(byte)
-            case 0x08: output.append(UInt8(ascii: "b"))
-            case 0x09: output.append(UInt8(ascii: "t"))
-            case 0x0A: output.append(UInt8(ascii: "n"))
-            case 0x0C: output.append(UInt8(ascii: "f"))
-            case 0x0D: output.append(UInt8(ascii: "r"))
-            default:
-                let hex = hexDigits.utf8Start
-                output.append(contentsOf: [
-                    UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)],
-                ])
-            }
+            appendEscape(source[flagged], to: &output)
+            runStart = flagged + 1
         }
-        if runStart < utf8.count {
-            output.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[runStart..<utf8.count]))
+        if runStart < count {
+            output.append(contentsOf: UnsafeBufferPointer(start: source + runStart, count: count - runStart))
         }
     }
     output.append(UInt8(ascii: "\""))
+}
+
+/// Appends the escape for `byte`: the short form where RFC 8259 has one, else `\u00XX`.
+private func appendEscape(_ byte: UInt8, to output: inout [UInt8]) {
+    output.append(UInt8(ascii: "\\"))
+    switch byte {
+    case UInt8(ascii: "\""), UInt8(ascii: "\\"): output.append(byte)
+    case 0x08: output.append(UInt8(ascii: "b"))
+    case 0x09: output.append(UInt8(ascii: "t"))
+    case 0x0A: output.append(UInt8(ascii: "n"))
+    case 0x0C: output.append(UInt8(ascii: "f"))
+    case 0x0D: output.append(UInt8(ascii: "r"))
+    default:
+        let hex = hexDigits.utf8Start
+        output.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
+        output.append(hex[Int(byte >> 4)])
+        output.append(hex[Int(byte & 0xF)])
+    }
 }
