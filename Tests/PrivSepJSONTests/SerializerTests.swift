@@ -146,3 +146,42 @@ struct ValueGenerator {
     }
     #expect(parsedCount > 0)
 }
+
+/// The escaping rule, written the slow way, to check the word-at-a-time serializer against.
+func referenceQuoted(_ string: String) -> String {
+    var result = "\""
+    for scalar in string.unicodeScalars {
+        switch scalar {
+        case "\"": result += "\\\""
+        case "\\": result += "\\\\"
+        case "\u{8}": result += "\\b"
+        case "\u{C}": result += "\\f"
+        case "\n": result += "\\n"
+        case "\r": result += "\\r"
+        case "\t": result += "\\t"
+        case "\u{0}"..."\u{1F}":
+            let hex = String(scalar.value, radix: 16)
+            result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: result.unicodeScalars.append(scalar)
+        }
+    }
+    return result + "\""
+}
+
+/// The serializer looks at eight bytes at a time; a byte to escape must be found at every
+/// position, alone or next to others.
+@Test func escapesAtEveryPosition() throws {
+    let specials = ["\"", "\\", "\n", "\u{1}", "\u{1F}", "é", "\u{7F}", "\"\"", "\\n"]
+    for length in 0..<20 {
+        for position in 0...length {
+            for special in specials {
+                let base = String(repeating: "a", count: length)
+                let index = base.index(base.startIndex, offsetBy: position)
+                let string = base[..<index] + special + base[index...]
+                let value = JSONValue.string(String(string))
+                #expect(value.jsonText == referenceQuoted(String(string)), "\(string.debugDescription)")
+                #expect(try JSONParser.parse(value.serialized()) == value)
+            }
+        }
+    }
+}
