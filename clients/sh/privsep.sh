@@ -7,7 +7,7 @@
 #     privsep_hello >/dev/null || exit 1
 #     body=$(privsep_request privsep.ping '{"seq":1}') || exit 1
 #
-# Needs jq, dd, od, iconv, wc, mktemp; `timeout` (coreutils) bounds each wait when present.
+# Needs jq, awk, dd, od, iconv, wc, mktemp; `timeout` (coreutils) bounds each wait when present.
 # Frames: a 4-byte big-endian length, then that many bytes of one JSON object, on the
 # socket PRIVSEP_FD (3). A shell cannot receive or send file descriptors: a frame that
 # declares fds is a protocol error here; use a service such as privsep.file.read.
@@ -61,7 +61,7 @@ privsep_open() {
         _privsep_error privsep.invalid environment 1 - "PRIVSEP_FD='${PRIVSEP_FD:-}' is not a descriptor number"
         return 1 ;;
     esac
-    for _po_tool in jq dd od iconv wc mktemp; do
+    for _po_tool in jq awk dd od iconv wc mktemp; do
         command -v "$_po_tool" >/dev/null 2>&1 || {
             _privsep_error privsep.internal environment 1 - "$_po_tool is not installed"
             return 1
@@ -74,7 +74,7 @@ privsep_open() {
     echo 1 >"$PRIVSEP_STATE/next_id"
     echo 1048576 >"$PRIVSEP_STATE/max_frame"
     : >"$PRIVSEP_STATE/queue"
-    # GNU and busybox dd gather a whole block with iflag=fullblock; else one byte per read.
+    # GNU dd gathers a whole block with iflag=fullblock; else one byte per read.
     if dd if=/dev/null of=/dev/null iflag=fullblock 2>/dev/null; then
         _privsep_fullblock=1
     else
@@ -262,6 +262,86 @@ else .[0] |
   else "ok\tevent\t0\t-\t\(if has("body") then . else . + {body: {}} end | tojson)" end
 end'
 
+# jq 1.6 lets through duplicate keys (the last wins), NaN and numbers outside the RFC 8259
+# grammar (01): this awk program rejects them first. Keys are compared after unescaping, so
+# "k" and "\u006b" are the same key. Exit status 1 on the first problem.
+# shellcheck disable=SC2016 # an awk program
+_privsep_strict='
+function bad(why) { print why; failed = 1; exit 1 }
+function hex4(h,    v, k, c) {
+    if (h !~ /^[0-9A-Fa-f][0-9A-Fa-f][0-9A-Fa-f][0-9A-Fa-f]$/) bad("bad \\u escape")
+    v = 0
+    for (k = 1; k <= 4; k++) {
+        c = index("0123456789abcdef", tolower(substr(h, k, 1))) - 1
+        v = v * 16 + c
+    }
+    return v
+}
+BEGIN {
+    for (k = 1; k < 256; k++) ord[sprintf("%c", k)] = k
+    esc["b"] = 8; esc["f"] = 12; esc["n"] = 10; esc["r"] = 13; esc["t"] = 9
+    esc["\""] = 34; esc["\\"] = 92; esc["/"] = 47
+}
+{ s = s $0 "\n" }
+END {
+    if (failed) exit 1
+    n = length(s); i = 1; depth = 0; objects = 0; prev = ""
+    while (i <= n) {
+        c = substr(s, i, 1)
+        if (c == " " || c == "\t" || c == "\n" || c == "\r") { i++; continue }
+        if (c == "{" || c == "[") {
+            depth++; kind[depth] = c; obj[depth] = ++objects; prev = c; i++; continue
+        }
+        if (c == "}" || c == "]") { depth--; prev = "v"; i++; continue }
+        if (c == "," || c == ":") { prev = c; i++; continue }
+        if (c == "\"") {
+            iskey = depth > 0 && kind[depth] == "{" && (prev == "{" || prev == ",")
+            key = ""; j = i + 1
+            while (j <= n) {
+                d = substr(s, j, 1)
+                if (d == "\"") break
+                if (d == "\\") {
+                    e = substr(s, j + 1, 1)
+                    if (e == "u") {
+                        cp = hex4(substr(s, j + 2, 4)); j += 6
+                        if (cp >= 55296 && cp <= 56319 && substr(s, j, 2) == "\\u") {
+                            lo = hex4(substr(s, j + 2, 4))
+                            if (lo >= 56320 && lo <= 57343) { cp = 65536 + (cp - 55296) * 1024 + (lo - 56320); j += 6 }
+                        }
+                    } else if (e in esc) {
+                        cp = esc[e]; j += 2
+                    } else bad("bad escape")
+                    if (iskey) key = key "," cp
+                    continue
+                }
+                if (iskey) {
+                    b = ord[d]
+                    if (b < 128) { cp = b; len = 1 }
+                    else if (b >= 240) { cp = b - 240; len = 4 }
+                    else if (b >= 224) { cp = b - 224; len = 3 }
+                    else { cp = b - 192; len = 2 }
+                    for (k = 1; k < len; k++) cp = cp * 64 + ord[substr(s, j + k, 1)] - 128
+                    key = key "," cp
+                    j += len
+                } else j++
+            }
+            if (j > n) bad("unterminated string")
+            if (iskey) {
+                if ((obj[depth], key) in seen) bad("duplicate key")
+                seen[obj[depth], key] = 1
+            }
+            prev = "v"; i = j + 1; continue
+        }
+        tok = ""
+        while (i <= n && substr(s, i, 1) ~ /[A-Za-z0-9.+-]/) { tok = tok substr(s, i, 1); i++ }
+        if (tok == "") bad("unexpected byte")
+        if (tok != "true" && tok != "false" && tok != "null" &&
+            tok !~ /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$/) bad("not a JSON token: " tok)
+        prev = "v"
+    }
+}
+'
+
 # Reads and checks one frame from the socket. Sets _privsep_line to the "ok" line.
 # Status 0 ok, 1 fatal (the connection is finished), 2 refused (the stream goes on).
 _privsep_read_frame() {
@@ -307,6 +387,10 @@ _privsep_read_frame() {
     case $(od -An -tx1 -N3 "$_rf_dir/frame" | tr -d ' ') in
     efbbbf) _privsep_error privsep.protocol invalid_json 1 - "receive: byte-order mark"; return 1 ;;
     esac
+    if ! LC_ALL=C awk "$_privsep_strict" "$_rf_dir/frame" >/dev/null 2>&1; then
+        _privsep_error privsep.protocol invalid_json 1 - "receive: frame is not I-JSON (duplicate key, NaN or a malformed number)"
+        return 1
+    fi
     _privsep_line=$(jq -r -s --argjson peer_helper "$_privsep_peer_helper" "$_privsep_incoming" <"$_rf_dir/frame" 2>/dev/null) ||
         _privsep_line="fatal${_privsep_tab}invalid_json"
     case $_privsep_line in
