@@ -414,8 +414,12 @@ privsep_send(struct privsep *ps, json_t *env, const int *fds, size_t nfds,
 	if (ps->failed)
 		return failed(ps, err);
 	if (privsep_envelope_check(env, 0, err) == -1) {
-		if (err != NULL)
+		/* our caller's mistake, caught before a byte is written: the connection is fine */
+		if (err != NULL) {
 			snprintf(err->code, sizeof(err->code), "%s", PRIVSEP_E_INVALID);
+			err->fatal = 0;
+			err->id = 0;
+		}
 		return -1;
 	}
 	declared = json_object_get(env, "fds");

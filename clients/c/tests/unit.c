@@ -642,6 +642,7 @@ t_send_checks(void)
 	env = json_pack("{s:s, s:s}", "type", "a.b", "from", "me");
 	CHECK(privsep_send(ps, env, NULL, 0, &err) == -1);
 	CHECK_CODE(err, PRIVSEP_E_INVALID);
+	CHECK(strcmp(err.reason, "from_forbidden") == 0 && !err.fatal);
 	json_decref(env);
 	env = json_pack("{s:s}", "type", "a.b");
 	CHECK(privsep_send(ps, env, &fd, 1, &err) == -1);
@@ -871,6 +872,57 @@ t_error_reply(void)
 }
 
 static int
+peer_stream(int fd)
+{
+	json_t *req = raw_read(fd, NULL, NULL);
+	char buf[256];
+	int i;
+
+	if (req == NULL)
+		return 10;
+	/* three replies to one request: two with more, then the final one */
+	for (i = 1; i <= 3; i++) {
+		snprintf(buf, sizeof(buf), "{\"re\":%d,\"body\":{\"part\":%d}%s}", id_of(req), i,
+		    i < 3 ? ",\"more\":true" : "");
+		if (raw_frame(fd, buf, NULL, 0))
+			return 11;
+	}
+	json_decref(req);
+	return 0;
+}
+
+static int
+t_streamed_replies(void)
+{
+	struct privsep_error err;
+	struct privsep_msg *m;
+	struct privsep *ps;
+	int64_t id;
+	int sv[2], part = 0;
+	pid_t pid;
+
+	CHECK(pair(sv) == 0);
+	pid = spawn_peer(sv, peer_stream);
+	CHECK(privsep_open_fd(&ps, sv[0], "t", &err) == 0);
+	CHECK(privsep_send_request(ps, "files.list", NULL, NULL, 0, &id, &err) == 0);
+	do {
+		CHECK(privsep_wait_reply(ps, id, &m, 5000, &err) == 0);
+		part++;
+		CHECK(json_integer_value(json_object_get(privsep_msg_body(m), "part")) == part);
+		CHECK(privsep_msg_more(m) == (part < 3));
+		if (!privsep_msg_more(m)) {
+			privsep_msg_free(m);
+			break;
+		}
+		privsep_msg_free(m);
+	} while (part < 10);
+	CHECK(part == 3);
+	CHECK(peer_status(pid) == 0);
+	privsep_close(ps);
+	return 0;
+}
+
+static int
 peer_hello_refused(int fd)
 {
 	json_t *req = raw_read(fd, NULL, NULL);
@@ -963,6 +1015,7 @@ main(void)
 		{ "hello: refused", t_hello_refused },
 		{ "request: keeps messages that arrive meanwhile", t_request_keeps_others },
 		{ "request: error reply", t_error_reply },
+		{ "request: streamed replies (more)", t_streamed_replies },
 		{ "open: environment", t_open_env },
 	};
 

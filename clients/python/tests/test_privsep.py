@@ -258,6 +258,28 @@ class ConnectionTests(unittest.TestCase):
         conn.close()
         b.close()
 
+    def test_streamed_replies(self) -> None:
+        conn, b = pair()
+
+        def broker(sock: socket.socket) -> None:
+            env, _ = read_frame(sock)
+            sock.sendall(frame({"re": env["id"], "body": {"part": 1}, "more": True}) +
+                         frame({"re": env["id"], "body": {"part": 2}, "more": True}) +
+                         frame({"re": env["id"], "body": {"part": 3}}))
+        peer = Peer(b, broker)
+        peer.start()
+        ident = conn.send_request("files.list")
+        parts = []
+        while True:
+            reply = conn.wait_reply(ident)
+            parts.append((reply.body["part"], reply.more))
+            if not reply.more:
+                break
+        self.assertEqual(parts, [(1, True), (2, True), (3, False)])
+        peer.finish()
+        conn.close()
+        b.close()
+
     def test_fd_receive(self) -> None:
         conn, b = pair()
         r, w = os.pipe()
