@@ -54,23 +54,19 @@ struct SandboxAcceptanceTests {
     }
 
     // 3. Exactly fds 0-3, although the spawner holds non-CLOEXEC fds (one a directory fd to /).
+    //    The spawner is a shell that opens them and then execs the launcher, so the leaked fds
+    //    never exist in this (multi-threaded, shared) test process.
     @Test func descriptors() throws {
         if skipIfNeeded() { return }
-        let rootFD = open("/", O_RDONLY | O_DIRECTORY)  // deliberately inheritable
-        var leakedPipe: [Int32] = [-1, -1]
-        _ = pipe(&leakedPipe)                          // deliberately inheritable
-        defer {
-            close(rootFD)
-            close(leakedPipe[0])
-            close(leakedPipe[1])
-        }
-        #expect(rootFD > 3)
         let pair = try SocketPair()
         let message = Array("round-trip".utf8)
         #expect(message.withUnsafeBytes { write(pair.mine, $0.baseAddress, $0.count) } == message.count)
-        let o = try Harness.runProbe(uidOptions(61202), probeArgs: ["--echo-fd3"], socket: pair.helper)
+        let spec = try Harness.spec(uidOptions(61202) + ["--ro-bind", Harness.probePath + ":/probe"], program: ["/probe", "--echo-fd3"])
+        let spawner = ["/bin/sh", "-c", "exec 7</ 8</dev/null 9>&1; exec \"$@\"", "spawner", Harness.launcher!]
+        let o = try Harness.runRaw(spawner + SandboxSpawner.launcherArguments(for: spec), socket: pair.helper, launcherIsArgument: true)
         pair.closeHelper()
         #expect(o.launch == .executed, "\(o.summary)")
+        #expect(o.json?["interlock"]?.stringValue == "passed", "\(o.summary)")
         #expect(o.ints("fds") == [0, 1, 2, 3])
         #expect(o.escape("leaked_fd_open") == Int64(EBADF))
         var back = [UInt8](repeating: 0, count: 64)
@@ -343,19 +339,21 @@ private func uidOptionsIfUnset(_ options: [String], _ uid: UInt32) -> [String] {
 }
 
 extension Harness {
-    /// Runs the launcher on raw arguments (not parsed here first), error pipe at fd 4.
-    static func runRaw(_ args: [String]) throws -> Outcome {
+    /// Runs the launcher on raw arguments (not parsed here first), error pipe at fd 4. With
+    /// `launcherIsArgument`, `args` is a whole argv (a spawner that execs the launcher).
+    static func runRaw(_ args: [String], socket: Int32? = nil, launcherIsArgument: Bool = false) throws -> Outcome {
         let errors = try Pipe(), out = try Pipe()
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, errors.write, 4)
         posix_spawn_file_actions_adddup2(&actions, out.write, 1)
-        let argv = [launcher!, "--error-fd", "4"] + args
+        if let socket { posix_spawn_file_actions_adddup2(&actions, socket, 3) }
+        let argv = launcherIsArgument ? args : [launcher!, "--error-fd", "4"] + args
         let cArgs = argv.map { strdup($0) } + [nil]
         defer { for p in cArgs { free(p) } }
         var pid: pid_t = 0
-        guard posix_spawn(&pid, launcher!, &actions, nil, cArgs, environ) == 0 else { throw BuildError(description: "posix_spawn") }
+        guard posix_spawn(&pid, argv[0], &actions, nil, cArgs, environ) == 0 else { throw BuildError(description: "posix_spawn") }
         errors.closeWrite()
         out.closeWrite()
         let launch = SandboxFailure.readPipe(errors.read)
@@ -364,7 +362,8 @@ extension Harness {
         let (stdout, _) = drain(out.read, none.read, pid: pid, timeoutMs: 10_000)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return Outcome(status: status, stdout: stdout, stderr: "", launch: launch, json: nil)
+        let json: JSONValue? = stdout.isEmpty ? nil : try? JSONParser.parse(stdout)
+        return Outcome(status: status, stdout: stdout, stderr: "", launch: launch, json: json)
     }
 
     static func runProbe(_ options: [String], probeArgs: [String], program: String) throws -> Outcome {
