@@ -23,6 +23,7 @@
 #include "privsep_int.h"
 
 #define READ_CHUNK	65536u
+#define FRAME_GUESS	1020u	/* most frames serialize in one pass into this much */
 
 static int	fail(struct privsep *, struct privsep_error *, const char *, const char *,
 		    const char *, ...) __attribute__((format(printf, 5, 6)));
@@ -365,23 +366,39 @@ enqueue(struct privsep *ps, json_t *env, const int *fds, size_t nfds, struct pri
 	struct outframe *f;
 	size_t n, i;
 
-	n = json_dumpb(env, NULL, 0, JSON_COMPACT);
-	if (n == 0)
-		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "send: envelope cannot be serialized");
-	if (n > ps->max_frame)
-		return privsep_seterr(err, PRIVSEP_E_TOO_LARGE, "unsendable",
-		    "send: frame of %zu bytes over max_frame %zu", n, ps->max_frame);
-	if (ps->out_bytes + n + 4 > PRIVSEP_OUTQ_MAX)
-		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "send_queue_full",
-		    "send: output queue full (%zu bytes pending)", ps->out_bytes);
-	if ((f = calloc(1, sizeof(*f))) == NULL || (f->bytes = malloc(n + 4)) == NULL) {
+	/* One pass in the common case: serialize into a guess, again only if it was short. */
+	if ((f = calloc(1, sizeof(*f))) == NULL || (f->bytes = malloc(FRAME_GUESS + 4)) == NULL) {
 		free(f);
 		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "system", "send: out of memory");
 	}
-	if (json_dumpb(env, (char *)f->bytes + 4, n, JSON_COMPACT) != n) {
-		free(f->bytes);
-		free(f);
-		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "system", "send: serialization changed size");
+	n = json_dumpb(env, (char *)f->bytes + 4, FRAME_GUESS, JSON_COMPACT);
+	if (n > FRAME_GUESS && n <= ps->max_frame) {
+		unsigned char *p = realloc(f->bytes, n + 4);
+		if (p == NULL) {
+			outframe_free(f);
+			return privsep_seterr(err, PRIVSEP_E_INTERNAL, "system", "send: out of memory");
+		}
+		f->bytes = p;
+		if (json_dumpb(env, (char *)f->bytes + 4, n, JSON_COMPACT) != n) {
+			outframe_free(f);
+			return privsep_seterr(err, PRIVSEP_E_INTERNAL, "system",
+			    "send: serialization changed size");
+		}
+	}
+	if (n == 0) {
+		outframe_free(f);
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument",
+		    "send: envelope cannot be serialized");
+	}
+	if (n > ps->max_frame) {
+		outframe_free(f);
+		return privsep_seterr(err, PRIVSEP_E_TOO_LARGE, "unsendable",
+		    "send: frame of %zu bytes over max_frame %zu", n, ps->max_frame);
+	}
+	if (ps->out_bytes + n + 4 > PRIVSEP_OUTQ_MAX) {
+		outframe_free(f);
+		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "send_queue_full",
+		    "send: output queue full (%zu bytes pending)", ps->out_bytes);
 	}
 	f->bytes[0] = (unsigned char)(n >> 24);
 	f->bytes[1] = (unsigned char)(n >> 16);
