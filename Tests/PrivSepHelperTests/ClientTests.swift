@@ -36,6 +36,18 @@ struct ClientTests {
         #expect(await peer.finish() == [])
     }
 
+    @Test func helloListsMayBeAbsentOrUseTheOlderName() async throws {
+        let peer = try Peer()
+        peer.start { peer in
+            let hello = try peer.nextRequest("privsep.hello")
+            try peer.send(.reply(to: hello.envelope.id!, body: ["helper": "tester", "protocol": 1, "max_frame": 65536, "sends": ["demo.x"]]))
+        }
+        let client = try await PrivSepClient.connect(socket: peer.clientEnd)
+        #expect(client.hello == HelloReply(helper: "tester", maxFrame: 65536, maySend: ["demo.x"]))
+        await client.close()
+        #expect(await peer.finish() == [])
+    }
+
     @Test func typedRequestRoundTrip() async throws {
         let (client, peer) = try await connectedPair { peer in
             for _ in 0 ..< 2 {
