@@ -253,10 +253,17 @@ struct SandboxSequence {
     /// the init: it forks the process that continues the sequence and reaps everything. When the
     /// init dies the kernel kills the whole namespace, so nothing a helper forks can linger.
     private mutating func enterPIDNamespace() throws(SandboxFailure) {
+        var status: [Int32] = [-1, -1]
+        guard cps_pipe_cloexec(&status) == 0 else { throw SandboxFailure(step: .namespaces, errno: errno, detail: "status pipe") }
         let initPID = try forkChild(.namespaces)
-        if initPID > 0 { Supervisor.run(child: initPID, isInit: false) }
+        if initPID > 0 {
+            close(status[1])
+            Supervisor.run(child: initPID, isInit: false, statusPipe: status[0])
+        }
+        close(status[0])
         let worker = try forkChild(.namespaces)
-        if worker > 0 { Supervisor.run(child: worker, isInit: true) }
+        if worker > 0 { Supervisor.run(child: worker, isInit: true, statusPipe: status[1]) }
+        close(status[1])
     }
 
     /// fork(); in the child, PDEATHSIG (cleared by fork) is armed again against the parent.
@@ -432,12 +439,13 @@ enum Supervisor {
     static let forwarded: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT, SIGWINCH, SIGALRM]
 
     /// `isInit`: pid 1 of the new pid namespace, which reaps every orphan as well.
-    static func run(child: pid_t, isInit: Bool) -> Never {
+    /// `statusPipe`: the outer launcher reads the helper's raw wait status from it (pid 1
+    /// cannot die by the helper's signal, so its own exit status would lose it); the init
+    /// writes it there. Kept open across the fd sweep below.
+    static func run(child: pid_t, isInit: Bool, statusPipe: Int32 = -1) -> Never {
         // Only the sandboxed program may hold the socket and the error pipe: their EOF must
         // mean the program is gone or executed.
-        if cps_close_range(3, UInt32.max, 0) != 0 {
-            for fd: Int32 in 3..<1024 { close(fd) }
-        }
+        closeAbove2(except: statusPipe)
         forwardTarget = child
         for sig in forwarded {
             signal(sig) { _ = kill(forwardTarget, $0) }
@@ -447,6 +455,14 @@ enum Supervisor {
             let pid = waitpid(isInit ? -1 : child, &status, 0)
             if pid == child { break }
             if pid < 0 && errno != EINTR { _exit(SandboxLauncher.failureStatus) }
+        }
+        if statusPipe >= 0 {
+            var raw = status
+            if isInit {
+                _ = withUnsafeBytes(of: &raw) { write(statusPipe, $0.baseAddress, 4) }
+            } else if withUnsafeMutableBytes(of: &raw, { read(statusPipe, $0.baseAddress, 4) }) == 4 {
+                status = raw  // the helper's own status, reported by the init
+            }
         }
         let termsig = status & 0x7F
         if termsig == 0 { _exit((status >> 8) & 0xFF) }
@@ -459,5 +475,21 @@ enum Supervisor {
             kill(getpid(), termsig)
         }
         _exit(128 + termsig)
+    }
+
+    private static func closeAbove2(except keep: Int32) {
+        func sweep(_ first: UInt32, _ last: UInt32) {
+            guard first <= last else { return }
+            if cps_close_range(first, last, 0) != 0 {
+                var fd = first
+                while fd <= min(last, 1023) { close(Int32(fd)); fd += 1 }
+            }
+        }
+        if keep >= 3 {
+            sweep(3, UInt32(keep) - 1)
+            sweep(UInt32(keep) + 1, UInt32.max)
+        } else {
+            sweep(3, UInt32.max)
+        }
     }
 }

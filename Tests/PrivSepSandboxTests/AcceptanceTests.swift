@@ -290,6 +290,15 @@ struct SandboxAcceptanceTests {
         #expect(listeners.acceptedNothing())
     }
 
+    // The launcher's exit status is the helper's, signals included (through the pid-1 init).
+    @Test func exitStatusIsTheHelpers() throws {
+        if skipIfNeeded() { return }
+        let exited = try Harness.run(uidOptions(61223), program: ["/bin/sh", "-c", "exit 7"])
+        #expect(exited.exitCode == 7, "\(exited.summary)")
+        let killed = try Harness.run(uidOptions(61223), program: ["/bin/sh", "-c", "kill -KILL $$"])
+        #expect(killed.status & 0x7F == SIGKILL, "\(killed.summary)")
+    }
+
     // 13. The probe refuses escape attempts when it is not sandboxed.
     @Test func probeInterlock() throws {
         if skipIfNeeded() { return }
