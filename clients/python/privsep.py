@@ -655,9 +655,12 @@ class Connection:
             error["data"] = data
         self.send({"re": request.id, "error": error})
 
-    def log(self, level: str, message: str) -> None:
-        """A privsep.log event: level is debug, info, warning or error."""
-        self.event("privsep.log", {"level": level, "message": message})
+    def log(self, level: str, message: str, fields: Optional[Mapping[str, Any]] = None) -> None:
+        """A privsep.log event; level: trace, debug, info, notice, warning, error, critical."""
+        body: JSONObject = {"level": level, "message": message}
+        if fields:
+            body["fields"] = dict(fields)
+        self.event("privsep.log", body)
 
     # -- receiving
 

@@ -22,7 +22,7 @@
 #   privsep_event TYPE [BODY]      sends an event
 #   privsep_reply ID [BODY]        replies to request ID
 #   privsep_reply_error ID CODE MESSAGE
-#   privsep_log LEVEL MESSAGE      a privsep.log event (debug, info, warning, error)
+#   privsep_log LEVEL MESSAGE      a privsep.log event (trace debug info notice warning error critical)
 #   privsep_error_code, privsep_error_reason   print those of the last failure
 #   privsep_close                  removes the client's state directory
 # A failure prints "privsep: CODE (REASON): MESSAGE" on stderr and leaves

@@ -110,7 +110,7 @@ int	privsep_reply(struct privsep *, const struct privsep_msg *request, json_t *b
 	    const int *fds, size_t nfds, int more, struct privsep_error *);
 int	privsep_reply_error(struct privsep *, const struct privsep_msg *request,
 	    const char *code, const char *message, json_t *data, struct privsep_error *);
-/* Sends a privsep.log event: level is "debug", "info", "warning" or "error". */
+/* Sends a privsep.log event; level: trace, debug, info, notice, warning, error, critical. */
 int	privsep_log(struct privsep *, const char *level, const char *message,
 	    struct privsep_error *);
 

@@ -25,7 +25,8 @@ Scenario (the helper side is in clients/*/tests/scenario*):
 
 Scenario "doc" (the minimal helper of docs/client-*.md):
   hello, ping, then the broker sends request demo.upper {text:"abc"} (reply {text:"ABC"}),
-  request demo.nope (error reply privsep.unknown_type), and closes: the helper exits 0.
+  request demo.nope (error reply privsep.unknown_type), and the event privsep.shutdown: the
+  helper exits 0.
 Prints one line per step and "N passed, N failed"; exits 0 when all passed.
 """
 
@@ -43,6 +44,7 @@ TIMEOUT = 20.0  # a bound on every wait, not a synchronisation
 TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 MEMBERS = {"type", "id", "re", "body", "error", "more", "fds"}
 FD_TEXT = "fd-content\n"
+LOG_LEVELS = ("trace", "debug", "info", "notice", "warning", "error", "critical")
 
 
 class Broken(Exception):
@@ -188,7 +190,7 @@ def steps(peer: Peer, name: str, with_fds: bool):  # type: ignore[no-untyped-def
         yield "fd-out"
 
     log = expect_event(peer, "privsep.log")
-    if not isinstance(log.get("message"), str) or log.get("level") not in ("debug", "info", "warning", "error"):
+    if not isinstance(log.get("message"), str) or log.get("level") not in LOG_LEVELS:
         raise Broken(f"privsep.log body {log}")
     yield "log"
 
@@ -215,8 +217,8 @@ def doc_steps(peer: Peer, name: str, with_fds: bool):  # type: ignore[no-untyped
     if env.get("re") != 2 or env.get("error", {}).get("code") != "privsep.unknown_type":
         raise Broken(f"expected privsep.unknown_type for demo.nope, got {env}")
     yield "unknown"
-    peer.sock.shutdown(socket.SHUT_WR)  # the helper sees the end of the stream and exits
-    yield "close"
+    peer.write({"type": "privsep.shutdown", "from": "broker", "body": {"grace_ms": 1000}})
+    yield "shutdown"
 
 
 def main(argv: List[str]) -> int:
@@ -243,7 +245,7 @@ def main(argv: List[str]) -> int:
     theirs.close()
     peer = Peer(ours)
     if scenario == "doc":
-        all_steps, play = ["hello", "ping", "serve", "unknown", "close"], doc_steps
+        all_steps, play = ["hello", "ping", "serve", "unknown", "shutdown"], doc_steps
     else:
         all_steps = ["hello", "ping", "event-in", "serve", "error", "error-seen"]
         if with_fds:
