@@ -307,7 +307,7 @@ private struct Parser {
                 skipWhitespace()
                 if index < count, base[index] == Byte.closeBrace {
                     index += 1
-                    closeEmptyContainer()
+                    _ = closeContainer()
                     value = .object(JSONObject())
                 } else {
                     try parseKey()
@@ -318,7 +318,7 @@ private struct Parser {
                 skipWhitespace()
                 if index < count, base[index] == Byte.closeBracket {
                     index += 1
-                    closeEmptyContainer()
+                    _ = closeContainer()
                     value = .array([])
                 } else {
                     try checkContainerCount(0)
@@ -409,11 +409,6 @@ private struct Parser {
             if depth > 1 { outer = ancestors.removeLast() }
         }
         return closed
-    }
-
-    /// Closes an innermost container that received nothing.
-    mutating func closeEmptyContainer() {
-        _ = closeContainer()
     }
 
     /// Fails if a container already holding `entries` may not take another.
