@@ -54,7 +54,8 @@ let message = benchmarkMessage()
 guard message.count == 120 else { fail("message is \(message.count) bytes, not 120") }
 
 message.withUnsafeBytes { raw in
-    let chars = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
+    guard let start = raw.baseAddress else { fail("empty message") }
+    let chars = start.assumingMemoryBound(to: CChar.self)
     var dumpBuffer = [CChar](repeating: 0, count: 512)
     var output: [UInt8] = []
     output.reserveCapacity(512)
