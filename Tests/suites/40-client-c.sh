@@ -69,7 +69,7 @@ only_api_exported() {
 
 step build-gcc make -C clients/c all
 if command -v clang >/dev/null 2>&1; then
-    step build-clang make -C clients/c B=build-clang CC=clang all
+    step build-clang make -C clients/c B=build/clang CC=clang all
 fi
 step check-asan-ubsan make -C clients/c check
 step install-destdir make -C clients/c install DESTDIR="$stage" PREFIX=/usr/local

@@ -561,6 +561,9 @@ class Connection:
         except OSError as exc:
             raise PrivsepError("privsep.invalid", "environment", f"PRIVSEP_FD={fd} is not an open socket: {exc}") from None
         sock = socket.socket(fileno=fd)
+        if sock.type != socket.SOCK_STREAM:
+            sock.detach()
+            raise PrivsepError("privsep.invalid", "environment", f"PRIVSEP_FD={fd} is not a stream socket")
         os.set_inheritable(fd, False)
         return cls(sock, os.environ.get("PRIVSEP_HELPER", ""), **kwargs)
 
@@ -599,6 +602,8 @@ class Connection:
                 sent += self._with_deadline(deadline, lambda: self.sock.send(rest, socket.MSG_NOSIGNAL))
         except (BrokenPipeError, ConnectionResetError):
             raise PrivsepError("privsep.unavailable", "connection_closed", "broker closed the connection", fatal=True) from None
+        except OSError as exc:
+            raise PrivsepError("privsep.internal", "system", f"sendmsg: {exc}", fatal=True) from None
 
     def _with_deadline(self, deadline: float, op: Any) -> int:
         left = deadline - time.monotonic()
@@ -678,6 +683,8 @@ class Connection:
                                                         socket.MSG_CMSG_CLOEXEC)
         except ConnectionResetError:
             data, ancdata, flags = b"", [], 0
+        except OSError as exc:
+            raise self._decoder._fail(PrivsepError("privsep.internal", "system", f"recvmsg: {exc}", fatal=True)) from None
         fds = array.array("i")
         foreign = False
         for level, kind, payload in ancdata:

@@ -162,9 +162,11 @@ int
 privsep_open_env(struct privsep **psp, struct privsep_error *err)
 {
 	const char *s, *proto;
+	socklen_t typelen = sizeof(int);
 	struct stat st;
 	char *end;
 	long fd;
+	int type;
 
 	*psp = NULL;
 	if ((proto = getenv("PRIVSEP_PROTOCOL")) != NULL && strcmp(proto, "1") != 0)
@@ -178,9 +180,10 @@ privsep_open_env(struct privsep **psp, struct privsep_error *err)
 	if (errno != 0 || end == s || *end != '\0' || fd < 0 || fd > INT_MAX)
 		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument",
 		    "environment: PRIVSEP_FD=%.32s is not a descriptor number", s);
-	if (fstat((int)fd, &st) == -1 || !S_ISSOCK(st.st_mode))
+	if (fstat((int)fd, &st) == -1 || !S_ISSOCK(st.st_mode) ||
+	    getsockopt((int)fd, SOL_SOCKET, SO_TYPE, &type, &typelen) == -1 || type != SOCK_STREAM)
 		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument",
-		    "environment: PRIVSEP_FD=%ld is not an open socket", fd);
+		    "environment: PRIVSEP_FD=%ld is not an open stream socket", fd);
 	return privsep_open_fd(psp, (int)fd, getenv("PRIVSEP_HELPER"), err);
 }
 

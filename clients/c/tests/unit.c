@@ -974,6 +974,13 @@ t_open_env(void)
 	setenv("PRIVSEP_FD", "0", 1);	/* not a socket under the test runner */
 	if (privsep_open_env(&ps, &err) == 0)
 		privsep_close(ps);	/* stdin may be a socket; nothing to assert */
+	/* a datagram socket is not the broker's stream */
+	CHECK(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) == 0);
+	snprintf(num, sizeof(num), "%d", sv[0]);
+	setenv("PRIVSEP_FD", num, 1);
+	CHECK(privsep_open_env(&ps, &err) == -1);
+	close(sv[0]);
+	close(sv[1]);
 	CHECK(pair(sv) == 0);
 	snprintf(num, sizeof(num), "%d", sv[0]);
 	setenv("PRIVSEP_FD", num, 1);

@@ -386,6 +386,12 @@ class ConnectionTests(unittest.TestCase):
                 privsep.Connection.from_env()
             os.close(r)
             os.close(w)
+            d1, d2 = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+            os.environ["PRIVSEP_FD"] = str(d1.fileno())
+            with self.assertRaises(privsep.PrivsepError):  # not a stream socket
+                privsep.Connection.from_env()
+            d1.close()
+            d2.close()
             os.environ.update(PRIVSEP_FD=str(a.fileno()), PRIVSEP_PROTOCOL="2")
             with self.assertRaises(privsep.PrivsepError) as cm:
                 privsep.Connection.from_env()
