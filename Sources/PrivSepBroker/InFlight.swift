@@ -17,7 +17,8 @@ struct InFlightRequest {
     let requester: HelperRef
     /// The id the requester chose; replies are sent back under it.
     let requesterID: Int64
-    let server: HelperRef
+    /// The serving slot, and the generation the request was (or will be) delivered to.
+    var server: HelperRef
     let type: String
     /// When the request times out; pushed back by each partial (`more`) reply.
     var deadline: Int64
@@ -55,6 +56,11 @@ struct InFlightTable {
     }
 
     subscript(brokerID: Int64) -> InFlightRequest? { byBrokerID[brokerID] }
+
+    /// A request held while its server restarted goes to the new process.
+    mutating func reassign(brokerID: Int64, to server: HelperRef) {
+        byBrokerID[brokerID]?.server = server
+    }
 
     mutating func extendDeadline(brokerID: Int64, to deadline: Int64) {
         byBrokerID[brokerID]?.deadline = deadline

@@ -94,6 +94,7 @@ extension Broker {
         let waiting = helper.waitingRequests
         helper.waitingRequests = []
         for (brokerID, forwarded, fds) in waiting where inFlight[brokerID] != nil {
+            inFlight.reassign(brokerID: brokerID, to: helper.ref)
             deliver(forwarded, fds: fds, to: helper)
         }
         return true

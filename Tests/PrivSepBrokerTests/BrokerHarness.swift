@@ -9,6 +9,7 @@
 import Foundation
 import PrivSepJSON
 import PrivSepWire
+import SystemPackage
 import Testing
 
 struct HarnessError: Error, CustomStringConvertible {
@@ -174,10 +175,10 @@ final class BrokerRun: @unchecked Sendable {
 
     /// `helpers` maps helper names to their config objects; relay helpers get `RELAY_SOCKET`
     /// and a bind of the test directory added by `relayHelper`.
-    init(helpers: [(String, JSONValue)], extra: JSONObject = [:]) throws {
-        directory = try makeTemporaryDirectory()
-        socketPath = directory + "/relay.sock"
-        configPath = directory + "/config.json"
+    init(helpers: [(String, JSONValue)], extra: JSONObject = [:], directory: String? = nil) throws {
+        self.directory = try directory ?? makeTemporaryDirectory()
+        socketPath = self.directory + "/relay.sock"
+        configPath = self.directory + "/config.json"
         listener = try listenUnix(socketPath)
         var config = extra
         config["shutdown_grace_ms"] = config["shutdown_grace_ms"] ?? 2000
@@ -219,10 +220,12 @@ final class BrokerRun: @unchecked Sendable {
         while true {
             let remaining = deadline.timeIntervalSinceNow
             guard remaining > 0 else { throw HarnessError("no relay connected within \(timeout) s; log:\n\(log.text)") }
-            let ready = poll(&entry, 1, Int32(remaining * 1000) + 1)
+            // Short polls so a broker that exited early fails the test at once.
+            let ready = poll(&entry, 1, Int32(min(remaining, 0.2) * 1000) + 1)
             if ready > 0 { break }
+            if log.hasEnded { throw HarnessError("the broker exited; log:\n\(log.text)") }
         }
-        let client = Glibc.accept4(listener, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+        let client = Glibc.accept(listener, nil, nil)
         guard client >= 0 else { throw HarnessError("accept failed: errno \(errno)") }
         let (line, fd) = try receiveLineAndFD(client)
         let parts = line.split(separator: " ")
@@ -318,6 +321,12 @@ final class LogCollector: @unchecked Sendable {
     }
 
     var text: String { lines.joined(separator: "\n") }
+
+    var hasEnded: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return ended
+    }
 
     func waitFor(timeout: Double, _ predicate: (String) -> Bool) -> String? {
         let deadline = Date().addingTimeInterval(timeout)

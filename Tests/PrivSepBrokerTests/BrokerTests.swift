@@ -1,0 +1,228 @@
+// Integration tests of `privsep run` with real sandboxed helper processes (relays, see
+// BrokerHarness.swift). They need root (the launcher sets uids and namespaces).
+
+import Foundation
+import PrivSepJSON
+import PrivSepWire
+import Testing
+
+let isRoot = getuid() == 0
+let testSchemaDirectory = TestPrograms.helperSources + "/schema"
+
+/// A config for two relay helpers: `client` may send test.broker.echo/test.broker.stream/test.broker.pass_fd and
+/// receives test.broker.tick; `server` serves them and may send test.broker.tick.
+func twoHelperRun(client: JSONObject = [:], server: JSONObject = [:], extra: JSONObject = [:]) throws -> BrokerRun {
+    let directory = try makeTemporaryDirectory()
+    var clientConfig: JSONObject = [
+        "may_send": ["test.broker.echo", "test.broker.stream", "test.broker.pass_fd", "privsep.ping", "privsep.introspect"],
+        "receives": ["test.broker.tick"],
+    ]
+    for (key, value) in client.members { clientConfig[key] = value }
+    var serverConfig: JSONObject = [
+        "serves": ["test.broker.echo", "test.broker.stream", "test.broker.pass_fd"], "may_send": ["test.broker.tick"],
+    ]
+    for (key, value) in server.members { serverConfig[key] = value }
+    var config = extra
+    config["schema_dirs"] = [.string(testSchemaDirectory)]
+    return try BrokerRun(
+        helpers: [
+            ("client", try BrokerRun.relayHelper(clientConfig, directory: directory)),
+            ("server", try BrokerRun.relayHelper(serverConfig, directory: directory)),
+        ], extra: config, directory: directory)
+}
+
+func errorCode(_ message: ReceivedMessage) -> String? { message.envelope.error?.code.rawValue }
+
+@Suite(.serialized, .enabled(if: isRoot, "the broker's sandbox needs root"))
+struct BrokerRoutingTests {
+    @Test func requestsAreRoutedWithRemappedIDsAndStampedSender() throws {
+        let run = try twoHelperRun()
+        try run.start()
+        let helpers = try run.acceptAll(["client", "server"])
+        let client = try #require(helpers["client"]), server = try #require(helpers["server"])
+        let hello = try client.hello()
+        #expect(hello["helper"] == "client")
+        #expect(hello["max_frame"] == 1_048_576)
+        try server.hello()
+
+        try client.send(Envelope.request("test.broker.echo", id: 42, body: ["text": "hi"]))
+        let forwarded = try server.nextMessage()
+        #expect(forwarded.envelope.type == "test.broker.echo")
+        #expect(forwarded.envelope.from == "client")
+        #expect(forwarded.envelope.body == ["text": "hi"])
+        let brokerID = try #require(forwarded.envelope.id)
+
+        var answer = Envelope.reply(to: brokerID, body: ["text": "HI"])
+        answer.from = nil
+        try server.send(answer)
+        let reply = try client.nextMessage()
+        #expect(reply.envelope.re == 42)
+        #expect(reply.envelope.from == "server")
+        #expect(reply.envelope.body == ["text": "HI"])
+
+        // The other direction: the server's event reaches the client, stamped.
+        try server.send(Envelope.event("test.broker.tick", body: ["n": 7]))
+        let tick = try client.nextMessage()
+        #expect(tick.envelope.type == "test.broker.tick")
+        #expect(tick.envelope.from == "server")
+        #expect(tick.envelope.body == ["n": 7])
+
+        // Two requesters' ids never collide: the same id 42 again, while nothing is in flight.
+        try client.send(Envelope.request("test.broker.echo", id: 42, body: ["text": "again"]))
+        let second = try server.nextMessage()
+        #expect(second.envelope.id != brokerID)
+        try server.send(Envelope.reply(to: try #require(second.envelope.id), body: ["text": "again"]))
+        #expect(try client.nextMessage().envelope.re == 42)
+
+        client.exitProcess(status: 0)
+        server.exitProcess(status: 0)
+        _ = try run.stop()
+    }
+
+    @Test func fdsTravelWithRequestsAndReplies() throws {
+        let run = try twoHelperRun()
+        try run.start()
+        let helpers = try run.acceptAll(["client", "server"])
+        let client = try #require(helpers["client"]), server = try #require(helpers["server"])
+        try client.hello()
+        try server.hello()
+
+        var ends: [Int32] = [-1, -1]
+        #expect(pipe(&ends) == 0)
+        defer { close(ends[0]) }
+        _ = write(ends[1], "through the broker", 18)
+        close(ends[1])
+        try client.send(Envelope.request("test.broker.pass_fd", id: 1), fds: [ends[0]])
+        let forwarded = try server.nextMessage()
+        #expect(forwarded.fds.count == 1)
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let count = read(forwarded.fds[0].rawValue, &buffer, 64)
+        #expect(String(decoding: buffer[0..<max(count, 0)], as: UTF8.self) == "through the broker")
+
+        let file = try makeTemporaryDirectory() + "/reply"
+        try "reply fd".write(toFile: file, atomically: true, encoding: .utf8)
+        let replyFD = open(file, O_RDONLY)
+        defer { close(replyFD) }
+        try server.send(Envelope.reply(to: try #require(forwarded.envelope.id)), fds: [replyFD])
+        let reply = try client.nextMessage()
+        #expect(reply.envelope.re == 1)
+        #expect(reply.fds.count == 1)
+        let replyCount = read(reply.fds[0].rawValue, &buffer, 64)
+        #expect(String(decoding: buffer[0..<max(replyCount, 0)], as: UTF8.self) == "reply fd")
+
+        // A request of a type that carries one fd, sent without it, is refused.
+        let refused = try client.request("test.broker.pass_fd")
+        #expect(errorCode(refused) == "privsep.invalid")
+        client.exitProcess(status: 0)
+        server.exitProcess(status: 0)
+        _ = try run.stop()
+    }
+
+    @Test func streamingRepliesPassThrough() throws {
+        let run = try twoHelperRun()
+        try run.start()
+        let helpers = try run.acceptAll(["client", "server"])
+        let client = try #require(helpers["client"]), server = try #require(helpers["server"])
+        try client.hello()
+        try server.hello()
+        try client.send(Envelope.request("test.broker.stream", id: 5))
+        let forwarded = try server.nextMessage()
+        let id = try #require(forwarded.envelope.id)
+        for part in 1...3 { try server.send(Envelope.reply(to: id, body: ["part": .number(JSONNumber(part))], more: true)) }
+        try server.send(Envelope.reply(to: id, body: ["part": 4]))
+        for part in 1...4 {
+            let reply = try client.nextMessage()
+            #expect(reply.envelope.re == 5)
+            #expect(reply.envelope.body["part"]?.int64Value == Int64(part))
+            #expect(reply.envelope.more == (part < 4))
+        }
+        // A reply after the final one is dropped, not delivered.
+        try server.send(Envelope.reply(to: id, body: ["part": 5]))
+        try client.send(Envelope.request("privsep.ping", id: 6, body: ["seq": 1]))
+        #expect(try client.nextMessage().envelope.re == 6)
+        client.exitProcess(status: 0)
+        server.exitProcess(status: 0)
+        _ = try run.stop()
+    }
+}
+
+@Suite(.serialized, .enabled(if: isRoot, "the broker's sandbox needs root"))
+struct BrokerRefusalTests {
+    @Test func policyTypeAndSchemaRefusals() throws {
+        let run = try twoHelperRun()
+        try run.start()
+        let helpers = try run.acceptAll(["client", "server"])
+        let client = try #require(helpers["client"]), server = try #require(helpers["server"])
+        try client.hello()
+        try server.hello()
+
+        // An event sent as a request.
+        #expect(errorCode(try client.request("test.broker.tick", ["n": 1])) == "privsep.invalid")
+        // Not in may_send.
+        let denied = try server.request("test.broker.echo", ["text": "x"])
+        #expect(errorCode(denied) == "privsep.denied")
+
+        let unknown = try client.request("test.broker.nonexistent")
+        #expect(errorCode(unknown) == "privsep.unknown_type")
+
+        let invalid = try client.request("test.broker.echo", ["text": 5])
+        #expect(errorCode(invalid) == "privsep.invalid")
+        let errors = invalid.envelope.error?.data?["errors"]?.arrayValue ?? []
+        #expect(errors.contains { $0["instanceLocation"] == "/text" })
+
+        let extra = try client.request("test.broker.echo", ["text": "ok", "extra": true])
+        #expect(errorCode(extra) == "privsep.invalid")
+
+        // Envelope errors are answered too, and the connection stays usable.
+        try client.sendRaw(frame(#"{"type":"test.broker.echo","id":9,"body":{"text":"x"},"bogus":1}"#))
+        let bogus = try client.nextMessage()
+        #expect(bogus.envelope.re == 9)
+        #expect(errorCode(bogus) == "privsep.invalid")
+        let ping = try client.request("privsep.ping", ["seq": 3])
+        #expect(ping.envelope.body == ["seq": 3])
+
+        client.exitProcess(status: 0)
+        server.exitProcess(status: 0)
+        _ = try run.stop()
+    }
+
+    @Test func aHelperSendingFromIsDisconnectedAndRestarted() throws {
+        let run = try twoHelperRun(client: ["restart": ["policy": "on-failure", "backoff_ms": 10]])
+        try run.start()
+        let helpers = try run.acceptAll(["client", "server"])
+        let client = try #require(helpers["client"]), server = try #require(helpers["server"])
+        try client.hello()
+        try server.hello()
+        try client.sendRaw(frame(#"{"type":"privsep.ping","id":1,"from":"server"}"#))
+        #expect(try client.waitForClose())
+        _ = try run.waitForLog { $0["message"]?.stringValue?.hasPrefix("protocol error") == true && $0["helper"] == "client" }
+        // The restart policy brings a new process, which can talk again.
+        let again = try run.accept()
+        #expect(again.name == "client")
+        try again.hello()
+        #expect(errorCode(try again.request("privsep.ping", ["seq": 1])) == nil)
+        again.exitProcess(status: 0)
+        server.exitProcess(status: 0)
+        _ = try run.stop()
+    }
+
+    @Test func firstMessageMustBeHello() throws {
+        let run = try twoHelperRun(client: ["restart": ["policy": "never"]])
+        try run.start()
+        let helpers = try run.acceptAll(["client", "server"])
+        let client = try #require(helpers["client"])
+        try client.send(Envelope.request("privsep.ping", id: 1))
+        let reply = try client.nextMessage()
+        #expect(errorCode(reply) == "privsep.protocol")
+        #expect(try client.waitForClose())
+        helpers["server"]?.exitProcess(status: 0)
+        _ = try run.stop()
+    }
+}
+
+/// Builds a raw frame around `json`.
+func frame(_ json: String) -> [UInt8] {
+    let body = Array(json.utf8)
+    let length = UInt32(body.count)
+    return [UInt8(length >> 24), UInt8(length >> 16 & 0xff), UInt8(length >> 8 & 0xff), UInt8(length & 0xff)] + body
+}
