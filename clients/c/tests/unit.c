@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -711,6 +712,58 @@ t_nonblocking_flush(void)
 	return 0;
 }
 
+static int
+peer_burst(int fd)
+{
+	char buf[64];
+	int i;
+
+	for (i = 1; i <= 500; i++) {
+		snprintf(buf, sizeof(buf), "{\"type\":\"t.tick\",\"body\":{\"n\":%d}}", i);
+		if (raw_frame(fd, buf, NULL, 0))
+			return 10;
+	}
+	return 0;	/* the child's exit closes the socket */
+}
+
+/* The documented event loop: poll, read once, take everything, until the end of the stream. */
+static int
+t_event_loop(void)
+{
+	struct privsep_error err;
+	struct privsep_msg *m;
+	struct privsep *ps;
+	struct pollfd pfd;
+	int sv[2], rr, r, seen = 0, ended = 0;
+	pid_t pid;
+
+	CHECK(pair(sv) == 0);
+	pid = spawn_peer(sv, peer_burst);
+	CHECK(privsep_open_fd(&ps, sv[0], "t", &err) == 0);
+	privsep_set_nonblocking(ps, 1);
+	pfd.fd = privsep_fd(ps);
+	while (!ended) {
+		pfd.events = POLLIN | (privsep_want_write(ps) ? POLLOUT : 0);
+		CHECK(poll(&pfd, 1, 5000) == 1);
+		rr = privsep_read(ps, &err);
+		while ((r = privsep_take(ps, &m, &err)) != 0) {
+			CHECK(r == 1);
+			seen++;
+			CHECK(json_integer_value(json_object_get(privsep_msg_body(m), "n")) == seen);
+			privsep_msg_free(m);
+		}
+		if (rr == -1) {
+			CHECK_CODE(err, PRIVSEP_E_UNAVAILABLE);
+			CHECK(err.fatal);
+			ended = 1;
+		}
+	}
+	CHECK(seen == 500);
+	CHECK(peer_status(pid) == 0);
+	privsep_close(ps);
+	return 0;
+}
+
 /* --- request/reply against a forked peer ------------------------------------ */
 
 static int
@@ -1018,6 +1071,7 @@ main(void)
 		{ "stream: receive timeout", t_timeout },
 		{ "send: envelope, fds and size checks", t_send_checks },
 		{ "send: non-blocking queue and flush", t_nonblocking_flush },
+		{ "receive: event loop until the end of the stream", t_event_loop },
 		{ "hello: max_frame and helper from the reply", t_hello },
 		{ "hello: refused", t_hello_refused },
 		{ "request: keeps messages that arrive meanwhile", t_request_keeps_others },
