@@ -165,7 +165,12 @@ public struct SandboxSpec: Sendable, Equatable {
         switch layer {
         case .mountns: return root != .host
         case .netns: return network == .none
-        case .pidns, .uid, .caps, .rlimits, .nnp: return profile != .none
+        case .pidns, .caps: return profile != .none
+        // Under profile `none`, an explicit --uid/--gid is still honoured, never ignored.
+        case .uid: return profile != .none || uid != nil || gid != nil
+        case .rlimits: return true
+        // Landlock and seccomp need no_new_privs once the uid is not 0.
+        case .nnp: return profile != .none || landlock != .off || seccomp != .none
         case .landlock: return landlock != .off
         case .seccomp: return seccomp != .none
         }

@@ -23,7 +23,7 @@ public enum SandboxLauncher {
             report(SandboxFailure(step: .options, errno: EINVAL, path: error.option, detail: error.reason), errorFD: errorFD)
         }
         if spec.profile == .none {
-            writeAll(2, Array("privsep-sandbox: WARNING: --profile none: NO ISOLATION (no namespaces, no uid change, no Landlock, no seccomp). Development only.\n".utf8))
+            writeAll(2, Array("privsep-sandbox: WARNING: --profile none: the program is NOT ISOLATED (no namespaces; no uid change, Landlock or seccomp unless asked for). Development only.\n".utf8))
         }
         var sequence = SandboxSequence(spec: spec)
         do {
