@@ -70,6 +70,16 @@ int cps_capset_clear(void)
     return (int)syscall(SYS_capset, &hdr, data);
 }
 
+int cps_capset_keep(uint64_t keep)
+{
+    struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    data[0].permitted = data[0].effective = (uint32_t)keep;
+    data[1].permitted = data[1].effective = (uint32_t)(keep >> 32);
+    return (int)syscall(SYS_capset, &hdr, data);
+}
+
 int cps_pivot_root(const char *new_root, const char *put_old)
 {
     return (int)syscall(SYS_pivot_root, new_root, put_old);

@@ -446,6 +446,10 @@ enum Supervisor {
         // Only the sandboxed program may hold the socket and the error pipe: their EOF must
         // mean the program is gone or executed.
         closeAbove2(except: statusPipe)
+        // These halves stay root only to wait: keep no capability but CAP_KILL (the init
+        // signals a helper of another uid), and no way to gain any back.
+        _ = cps_capset_keep(isInit ? 1 << 5 : 0)
+        _ = cps_set_no_new_privs()
         forwardTarget = child
         for sig in forwarded {
             signal(sig) { _ = kill(forwardTarget, $0) }

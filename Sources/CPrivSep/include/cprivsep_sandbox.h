@@ -17,6 +17,8 @@ int cps_ambient_clear_all(void);
 int cps_cap_last_cap(void);
 /* capset(2) with every set empty, for the calling thread. */
 int cps_capset_clear(void);
+/* capset(2): permitted = effective = `keep` (a mask of capability numbers), inheritable empty. */
+int cps_capset_keep(uint64_t keep);
 
 int cps_pivot_root(const char *new_root, const char *put_old);
 int cps_close_range(unsigned int first, unsigned int last, unsigned int flags);
