@@ -4,6 +4,7 @@
 // Locations are (document, JSON pointer) pairs. A $ref is resolved to a URI, the URI to a schema
 // resource (a document root or a subschema with $id), and the fragment to a pointer or anchor
 // inside it. Nodes are memoised by location, which is also what makes recursive schemas finite.
+import Glibc
 import PrivSepJSON
 
 /// The compiled form of one schema object.
@@ -124,26 +125,59 @@ struct EnumSet {
 }
 
 /// properties + patternProperties + additionalProperties, applied in one pass over the members.
-struct PropertyApplicator {
-    var named: [(key: String, node: SchemaNode)] = []
+/// A class so that evaluating it costs one reference, not a copy of its arrays.
+final class PropertyApplicator: @unchecked Sendable {
+    struct Named {
+        var key: String
+        var node: SchemaNode
+        /// An ASCII key can only be `==` to a same-length string that is byte-identical (the
+        /// non-ASCII characters canonically equivalent to ASCII ones are all longer), so `==`
+        /// alone decides it.
+        var ascii: Bool
+        /// Listed in the sibling `required`: counted during the pass instead of searched for.
+        var required: Bool
+    }
+    var named: [Named] = []
     var index: [String: Int]?
     var patterns: [(source: String, regex: ECMARegex, node: SchemaNode)] = []
     var additional: SchemaNode?
+    /// How many `required` names the pass counts (all of them are in `named`); 0 when the
+    /// `required` keyword checks them itself.
+    var requiredCount = 0
+    var requiredNames: [String] = []
 
-    func lookup(_ key: String) -> SchemaNode? {
+    func lookup(_ key: String) -> Int? {
         if let index {
-            guard let i = index[key], named[i].key.utf8.elementsEqual(key.utf8) else { return nil }
-            return named[i].node
+            guard let i = index[key], matches(named[i], key) else { return nil }
+            return i
         }
-        for entry in named where entry.key.utf8.count == key.utf8.count && entry.key.utf8.elementsEqual(key.utf8) {
-            return entry.node
-        }
+        for i in named.indices where matches(named[i], key) { return i }
         return nil
+    }
+
+    @inline(__always)
+    private func matches(_ entry: Named, _ key: String) -> Bool {
+        guard entry.key.utf8.count == key.utf8.count, entry.key == key else { return false }
+        return entry.ascii || sameKey(entry.key, key)
     }
 }
 
+/// Whether two member names are the same code points. Swift's `==` compares canonical
+/// equivalence ("é" == "e\u{301}"), JSON does not; `==` is still the fast first test, since
+/// byte-equal strings are always `==`.
+@inline(__always)
+func sameKey(_ a: String, _ b: String) -> Bool {
+    guard a.utf8.count == b.utf8.count, a == b else { return false }
+    if let exact = a.utf8.withContiguousStorageIfAvailable({ pa in
+        b.utf8.withContiguousStorageIfAvailable { pb in pa.count == 0 || memcmp(pa.baseAddress!, pb.baseAddress!, pa.count) == 0 }
+    }), let exact {
+        return exact
+    }
+    return a.utf8.elementsEqual(b.utf8)
+}
+
 /// prefixItems + items.
-struct ItemApplicator {
+final class ItemApplicator: @unchecked Sendable {
     var prefix: [SchemaNode] = []
     var rest: SchemaNode?
 }
@@ -588,11 +622,14 @@ public final class SchemaCompiler {
                 _ = try schema("then")
                 _ = try schema("else")
             }
-            var properties = PropertyApplicator()
+            let properties = PropertyApplicator()
             var hasProperties = false
             if let value = object["properties"] {
                 guard case .object(let map) = value else { throw error(at: here("properties"), "properties must be an object") }
-                for (key, schema) in map.members { properties.named.append((key, try child(schema, scope, "properties", key))) }
+                for (key, schema) in map.members {
+                    properties.named.append(PropertyApplicator.Named(
+                        key: key, node: try child(schema, scope, "properties", key), ascii: key.utf8.allSatisfy { $0 < 0x80 }, required: false))
+                }
                 if properties.named.count > 8 {
                     var index: [String: Int] = [:]
                     for (i, entry) in properties.named.enumerated() { index[entry.key] = i }
@@ -612,6 +649,19 @@ public final class SchemaCompiler {
                 properties.additional = node
                 hasProperties = true
             }
+            // `required` names that `properties` also lists are counted during the properties pass
+            // instead of searched for one by one.
+            if let at = fast.firstIndex(where: { if case .required = $0.check { return true }; return false }),
+               case .required(let names) = fast[at].check, Set(names).count == names.count,
+               names.allSatisfy({ name in properties.named.contains { $0.key.utf8.elementsEqual(name.utf8) } }) {
+                for i in properties.named.indices where names.contains(where: { $0.utf8.elementsEqual(properties.named[i].key.utf8) }) {
+                    properties.named[i].required = true
+                }
+                properties.requiredCount = names.count
+                properties.requiredNames = names
+                fast.remove(at: at)
+                hasProperties = true
+            }
             if hasProperties { applicators.append(Keyword(check: .properties(properties), name: "properties")) }
             // An explicit additionalProperties/unevaluatedProperties (even `true`) is a decision;
             // only an object schema that says nothing is flagged.
@@ -619,7 +669,7 @@ public final class SchemaCompiler {
                object["additionalProperties"] == nil, object["unevaluatedProperties"] == nil {
                 note(.warning, at: scope.location, "object schema is open: add \"additionalProperties\": false or \"unevaluatedProperties\": false")
             }
-            var items = ItemApplicator()
+            let items = ItemApplicator()
             if let nodes = try schemas("prefixItems") { items.prefix = nodes }
             items.rest = try schema("items")
             if !items.prefix.isEmpty || items.rest != nil { applicators.append(Keyword(check: .items(items), name: "items")) }

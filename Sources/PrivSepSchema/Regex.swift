@@ -31,7 +31,8 @@ final class ECMARegex: @unchecked Sendable {
         self.stepLimit = stepLimit
         var parser = RegexParser(Array(source.unicodeScalars).map(\.value))
         let tree = try parser.parse()
-        var emitter = RegexEmitter(captureCount: parser.captureCount)
+        // Capture positions are only ever read by backreferences: without one, none are kept.
+        var emitter = RegexEmitter(captureCount: parser.hasBackreference ? parser.captureCount : -1)
         try emitter.emit(tree)
         emitter.program.append(.match)
         program = emitter.program
@@ -39,10 +40,37 @@ final class ECMARegex: @unchecked Sendable {
         registerCount = emitter.registerCount
         anchoredAtStart = tree.anchoredAtStart
         mayBacktrackCatastrophically = tree.nestedUnboundedRepeat(inside: false)
+        wholeStringClass = ECMARegex.wholeStringClass(tree)
+    }
+
+    /// `^X{min,max}$` with X one character class: the common identifier shape, checked in one
+    /// pass without the backtracking machine.
+    private let wholeStringClass: (set: CharacterSet, min: Int, max: Int?)?
+
+    private static func wholeStringClass(_ tree: RegexNode) -> (set: CharacterSet, min: Int, max: Int?)? {
+        guard case .sequence(let items) = tree, items.count == 3, case .lineStart = items[0], case .lineEnd = items[2],
+              case .repetition(let atom, let min, let max, _) = items[1] else { return nil }
+        switch atom {
+        case .set(let set): return (set, min, max)
+        case .scalar(let c):
+            var set = CharacterSet()
+            set.ranges = [(c, c)]
+            set.finish()
+            return (set, min, max)
+        default: return nil
+        }
     }
 
     /// Whether the pattern matches anywhere in `string`; nil if the step budget ran out.
     func search(_ string: String) -> Bool? {
+        if let simple = wholeStringClass {
+            var count = 0
+            for scalar in string.unicodeScalars {
+                guard simple.set.contains(scalar.value) else { return false }
+                count += 1
+            }
+            return count >= simple.min && count <= (simple.max ?? Int.max)
+        }
         var string = string
         return string.withUTF8 { bytes in
             var machine = RegexMachine(program: program, sets: sets, input: bytes, registers: registerCount, budget: stepLimit)
@@ -282,6 +310,7 @@ struct RegexParser {
     private let pattern: [UInt32]
     private var index = 0
     private(set) var captureCount = 0
+    private(set) var hasBackreference = false
     private var groupNames: [String: Int] = [:]
     private var depth = 0
     static let maxDepth = 100
@@ -486,6 +515,7 @@ struct RegexParser {
             guard number <= max(captureCount, groupNames.count, countAllGroups()) else {
                 throw RegexSyntaxError(message: "backreference \\\(number) to a group that does not exist")
             }
+            hasBackreference = true
             return .backreference(number)
         }
         if c == 0x6B {
@@ -498,6 +528,7 @@ struct RegexParser {
             }
             try expect(0x3E, "'>' closing \\k<name>")
             guard let number = groupNames[name] else { throw RegexSyntaxError(message: "unknown group name \(name)") }
+            hasBackreference = true
             return .backreference(number)
         }
         switch try parseCharacterEscape(inClass: false) {
@@ -686,7 +717,12 @@ struct RegexEmitter {
     var registerCount: Int
     static let maxProgram = 50_000
 
-    init(captureCount: Int) { registerCount = (captureCount + 1) * 2 }
+    /// Keeps capture positions when `captureCount` >= 0 (for backreferences); -1 keeps none.
+    init(captureCount: Int) {
+        keepCaptures = captureCount >= 0
+        registerCount = keepCaptures ? (captureCount + 1) * 2 : 0
+    }
+    let keepCaptures: Bool
 
     mutating func emit(_ node: RegexNode) throws(RegexSyntaxError) {
         guard program.count < RegexEmitter.maxProgram else { throw RegexSyntaxError(message: "pattern too large once repetitions are expanded") }
@@ -715,9 +751,9 @@ struct RegexEmitter {
             }
             for jump in jumps { program[jump] = .jump(program.count) }
         case .group(let inner, let capture):
-            if let capture { program.append(.save(capture * 2)) }
+            if let capture, keepCaptures { program.append(.save(capture * 2)) }
             try emit(inner)
-            if let capture { program.append(.save(capture * 2 + 1)) }
+            if let capture, keepCaptures { program.append(.save(capture * 2 + 1)) }
         case .repetition(let inner, let min, let max, let greedy):
             for _ in 0..<min { try emit(inner) }
             if let max {

@@ -13,14 +13,14 @@ public struct Schema: Sendable {
 
     /// Whether `instance` is valid: the fast path, no error details.
     public func isValid(_ instance: JSONValue) -> Bool {
-        let context = EvaluationContext(options: options, collectErrors: false)
+        var context = EvaluationContext(options: options, collectErrors: false)
         var scratch = Evaluated()
         return context.evaluate(root, instance, collect: false, &scratch)
     }
 
     /// Validates `instance` and returns every failing keyword in the "basic" output shape.
     public func validate(_ instance: JSONValue) -> ValidationResult {
-        let context = EvaluationContext(options: options, collectErrors: true)
+        var context = EvaluationContext(options: options, collectErrors: true)
         var scratch = Evaluated()
         let valid = context.evaluate(root, instance, collect: false, &scratch)
         if !valid && context.errors.isEmpty {
@@ -31,24 +31,58 @@ public struct Schema: Sendable {
     }
 }
 
-/// What the keywords of one schema evaluated: the annotations unevaluated* reads.
+/// What the keywords of one schema evaluated: the annotations unevaluated* reads. The sets stay
+/// nil (no allocation, nothing to release) unless a keyword records into them.
 struct Evaluated {
     var allProperties = false
-    var properties: Set<String> = []
+    var properties: Set<String>?
     var allItems = false
     var itemPrefix = 0
-    var items: Set<Int> = []
+    var items: Set<Int>?
+
+    mutating func insertProperty(_ key: String) {
+        if properties == nil { properties = [key] } else { properties!.insert(key) }
+    }
+
+    mutating func insertItem(_ index: Int) {
+        if items == nil { items = [index] } else { items!.insert(index) }
+    }
+
+    func hasProperty(_ key: String) -> Bool { allProperties || (properties?.contains(key) ?? false) }
+    func hasItem(_ index: Int) -> Bool { allItems || index < itemPrefix || (items?.contains(index) ?? false) }
 
     mutating func merge(_ other: Evaluated) {
-        if other.allProperties { allProperties = true } else if !allProperties { properties.formUnion(other.properties) }
-        if other.allItems { allItems = true } else if !allItems {
+        if other.allProperties {
+            allProperties = true
+        } else if !allProperties, let keys = other.properties {
+            if properties == nil { properties = keys } else { properties!.formUnion(keys) }
+        }
+        if other.allItems {
+            allItems = true
+        } else if !allItems {
             itemPrefix = max(itemPrefix, other.itemPrefix)
-            items.formUnion(other.items)
+            if let indices = other.items {
+                if items == nil { items = indices } else { items!.formUnion(indices) }
+            }
         }
     }
 }
 
-final class EvaluationContext {
+/// One step of a keyword or instance path, kept symbolic until an error needs its text.
+enum PathToken {
+    case key(String)
+    case index(Int)
+    var text: String {
+        switch self {
+        case .key(let key): return key
+        case .index(let index): return String(index)
+        }
+    }
+}
+
+/// The state of one validation. A struct passed inout, so that its fields cost no dynamic
+/// exclusivity checks in the hot loop.
+struct EvaluationContext {
     let options: SchemaOptions
     var collectErrors: Bool
     var depth = 0
@@ -64,7 +98,7 @@ final class EvaluationContext {
 
     // MARK: Error recording (only ever called with collectErrors on)
 
-    private func record(_ node: SchemaNode, _ keyword: String?, _ message: String) {
+    private mutating func record(_ node: SchemaNode, _ keyword: String?, _ message: String) {
         var keywordLocation = Pointer.string(keywordPath)
         var absolute = node.location
         if let keyword {
@@ -76,14 +110,14 @@ final class EvaluationContext {
     }
 
     @inline(__always)
-    private func fail(_ node: SchemaNode, _ keyword: String?, _ message: @autoclosure () -> String) -> Bool {
+    private mutating func fail(_ node: SchemaNode, _ keyword: String?, _ message: @autoclosure () -> String) -> Bool {
         if collectErrors { record(node, keyword, message()) }
         return false
     }
 
     // MARK: Schemas
 
-    func evaluate(_ node: SchemaNode, _ value: JSONValue, collect: Bool, _ evaluated: inout Evaluated) -> Bool {
+    mutating func evaluate(_ node: SchemaNode, _ value: JSONValue, collect: Bool, _ evaluated: inout Evaluated) -> Bool {
         switch node.kind {
         case .accept:
             return true
@@ -94,8 +128,9 @@ final class EvaluationContext {
         }
         depth += 1
         defer { depth -= 1 }
-        if depth > options.maxEvaluationDepth {
-            return fail(node, nil, "evaluation depth limit \(options.maxEvaluationDepth) exceeded ($ref recursion or nesting too deep)")
+        let limit = options.maxEvaluationDepth
+        if depth > limit {
+            return fail(node, nil, "evaluation depth limit \(limit) exceeded ($ref recursion or nesting too deep)")
         }
         let entered = node.isResourceRoot
         if entered { scope.append(node.resource) }
@@ -104,7 +139,8 @@ final class EvaluationContext {
         let tracking = collect || node.hasUnevaluated
         var local = Evaluated()
         var valid = true
-        for keyword in node.keywords where !check(keyword, node, value, tracking, &local) {
+        let keywords = node.keywords
+        for index in keywords.indices where !check(keywords[index], node, value, tracking, &local) {
             valid = false
             if !collectErrors { return false }
         }
@@ -113,42 +149,46 @@ final class EvaluationContext {
     }
 
     /// Applies `node` to a child instance (a member or an item): annotations stay with the child.
+    /// Path tokens are only turned into text when errors are collected.
     @inline(__always)
-    private func descend(_ node: SchemaNode, _ value: JSONValue, keyword: [String], instance token: String?) -> Bool {
+    private mutating func descend(_ node: SchemaNode, _ value: JSONValue, _ keyword: String, _ sub: PathToken?, instance token: PathToken) -> Bool {
         var scratch = Evaluated()
         guard collectErrors else { return evaluate(node, value, collect: false, &scratch) }
-        keywordPath.append(contentsOf: keyword)
-        if let token { instancePath.append(token) }
+        keywordPath.append(keyword)
+        if let sub { keywordPath.append(sub.text) }
+        instancePath.append(token.text)
         let valid = evaluate(node, value, collect: false, &scratch)
-        keywordPath.removeLast(keyword.count)
-        if token != nil { instancePath.removeLast() }
+        keywordPath.removeLast(sub == nil ? 1 : 2)
+        instancePath.removeLast()
         return valid
     }
 
     /// Applies `node` in place (same instance), passing annotations up when tracking.
     @inline(__always)
-    private func inPlace(_ node: SchemaNode, _ value: JSONValue, keyword: [String], _ tracking: Bool, _ local: inout Evaluated) -> Bool {
+    private mutating func inPlace(_ node: SchemaNode, _ value: JSONValue, _ keyword: String, _ sub: PathToken?, _ tracking: Bool, _ local: inout Evaluated) -> Bool {
         guard collectErrors else { return evaluate(node, value, collect: tracking, &local) }
-        keywordPath.append(contentsOf: keyword)
+        keywordPath.append(keyword)
+        if let sub { keywordPath.append(sub.text) }
         let valid = evaluate(node, value, collect: tracking, &local)
-        keywordPath.removeLast(keyword.count)
+        keywordPath.removeLast(sub == nil ? 1 : 2)
         return valid
     }
 
-    /// Runs `body` with error collection off: for subschemas whose failures are not errors
+    /// Evaluates with error collection off: for subschemas whose failures are not errors
     /// (`not`, `if`, `contains`).
     @inline(__always)
-    private func quietly<T>(_ body: () -> T) -> T {
+    private mutating func quietly(_ node: SchemaNode, _ value: JSONValue, collect: Bool, _ evaluated: inout Evaluated) -> Bool {
         let saved = collectErrors
         collectErrors = false
-        defer { collectErrors = saved }
-        return body()
+        let valid = evaluate(node, value, collect: collect, &evaluated)
+        collectErrors = saved
+        return valid
     }
 
     // MARK: Keywords
 
     // swiftlint:disable:next cyclomatic_complexity function_body_length
-    private func check(_ keyword: Keyword, _ node: SchemaNode, _ value: JSONValue, _ tracking: Bool, _ local: inout Evaluated) -> Bool {
+    private mutating func check(_ keyword: Keyword, _ node: SchemaNode, _ value: JSONValue, _ tracking: Bool, _ local: inout Evaluated) -> Bool {
         switch keyword.check {
         case .type(let types):
             return types.accepts(value) || fail(node, "type", "\(value.typeName) is not an allowed type")
@@ -237,7 +277,7 @@ final class EvaluationContext {
             return followReference(target, value, "$dynamicRef", tracking, &local)
         case .allOf(let nodes):
             var valid = true
-            for (i, child) in nodes.enumerated() where !inPlace(child, value, keyword: ["allOf", String(i)], tracking, &local) {
+            for (i, child) in nodes.enumerated() where !inPlace(child, value, "allOf", .index(i), tracking, &local) {
                 valid = false
                 if !collectErrors { return false }
             }
@@ -245,7 +285,7 @@ final class EvaluationContext {
         case .anyOf(let nodes):
             let mark = errors.count
             var matched = false
-            for (i, child) in nodes.enumerated() where inPlace(child, value, keyword: ["anyOf", String(i)], tracking, &local) {
+            for (i, child) in nodes.enumerated() where inPlace(child, value, "anyOf", .index(i), tracking, &local) {
                 matched = true
                 if !tracking && !collectErrors { return true }
             }
@@ -261,7 +301,7 @@ final class EvaluationContext {
             var matchedAnnotations = Evaluated()
             for (i, child) in nodes.enumerated() {
                 var branch = Evaluated()
-                if inPlace(child, value, keyword: ["oneOf", String(i)], tracking, &branch) {
+                if inPlace(child, value, "oneOf", .index(i), tracking, &branch) {
                     matches += 1
                     if matches == 1 {
                         firstMatch = i
@@ -283,18 +323,18 @@ final class EvaluationContext {
             return fail(node, "oneOf", "value matches none of the oneOf schemas")
         case .not(let child):
             var scratch = Evaluated()
-            let matched = quietly { evaluate(child, value, collect: false, &scratch) }
+            let matched = quietly(child, value, collect: false, &scratch)
             return !matched || fail(node, "not", "value matches the schema in not")
         case .conditional(let condition, let then, let otherwise):
             var branch = Evaluated()
-            let holds = quietly { evaluate(condition, value, collect: tracking, &branch) }
+            let holds = quietly(condition, value, collect: tracking, &branch)
             if holds {
                 if tracking { local.merge(branch) }
                 guard let then else { return true }
-                return inPlace(then, value, keyword: ["then"], tracking, &local)
+                return inPlace(then, value, "then", nil, tracking, &local)
             }
             guard let otherwise else { return true }
-            return inPlace(otherwise, value, keyword: ["else"], tracking, &local)
+            return inPlace(otherwise, value, "else", nil, tracking, &local)
         case .properties(let applicator):
             guard case .object(let object) = value else { return true }
             return checkProperties(applicator, node, object, tracking, &local)
@@ -302,12 +342,12 @@ final class EvaluationContext {
             guard case .array(let items) = value else { return true }
             var valid = true
             let prefixCount = min(applicator.prefix.count, items.count)
-            for i in 0..<prefixCount where !descend(applicator.prefix[i], items[i], keyword: ["prefixItems", String(i)], instance: String(i)) {
+            for i in 0..<prefixCount where !descend(applicator.prefix[i], items[i], "prefixItems", .index(i), instance: .index(i)) {
                 valid = false
                 if !collectErrors { return false }
             }
             if let rest = applicator.rest, items.count > prefixCount {
-                for i in prefixCount..<items.count where !descend(rest, items[i], keyword: ["items"], instance: String(i)) {
+                for i in prefixCount..<items.count where !descend(rest, items[i], "items", nil, instance: .index(i)) {
                     valid = false
                     if !collectErrors { return false }
                 }
@@ -322,9 +362,9 @@ final class EvaluationContext {
             var count = 0
             for (i, item) in items.enumerated() {
                 var scratch = Evaluated()
-                if quietly({ evaluate(child, item, collect: false, &scratch) }) {
+                if quietly(child, item, collect: false, &scratch) {
                     count += 1
-                    if tracking { local.items.insert(i) } else if count >= minimum && maximum == nil { break }
+                    if tracking { local.insertItem(i) } else if count >= minimum && maximum == nil { break }
                     if let maximum, count > maximum, !tracking { break }
                 }
             }
@@ -338,7 +378,7 @@ final class EvaluationContext {
         case .propertyNames(let child):
             guard case .object(let object) = value else { return true }
             var valid = true
-            for (key, _) in object.members where !descend(child, .string(key), keyword: ["propertyNames"], instance: key) {
+            for (key, _) in object.members where !descend(child, .string(key), "propertyNames", nil, instance: .key(key)) {
                 valid = false
                 if !collectErrors { return false }
             }
@@ -347,7 +387,7 @@ final class EvaluationContext {
             guard case .object(let object) = value else { return true }
             var valid = true
             for (trigger, child) in entries where Self.has(object, trigger) {
-                if !inPlace(child, value, keyword: ["dependentSchemas", trigger], tracking, &local) {
+                if !inPlace(child, value, "dependentSchemas", .key(trigger), tracking, &local) {
                     valid = false
                     if !collectErrors { return false }
                 }
@@ -357,8 +397,8 @@ final class EvaluationContext {
             guard case .array(let items) = value else { return true }
             if local.allItems || items.count <= local.itemPrefix { return true }
             var valid = true
-            for i in local.itemPrefix..<items.count where !local.items.contains(i) {
-                if !descend(child, items[i], keyword: ["unevaluatedItems"], instance: String(i)) {
+            for i in local.itemPrefix..<items.count where !local.hasItem(i) {
+                if !descend(child, items[i], "unevaluatedItems", nil, instance: .index(i)) {
                     valid = false
                     if !collectErrors { return false }
                 }
@@ -369,8 +409,8 @@ final class EvaluationContext {
             guard case .object(let object) = value else { return true }
             if local.allProperties { return true }
             var valid = true
-            for (key, member) in object.members where !local.properties.contains(key) {
-                if !descend(child, member, keyword: ["unevaluatedProperties"], instance: key) {
+            for (key, member) in object.members where !local.hasProperty(key) {
+                if !descend(child, member, "unevaluatedProperties", nil, instance: .key(key)) {
                     valid = false
                     if !collectErrors { return false }
                 }
@@ -380,21 +420,23 @@ final class EvaluationContext {
         }
     }
 
-    private func followReference(_ target: SchemaNode, _ value: JSONValue, _ name: String, _ tracking: Bool, _ local: inout Evaluated) -> Bool {
+    private mutating func followReference(_ target: SchemaNode, _ value: JSONValue, _ name: String, _ tracking: Bool, _ local: inout Evaluated) -> Bool {
         // Entering a subschema of another resource through a reference enters that resource's scope.
         let enters = !target.isResourceRoot && scope.last !== target.resource
         if enters { scope.append(target.resource) }
         defer { if enters { scope.removeLast() } }
-        return inPlace(target, value, keyword: [name], tracking, &local)
+        return inPlace(target, value, name, nil, tracking, &local)
     }
 
-    private func checkProperties(_ applicator: PropertyApplicator, _ node: SchemaNode, _ object: JSONObject, _ tracking: Bool, _ local: inout Evaluated) -> Bool {
+    private mutating func checkProperties(_ applicator: PropertyApplicator, _ node: SchemaNode, _ object: JSONObject, _ tracking: Bool, _ local: inout Evaluated) -> Bool {
         var valid = true
+        var requiredSeen = 0
         for (key, member) in object.members {
             var matched = false
-            if let child = applicator.lookup(key) {
+            if let i = applicator.lookup(key) {
                 matched = true
-                if !descend(child, member, keyword: ["properties", key], instance: key) {
+                if applicator.named[i].required { requiredSeen += 1 }
+                if !descend(applicator.named[i].node, member, "properties", .key(key), instance: .key(key)) {
                     valid = false
                     if !collectErrors { return false }
                 }
@@ -408,25 +450,32 @@ final class EvaluationContext {
                 }
                 guard found else { continue }
                 matched = true
-                if !descend(pattern.node, member, keyword: ["patternProperties", pattern.source], instance: key) {
+                if !descend(pattern.node, member, "patternProperties", .key(pattern.source), instance: .key(key)) {
                     valid = false
                     if !collectErrors { return false }
                 }
             }
             if !matched, let additional = applicator.additional {
-                if !descend(additional, member, keyword: ["additionalProperties"], instance: key) {
+                if !descend(additional, member, "additionalProperties", nil, instance: .key(key)) {
                     valid = false
                     if !collectErrors { return false }
                 }
             }
-            if tracking && matched { local.properties.insert(key) }
+            if tracking && matched { local.insertProperty(key) }
+        }
+        if requiredSeen < applicator.requiredCount {
+            valid = false
+            if !collectErrors { return false }
+            for name in applicator.requiredNames where !Self.has(object, name) {
+                record(node, "required", "required property \"\(name)\" is missing")
+            }
         }
         if tracking && applicator.additional != nil { local.allProperties = true }
         return valid
     }
 
     static func has(_ object: JSONObject, _ name: String) -> Bool {
-        for member in object.members where member.key.utf8.count == name.utf8.count && member.key.utf8.elementsEqual(name.utf8) {
+        for member in object.members where sameKey(member.key, name) {
             return true
         }
         return false

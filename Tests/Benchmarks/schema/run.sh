@@ -1,0 +1,38 @@
+#!/bin/sh
+# bench-schema: our validator against python jsonschema (Draft202012Validator.is_valid) on the
+# same schema and instances, in the same run. Builds nothing: `make bench` has already run
+# `swift build -c release`.
+set -eu
+cd "$(dirname "$0")/../../.."
+binary=${BENCH_SCHEMA:-.build/release/bench-schema}
+if [ ! -x "$binary" ]; then
+    echo "bench-schema: $binary is missing; run 'swift build -c release' first" >&2
+    exit 1
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT INT TERM
+"$binary" --emit "$work"
+python_figures=""
+if command -v python3 >/dev/null 2>&1 && python3 -c 'import jsonschema' 2>/dev/null; then
+    python_figures=$(python3 - "$work" <<'PY'
+import json, sys, timeit, jsonschema
+work = sys.argv[1]
+schema = json.load(open(work + "/schema.json"))
+validator = jsonschema.Draft202012Validator(schema)
+figures = []
+for name in ("valid", "invalid"):
+    instance = json.load(open(work + "/" + name + ".json"))
+    assert validator.is_valid(instance) == (name == "valid")
+    number = 20000
+    samples = timeit.repeat(lambda: validator.is_valid(instance), number=number, repeat=5)
+    samples.sort()
+    figures.append("%.1f" % (samples[len(samples) // 2] / number * 1e9))
+print(" ".join(figures))
+PY
+)
+    echo "python jsonschema $(python3 -c 'import jsonschema, importlib.metadata as m; print(m.version("jsonschema"))')"
+else
+    echo "bench-schema: python3 with jsonschema not found; printing our figures only"
+fi
+# shellcheck disable=SC2086
+exec "$binary" $python_figures
