@@ -251,7 +251,7 @@ public struct ClientOptions: Sendable {
         self.maxBufferedMessages = max(1, maxBufferedMessages)
         self.maxBufferedReplies = max(1, maxBufferedReplies)
         self.maxPendingRequests = max(1, maxPendingRequests)
-        self.maxQueuedBytes = max(WireLimits.maxFrameCeiling + 4, maxQueuedBytes)
+        self.maxQueuedBytes = max(64 << 10, maxQueuedBytes)
         self.closeLingerMilliseconds = max(0, closeLingerMilliseconds)
     }
 

@@ -382,4 +382,49 @@ struct ClientTests {
         await client.close()
         #expect(await peer.finish() == [])
     }
+
+    @Test func largeMessagesAndAFullOutgoingQueue() async throws {
+        let stalled = Signal()
+        let gate = try makePipe()  // the peer blocks reading it until the test writes a byte
+        let accepted = Counter()
+        let big = String(repeating: "y", count: 100_000)
+        let (client, peer) = try await connectedPair(options: ClientOptions(maxQueuedBytes: 256 << 10)) { peer in
+            // A reply far larger than the socket buffer: written in pieces, flushed on POLLOUT.
+            let request = try peer.nextRequest("demo.big")
+            try peer.send(.reply(to: request.envelope.id!, body: ["text": .string(String(repeating: "z", count: 900_000))]))
+            // Stop reading until the client's queue has overflowed.
+            stalled.raise()
+            var byte: UInt8 = 0
+            _ = Glibc.read(gate.read.rawValue, &byte, 1)
+            var count = 0
+            while case .message(let next)? = try peer.connection.receive() {
+                peer.check(next.envelope.type == "demo.fill" && next.envelope.body["text"]?.stringValue?.utf8.count == 100_000,
+                           "event \(next.envelope.type ?? "?")")
+                count += 1
+            }
+            peer.check(count == accepted.value, "\(count) events arrived, \(accepted.value) were accepted")
+        }
+        let reply = try await client.request("demo.big", as: Text.self)
+        #expect(reply.text.utf8.count == 900_000)
+
+        await stalled.wait()
+        var refused: PrivSepError?
+        for _ in 0 ..< 1000 {
+            do {
+                try await client.send(event: "demo.fill", body: Text(text: big))
+                accepted.add(1)
+            } catch let error as PrivSepError {
+                refused = error
+                break
+            }
+        }
+        #expect(refused?.code == .unavailable && refused?.source == .local)
+        #expect(accepted.value >= 2)
+        // The refusal is not fatal: once the peer reads again, close() flushes everything queued.
+        try writeAll(gate.write.rawValue, [1])
+        await client.close()
+        #expect(await peer.finish() == [])
+        try gate.read.close()
+        try gate.write.close()
+    }
 }

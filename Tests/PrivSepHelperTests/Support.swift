@@ -38,6 +38,13 @@ final class Signal: Sendable {
     }
 }
 
+/// A thread-safe count.
+final class Counter: Sendable {
+    private let count = Mutex(0)
+    func add(_ amount: Int) { count.withLock { $0 += amount } }
+    var value: Int { count.withLock { $0 } }
+}
+
 /// The broker's side of the socketpair.
 final class Peer: @unchecked Sendable {
     let connection: Connection
