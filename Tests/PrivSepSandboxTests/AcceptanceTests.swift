@@ -199,6 +199,8 @@ struct SandboxAcceptanceTests {
         FailCase(options: ["--ro-bind", "/nonexistent-privsep-root:/data"], program: "/probe",
                  step: .mounts, errno: ENOENT, path: "/nonexistent-privsep-root"),
         FailCase(options: [], program: "/nonexistent/program", step: .exec, errno: ENOENT, path: "/nonexistent/program"),
+        FailCase(options: ["--chdir", "/nonexistent-dir"], program: "/probe", step: .rearm, errno: ENOENT, path: "/nonexistent-dir"),
+        FailCase(options: ["--ro-bind", "/usr:/usr/lib/x"], program: "/probe", step: .mounts, errno: EROFS, path: "/usr/lib/x"),
         FailCase(options: ["--landlock", "require", "--test-landlock-abi", "0"], program: "/probe",
                  step: .landlock, errno: EOPNOTSUPP, path: "--landlock"),
         // Without no_new_privs (and without CAP_SYS_ADMIN) the kernel refuses the filter.

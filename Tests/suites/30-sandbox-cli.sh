@@ -22,7 +22,18 @@ check "doctor prints text" sh -c '"$1" doctor | grep -q "Landlock ABI"' sh "$PRI
 
 if [ "$(id -u)" != 0 ]; then
     echo "30-sandbox-cli: SKIP the sandbox runs: not root"
-    exit "$fail"
+    # Not root: a user namespace maps only the caller's own ids; --uid for another is refused by name.
+LAUNCHER=$(cd "$(dirname "$PRIVSEP")" && pwd)/privsep-sandbox
+if command -v setpriv >/dev/null 2>&1 && setpriv --reuid 65534 --regid 65534 --clear-groups -- test -x "$LAUNCHER"; then
+    check "unprivileged: runs in a user namespace as the caller" sh -c \
+        '[ "$(setpriv --reuid 65534 --regid 65534 --clear-groups -- "$1" -- /bin/sh -c "id -u; grep NoNewPrivs /proc/self/status")" = "$(printf "65534\nNoNewPrivs:\t1")" ]' sh "$LAUNCHER"
+    err=$(setpriv --reuid 65534 --regid 65534 --clear-groups -- "$LAUNCHER" --uid 61184 -- /usr/bin/true 2>&1); rc=$?
+    check "unprivileged: --uid of another user is an error naming --uid" sh -c '[ "$1" = 126 ] && printf "%s" "$2" | grep -q "step .uid. failed.*--uid"' sh "$rc" "$err"
+else
+    echo "30-sandbox-cli: SKIP the unprivileged runs: setpriv missing or $LAUNCHER not reachable by uid 65534"
+fi
+
+exit "$fail"
 fi
 
 check "sandbox runs a program as nobody by default" sh -c '[ "$("$1" sandbox -- /usr/bin/id -u)" = 65534 ]' sh "$PRIVSEP"
@@ -44,5 +55,16 @@ check "and warns loudly" sh -c 'printf "%s" "$1" | grep -q "WARNING"' sh "$err"
 
 err=$("$PRIVSEP" sandbox --test-disable-layer seccomp -- /usr/bin/true 2>&1); rc=$?
 check "test switches are refused without PRIVSEP_TEST_LAYER_SWITCH=1" sh -c '[ "$1" = 126 ] && printf "%s" "$2" | grep -q "test-only"' sh "$rc" "$err"
+
+# Not root: a user namespace maps only the caller's own ids; --uid for another is refused by name.
+LAUNCHER=$(cd "$(dirname "$PRIVSEP")" && pwd)/privsep-sandbox
+if command -v setpriv >/dev/null 2>&1 && setpriv --reuid 65534 --regid 65534 --clear-groups -- test -x "$LAUNCHER"; then
+    check "unprivileged: runs in a user namespace as the caller" sh -c \
+        '[ "$(setpriv --reuid 65534 --regid 65534 --clear-groups -- "$1" -- /bin/sh -c "id -u; grep NoNewPrivs /proc/self/status")" = "$(printf "65534\nNoNewPrivs:\t1")" ]' sh "$LAUNCHER"
+    err=$(setpriv --reuid 65534 --regid 65534 --clear-groups -- "$LAUNCHER" --uid 61184 -- /usr/bin/true 2>&1); rc=$?
+    check "unprivileged: --uid of another user is an error naming --uid" sh -c '[ "$1" = 126 ] && printf "%s" "$2" | grep -q "step .uid. failed.*--uid"' sh "$rc" "$err"
+else
+    echo "30-sandbox-cli: SKIP the unprivileged runs: setpriv missing or $LAUNCHER not reachable by uid 65534"
+fi
 
 exit "$fail"
