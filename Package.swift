@@ -65,7 +65,7 @@ let package = Package(
 
         // Benchmarks (not tests): each prints our figure beside its baseline from the same run.
         .executableTarget(name: "bench-json", dependencies: ["PrivSepJSON", "CJansson"], path: "Tests/Benchmarks/json", exclude: ["run.sh"]),
-        .executableTarget(name: "bench-schema", dependencies: ["PrivSepSchema", "PrivSepJSON"], path: "Tests/Benchmarks/schema"),
+        .executableTarget(name: "bench-schema", dependencies: ["PrivSepSchema", "PrivSepJSON"], path: "Tests/Benchmarks/schema", exclude: ["run.sh"]),
         .executableTarget(name: "wire-demo", dependencies: ["PrivSepWire", "PrivSepJSON"], path: "examples/wire-demo"),
         .executableTarget(name: "swift-helper", dependencies: ["PrivSepHelper"], path: "examples/swift-helper"),
 
