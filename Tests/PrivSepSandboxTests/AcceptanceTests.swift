@@ -7,7 +7,8 @@ import PrivSepJSON
 import PrivSepSandbox
 import Testing
 
-/// Each test gets its own uid so RLIMIT_NPROC and signal checks never see another test's processes.
+/// Each test gets its own uid (from the top of the dynamic range, far from the lowest-first uids
+/// the broker tests allocate) so RLIMIT_NPROC and signal checks never see another process.
 private func uidOptions(_ uid: UInt32) -> [String] { ["--uid", String(uid), "--gid", String(uid)] }
 
 private func skipIfNeeded() -> Bool {
@@ -24,10 +25,10 @@ struct SandboxAcceptanceTests {
     // 1. Uid/Gid in all four fields, no groups, and root cannot be regained.
     @Test func identity() throws {
         if skipIfNeeded() { return }
-        let o = try Harness.runProbe(uidOptions(61200))
+        let o = try Harness.runProbe(uidOptions(65200))
         #expect(o.launch == .executed, "\(o.summary)")
-        #expect(o.field("Uid") == "61200 61200 61200 61200")
-        #expect(o.field("Gid") == "61200 61200 61200 61200")
+        #expect(o.field("Uid") == "65200 65200 65200 65200")
+        #expect(o.field("Gid") == "65200 65200 65200 65200")
         #expect(o.field("Groups") == "")
         for name in ["setuid0", "setresuid0", "setgid0", "setgroups0"] {
             #expect(o.escape(name) == Int64(EPERM), "\(name)")
@@ -43,14 +44,14 @@ struct SandboxAcceptanceTests {
         #expect(Harness.runTool(["/bin/cp", Harness.probePath, copy]) == 0)
         chown(copy, 0, 0)
         chmod(copy, 0o4755)
-        let o = try Harness.runProbe(uidOptions(61201) + ["--ro-bind", dir + ":/suid"], probeArgs: ["--suid", "/suid/probe-suid"])
+        let o = try Harness.runProbe(uidOptions(65201) + ["--ro-bind", dir + ":/suid"], probeArgs: ["--suid", "/suid/probe-suid"])
         #expect(o.launch == .executed, "\(o.summary)")
         for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
             #expect(o.field(cap) == "0000000000000000", "\(cap)")
         }
         #expect(o.field("NoNewPrivs") == "1")
         #expect(o.escape("suid_exec") == 0, "the setuid copy ran")
-        #expect(o.escapes?["suid_ids"]?.stringValue == "61201 61201", "its euid stayed the helper's")
+        #expect(o.escapes?["suid_ids"]?.stringValue == "65201 65201", "its euid stayed the helper's")
     }
 
     // 3. Exactly fds 0-3, although the spawner holds non-CLOEXEC fds (one a directory fd to /).
@@ -61,7 +62,7 @@ struct SandboxAcceptanceTests {
         let pair = try SocketPair()
         let message = Array("round-trip".utf8)
         #expect(message.withUnsafeBytes { write(pair.mine, $0.baseAddress, $0.count) } == message.count)
-        let spec = try Harness.spec(uidOptions(61202) + ["--ro-bind", Harness.probePath + ":/probe"], program: ["/probe", "--echo-fd3"])
+        let spec = try Harness.spec(uidOptions(65202) + ["--ro-bind", Harness.probePath + ":/probe"], program: ["/probe", "--echo-fd3"])
         let spawner = ["/bin/sh", "-c", "exec 7</ 8</dev/null 9>&1; exec \"$@\"", "spawner", Harness.launcher!]
         let o = try Harness.runRaw(spawner + SandboxSpawner.launcherArguments(for: spec), socket: pair.helper, launcherIsArgument: true)
         pair.closeHelper()
@@ -77,7 +78,7 @@ struct SandboxAcceptanceTests {
     // 4. The environment is exactly the allowlist; a canary never appears.
     @Test func environment() throws {
         if skipIfNeeded() { return }
-        let o = try Harness.runProbe(uidOptions(61203) + ["--keep-env", "PROBE_KEPT", "--setenv", "PROBE_SET=yes"],
+        let o = try Harness.runProbe(uidOptions(65203) + ["--keep-env", "PROBE_KEPT", "--setenv", "PROBE_SET=yes"],
                                      extraEnvironment: ["AWS_SECRET_ACCESS_KEY=canary-7f3a", "PROBE_KEPT=kept", "PRIVSEP_HELPER=probe"])
         #expect(o.launch == .executed, "\(o.summary)")
         #expect(Set(o.strings("env")) == ["PATH=/usr/local/bin:/usr/bin:/bin", "PROBE_KEPT=kept", "PRIVSEP_HELPER=probe", "PROBE_SET=yes"])
@@ -87,7 +88,7 @@ struct SandboxAcceptanceTests {
     // 5. Filesystem: only the expected paths, writes fail, unnamed paths fail, escapes fail.
     @Test func filesystem() throws {
         if skipIfNeeded() { return }
-        let o = try Harness.runProbe(uidOptions(61204))
+        let o = try Harness.runProbe(uidOptions(65204))
         #expect(o.launch == .executed, "\(o.summary)")
         let expectedMounts = Set(["/", "/usr", "/dev", "/dev/null", "/dev/zero", "/dev/urandom", "/proc", "/tmp", "/probe"]
             + RootLayout.etcFiles.map { "/etc/" + $0 })
@@ -109,7 +110,7 @@ struct SandboxAcceptanceTests {
         #expect(o.escape("exec_tmp") == Int64(EACCES))
 
         // With Landlock off the root can be listed: exactly the expected entries.
-        let open = try Harness.runProbe(uidOptions(61204) + ["--test-disable-layer", "landlock"])
+        let open = try Harness.runProbe(uidOptions(65204) + ["--test-disable-layer", "landlock"])
         #expect(Set(open.json?["root_entries"]?.arrayValue?.compactMap(\.stringValue) ?? []) == RootLayout.expectedRootEntries)
     }
 
@@ -117,7 +118,7 @@ struct SandboxAcceptanceTests {
     @Test func network() throws {
         if skipIfNeeded() { return }
         let listeners = try HostListeners()
-        let o = try Harness.runProbe(uidOptions(61205), probeArgs: ["--tcp-port", String(listeners.port), "--abstract", listeners.abstractName])
+        let o = try Harness.runProbe(uidOptions(65205), probeArgs: ["--tcp-port", String(listeners.port), "--abstract", listeners.abstractName])
         #expect(o.launch == .executed, "\(o.summary)")
         for name in ["socket_inet", "socket_inet6", "socket_netlink", "socket_packet"] {
             #expect(o.escape(name) == Int64(EPERM), "\(name)")
@@ -130,7 +131,7 @@ struct SandboxAcceptanceTests {
     // 7. Denied system calls.
     @Test func deniedSyscalls() throws {
         if skipIfNeeded() { return }
-        let o = try Harness.runProbe(uidOptions(61206))
+        let o = try Harness.runProbe(uidOptions(65206))
         #expect(o.launch == .executed, "\(o.summary)")
         for name in ["ptrace_parent", "unshare_user", "unshare_net", "mount_tmpfs", "keyctl", "bpf", "perf_event_open",
                      "io_uring_setup", "tiocsti", "tiocsti_high", "clone_newns"] {
@@ -142,7 +143,7 @@ struct SandboxAcceptanceTests {
     // 8. Distinct uids cannot signal or ptrace each other; NPROC holds; no core dumps.
     @Test func isolationAndLimits() throws {
         if skipIfNeeded() { return }
-        var allocator = DynamicUIDAllocator(range: 61210...61219)
+        var allocator = DynamicUIDAllocator(range: 65210...65219)
         let uidA = allocator.allocate() ?? 0
         let uidB = allocator.allocate() ?? 0
         #expect(uidA != uidB)
@@ -164,7 +165,7 @@ struct SandboxAcceptanceTests {
     // 9. SIGKILL of the spawner takes the helper and its children with it.
     @Test func diesWithSpawner() throws {
         if skipIfNeeded() { return }
-        let uid: UInt32 = 61220
+        let uid: UInt32 = 65220
         let pair = try SocketPair()
         let spec = try Harness.spec(uidOptions(uid), program: ["/bin/sh", "-c", "/usr/bin/sleep 1000 & /usr/bin/sleep 1000 & echo ready >&3; wait"])
         // The spawner is a shell that runs the launcher in the background and waits.
@@ -213,7 +214,7 @@ struct SandboxAcceptanceTests {
         if skipIfNeeded() { return }
         let o = c.step == .options
             ? try Harness.runRaw(["--ro-bind", Harness.probePath + ":/probe"] + c.options + ["--", c.program])
-            : try Harness.runProbe(uidOptionsIfUnset(c.options, 61221) + c.options, probeArgs: [], program: c.program)
+            : try Harness.runProbe(uidOptionsIfUnset(c.options, 65221) + c.options, probeArgs: [], program: c.program)
         #expect(o.stdout.isEmpty, "nothing was executed: \(o.summary)")
         #expect(o.exitCode == SandboxLauncher.failureStatus)
         let failure = try #require(o.failure, "\(o.summary)")
@@ -235,18 +236,18 @@ struct SandboxAcceptanceTests {
             echo "tmp-exec=$?"
             """, mode: 0o755)
         let dir = String(script[..<script.lastIndex(of: "/")!])
-        let o = try Harness.run(uidOptions(61222) + ["--ro-bind", dir + ":/scripts"], program: ["/scripts/helper.sh"])
+        let o = try Harness.run(uidOptions(65222) + ["--ro-bind", dir + ":/scripts"], program: ["/scripts/helper.sh"])
         #expect(o.launch == .executed, "\(o.summary)")
         #expect(o.exitCode == 0, "\(o.summary)")
         let text = String(decoding: o.stdout, as: UTF8.self)
-        #expect(text == "uid=61222\nusr=read-only\ntmp-exec=126\n", "\(o.summary)")
+        #expect(text == "uid=65222\nusr=read-only\ntmp-exec=126\n", "\(o.summary)")
     }
 
     // 12. Each layer off in turn: the remaining layers still block cases 5-8.
     @Test(arguments: ["seccomp", "landlock", "mountns", "netns", "uid", "rlimits", "pidns", "caps"])
     func layerIsolation(_ layer: String) throws {
         if skipIfNeeded() { return }
-        let uidBase: UInt32 = 61230 + UInt32(["seccomp", "landlock", "mountns", "netns", "uid", "rlimits", "pidns", "caps"].firstIndex(of: layer)!) * 2
+        let uidBase: UInt32 = 65230 + UInt32(["seccomp", "landlock", "mountns", "netns", "uid", "rlimits", "pidns", "caps"].firstIndex(of: layer)!) * 2
         let listeners = try HostListeners()
         let target = try WaitingHelper(options: uidOptions(uidBase + 1))
         defer { target.stop() }
@@ -295,9 +296,9 @@ struct SandboxAcceptanceTests {
     // The launcher's exit status is the helper's, signals included (through the pid-1 init).
     @Test func exitStatusIsTheHelpers() throws {
         if skipIfNeeded() { return }
-        let exited = try Harness.run(uidOptions(61223), program: ["/bin/sh", "-c", "exit 7"])
+        let exited = try Harness.run(uidOptions(65223), program: ["/bin/sh", "-c", "exit 7"])
         #expect(exited.exitCode == 7, "\(exited.summary)")
-        let killed = try Harness.run(uidOptions(61223), program: ["/bin/sh", "-c", "kill -KILL $$"])
+        let killed = try Harness.run(uidOptions(65223), program: ["/bin/sh", "-c", "kill -KILL $$"])
         #expect(killed.status & 0x7F == SIGKILL, "\(killed.summary)")
     }
 

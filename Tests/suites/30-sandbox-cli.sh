@@ -37,7 +37,7 @@ exit "$fail"
 fi
 
 check "sandbox runs a program as nobody by default" sh -c '[ "$("$1" sandbox -- /usr/bin/id -u)" = 65534 ]' sh "$PRIVSEP"
-check "sandbox honours --uid/--gid" sh -c '[ "$("$1" sandbox --uid 61500 --gid 61500 -- /usr/bin/id -g)" = 61500 ]' sh "$PRIVSEP"
+check "sandbox honours --uid/--gid" sh -c '[ "$("$1" sandbox --uid 65300 --gid 65300 -- /usr/bin/id -g)" = 65300 ]' sh "$PRIVSEP"
 check "the helper's / is read-only" sh -c '"$1" sandbox -- /bin/sh -c "touch /x" 2>/dev/null; [ $? -ne 0 ]' sh "$PRIVSEP"
 check "no network interfaces but lo" sh -c '[ "$("$1" sandbox -- /bin/sh -c "tail -n +3 /proc/self/net/dev | wc -l")" = 1 ]' sh "$PRIVSEP"
 
