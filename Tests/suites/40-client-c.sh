@@ -11,7 +11,10 @@ rm -rf "$out"
 mkdir -p "$out"
 stage=$(mktemp -d "${TMPDIR:-/tmp}/privsep-c-stage.XXXXXX") || exit 2
 trap 'rm -rf "$stage"' EXIT
-broker="python3 clients/python/tests/fakebroker.py"
+# The stand-in broker (clients/python/tests/fakebroker.py) runs a helper through a scenario.
+broker() {
+    python3 clients/python/tests/fakebroker.py "$@"
+}
 passed=0 failed=0
 
 # step NAME COMMAND...: runs it, shows its per-case lines, counts the step.
@@ -40,7 +43,11 @@ build_installed() {
 }
 
 run_installed() {
-    LD_LIBRARY_PATH="$stage/usr/local/lib" $broker --label c_installed -- "$out/scenario-shared"
+    (
+        LD_LIBRARY_PATH="$stage/usr/local/lib"
+        export LD_LIBRARY_PATH
+        broker --label c_installed -- "$out/scenario-shared"
+    )
 }
 
 build_doc_static() {
@@ -58,8 +65,11 @@ installed_files() {
 }
 
 man_page() {
-    groff -mandoc -ww -z clients/c/privsep.3 2>"$out/man.warnings" && [ ! -s "$out/man.warnings" ] ||
-        { cat "$out/man.warnings"; return 1; }
+    groff -mandoc -ww -z clients/c/privsep.3 2>"$out/man.warnings" || return 1
+    if [ -s "$out/man.warnings" ]; then
+        cat "$out/man.warnings"
+        return 1
+    fi
 }
 
 only_api_exported() {
@@ -77,7 +87,7 @@ step installed-files installed_files
 step pkg-config-build build_installed
 step pkg-config-helper-runs run_installed
 step doc-helper-static-build build_doc_static
-step doc-helper-runs $broker --scenario doc --label c_doc -- "$out/upper"
+step doc-helper-runs broker --scenario doc --label c_doc -- "$out/upper"
 if command -v groff >/dev/null 2>&1; then
     step man-page man_page
 else

@@ -8,7 +8,10 @@ cd "$(dirname "$0")/../.." || exit 2
 out=Tests/out/client-python
 rm -rf "$out"
 mkdir -p "$out"
-broker="python3 clients/python/tests/fakebroker.py"
+# The stand-in broker (clients/python/tests/fakebroker.py) runs a helper through a scenario.
+broker() {
+    python3 clients/python/tests/fakebroker.py "$@"
+}
 passed=0 failed=0
 
 step() {
@@ -28,13 +31,13 @@ step() {
 
 doc_helper() {
     awk '/^```python$/ { f = 1; next } /^```$/ { if (f) exit } f' docs/client-python.md >"$out/upper.py"
-    PYTHONPATH=clients/python $broker --scenario doc --label python_doc -- python3 "$out/upper.py"
+    PYTHONPATH=clients/python broker --scenario doc --label python_doc -- python3 "$out/upper.py"
 }
 
 step compile python3 -m py_compile clients/python/privsep.py
 # -p no:cacheprovider: nothing is written into the source tree
 step pytest python3 -m pytest -v -p no:cacheprovider clients/python/tests
-step scenario $broker --label python_scenario -- python3 clients/python/tests/scenario_helper.py
+step scenario broker --label python_scenario -- python3 clients/python/tests/scenario_helper.py
 step doc-helper doc_helper
 if python3 -m mypy --version >/dev/null 2>&1; then
     step mypy-strict python3 -m mypy --strict --no-incremental --cache-dir=/dev/null clients/python/privsep.py

@@ -8,7 +8,10 @@ cd "$(dirname "$0")/../.." || exit 2
 out=Tests/out/client-sh
 rm -rf "$out"
 mkdir -p "$out"
-broker="python3 clients/python/tests/fakebroker.py"
+# The stand-in broker (clients/python/tests/fakebroker.py) runs a helper through a scenario.
+broker() {
+    python3 clients/python/tests/fakebroker.py "$@"
+}
 passed=0 failed=0
 
 step() {
@@ -26,6 +29,13 @@ step() {
     fi
 }
 
+# The docs' minimal helper, sourcing the client from the tree.
+doc_helper() {
+    PRIVSEP_SH=clients/sh/privsep.sh
+    export PRIVSEP_SH
+    broker --scenario doc --label "sh_doc_$1" -- "$1" "$out/upper.sh"
+}
+
 awk '/^```sh$/ { f = 1; next } /^```$/ { if (f) exit } f' docs/client-sh.md >"$out/upper.sh"
 
 step shellcheck shellcheck -s sh clients/sh/privsep.sh clients/sh/tests/unit.sh \
@@ -38,9 +48,8 @@ for shell in dash bash; do
     fi
     step "unit-$shell" "$shell" clients/sh/tests/unit.sh "$shell"
     step "vectors-$shell" env PRIVSEP_SH_LABEL="sh_vectors_$shell" "$shell" clients/sh/tests/vectors.sh
-    step "scenario-$shell" $broker --no-fds --label "sh_scenario_$shell" -- "$shell" clients/sh/tests/scenario.sh
-    step "doc-helper-$shell" env PRIVSEP_SH=clients/sh/privsep.sh \
-        $broker --scenario doc --label "sh_doc_$shell" -- "$shell" "$out/upper.sh"
+    step "scenario-$shell" broker --no-fds --label "sh_scenario_$shell" -- "$shell" clients/sh/tests/scenario.sh
+    step "doc-helper-$shell" doc_helper "$shell"
 done
 
 echo "client-sh: $passed passed, $failed failed"
