@@ -22,11 +22,11 @@ step() {
     name=$1
     shift
     if "$@" >"$out/$name.log" 2>&1; then
-        grep -E '^(ok|FAIL|n/a) ' "$out/$name.log"
+        grep -E '^(ok|FAIL|n/a) |: [0-9]+ passed, [0-9]+ failed' "$out/$name.log"
         echo "ok   client-c: $name"
         passed=$((passed + 1))
     else
-        grep -E '^(ok|FAIL|n/a) ' "$out/$name.log"
+        grep -E '^(ok|FAIL|n/a) |: [0-9]+ passed, [0-9]+ failed' "$out/$name.log"
         tail -n 15 "$out/$name.log" | sed 's/^/    /'
         echo "FAIL client-c: $name (log: $out/$name.log)"
         failed=$((failed + 1))

@@ -18,11 +18,11 @@ step() {
     name=$1
     shift
     if "$@" >"$out/$name.log" 2>&1; then
-        grep -E '^(ok|FAIL|n/a) |(PASSED|FAILED|SKIPPED)' "$out/$name.log"
+        grep -E '^(ok|FAIL|n/a) |(PASSED|FAILED|SKIPPED)|[0-9]+ passed' "$out/$name.log"
         echo "ok   client-python: $name"
         passed=$((passed + 1))
     else
-        grep -E '^(ok|FAIL|n/a) |(PASSED|FAILED|SKIPPED)' "$out/$name.log"
+        grep -E '^(ok|FAIL|n/a) |(PASSED|FAILED|SKIPPED)|[0-9]+ passed' "$out/$name.log"
         tail -n 30 "$out/$name.log" | sed 's/^/    /'
         echo "FAIL client-python: $name (log: $out/$name.log)"
         failed=$((failed + 1))

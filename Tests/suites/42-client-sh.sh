@@ -18,11 +18,11 @@ step() {
     name=$1
     shift
     if "$@" >"$out/$name.log" 2>&1; then
-        grep -E '^(ok|FAIL|n/a) ' "$out/$name.log"
+        grep -E '^(ok|FAIL|n/a) |: [0-9]+ passed, [0-9]+ failed' "$out/$name.log"
         echo "ok   client-sh: $name"
         passed=$((passed + 1))
     else
-        grep -E '^(ok|FAIL|n/a) ' "$out/$name.log"
+        grep -E '^(ok|FAIL|n/a) |: [0-9]+ passed, [0-9]+ failed' "$out/$name.log"
         tail -n 15 "$out/$name.log" | sed 's/^/    /'
         echo "FAIL client-sh: $name (log: $out/$name.log)"
         failed=$((failed + 1))
