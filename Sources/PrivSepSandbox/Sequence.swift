@@ -62,7 +62,10 @@ public enum SandboxLauncher {
 func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
     var offset = 0
     while offset < bytes.count {
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+        let n = bytes.withUnsafeBytes { raw -> Int in
+            guard let base = raw.baseAddress else { return 0 }
+            return write(fd, base + offset, raw.count - offset)
+        }
         if n < 0 && errno == EINTR { continue }
         if n <= 0 { return }
         offset += n
