@@ -1,27 +1,19 @@
-// The engine behind PrivSepClient: one I/O thread owns the socket; tasks talk to it through a
-// mutex-guarded state and an eventfd.
+// The engine behind PrivSepClient: one I/O thread reads the socket; tasks write it directly.
 //
 // Why a thread and not a task: reading is a blocking poll/recvmsg loop, and parking it on the
-// cooperative pool would take one of its few threads for the life of the helper. The thread
-// owns the Connection outright (it is confined to one thread), so no socket call ever races.
-// Tasks hand it outgoing messages through a bounded queue and get replies back through
-// continuations; nothing user-supplied ever runs on the thread, and no continuation is resumed
-// while the mutex is held (a stream's onTermination takes the mutex again).
+// cooperative pool would take one of its few threads for the life of the helper. The socket has
+// two Connection objects over duplicates of one descriptor, each confined as Connection requires:
+// the reading one belongs to the I/O thread alone; the writing one is used under a mutex by
+// whichever task sends (a sendmsg on a non-blocking socket, so the mutex is held briefly). When
+// the kernel buffer is full the writer queues the rest (bounded) and the I/O thread flushes it on
+// POLLOUT. Replies reach tasks through continuations; nothing user-supplied runs on the thread,
+// and no continuation is resumed while a mutex is held (a stream's onTermination takes it again).
 
 import Glibc
 import PrivSepJSON
 import PrivSepWire
 import Synchronization
 import SystemPackage
-
-/// A message ready for the I/O thread: validated, sized, its descriptors duplicated.
-struct Outgoing: Sendable {
-    var envelope: Envelope
-    /// Duplicates owned by the queue; closed once the connection has taken (or refused) them.
-    var fds: [OwnedFD]
-    /// The frame body size, checked against max_frame when queued.
-    var size: Int
-}
 
 /// Who waits for the replies to one of our requests.
 enum Waiter: Sendable {
@@ -43,12 +35,7 @@ final class ClientCore: Sendable {
     struct State: Sendable {
         var nextId: Int64 = 1
         var pending: [Int64: Waiter] = [:]
-        var outbox: [Outgoing] = []
-        var outboxHead = 0
-        var outboxBytes = 0
-        /// Body bytes the peer accepts per frame (max_frame from the hello reply).
-        var sendLimit = WireLimits.defaultMaxFrame
-        /// Set once no more messages may be queued: close() was called or the connection ended.
+        /// Set once no more messages may be sent: close() was called or the connection ended.
         var failure: PrivSepError?
         var stopping = false
         var finished = false
@@ -59,10 +46,12 @@ final class ClientCore: Sendable {
 
     let options: ClientOptions
     let state = Mutex(State())
+    /// The writing half. Lock order: `writer` before `state`, never the reverse.
+    private let writer: Mutex<Connection>
     let incoming: AsyncStream<IncomingMessage>
     private let incomingSink: AsyncStream<IncomingMessage>.Continuation
     /// A self-pipe that wakes the I/O thread from poll; closed only when the core goes away,
-    /// so a late signal() can never write to a reused descriptor number.
+    /// so a late wake() can never write to a reused descriptor number.
     private let wakeFD: Int32
     private let wakeWriteFD: Int32
 
@@ -87,6 +76,12 @@ final class ClientCore: Sendable {
             connection.close()
             throw PrivSepError(error)
         }
+        let copy = fcntl(connection.socket.rawValue, F_DUPFD_CLOEXEC, 0)
+        guard copy >= 0 else {
+            connection.close()
+            throw .local(.internal, "fcntl(F_DUPFD_CLOEXEC): errno \(errno)")
+        }
+        writer = Mutex(ClientCore.writerConnection(OwnedFD(adopting: copy), maxFrame: WireLimits.defaultMaxFrame, options: options))
         try startThread { [self] in self.run(connection) }
     }
 
@@ -97,33 +92,35 @@ final class ClientCore: Sendable {
 
     // MARK: Called by tasks
 
-    /// Encodes, sizes and takes the descriptors of a message about to be queued.
-    func prepare(_ envelope: Envelope, fds: [FileDescriptor]) throws(PrivSepError) -> Outgoing {
-        guard fds.count <= WireLimits.maxFdsPerFrame else {
-            throw .local(.tooLarge, "\(fds.count) descriptors on one message; at most \(WireLimits.maxFdsPerFrame)")
-        }
-        var message = envelope
-        message.fds = fds.count
-        let size = message.jsonValue.serialized().count
-        let limit = state.withLock { $0.sendLimit }
-        guard size <= limit else {
-            throw .local(.tooLarge, "message of \(size) bytes exceeds max_frame \(limit)")
-        }
-        var copies: [OwnedFD] = []
-        for fd in fds {
-            let copy = fcntl(fd.rawValue, F_DUPFD_CLOEXEC, 0)
-            guard copy >= 0 else { throw .local(.internal, "fcntl(\(fd.rawValue), F_DUPFD_CLOEXEC): errno \(errno)") }
-            copies.append(OwnedFD(adopting: copy))
-        }
-        return Outgoing(envelope: message, fds: copies, size: size)
+    /// A writer over `socket` for frames up to `maxFrame`; its queue holds what the kernel did
+    /// not take, up to the configured bound.
+    private static func writerConnection(_ socket: OwnedFD, maxFrame: Int, options: ClientOptions) -> Connection {
+        Connection(socket: socket, peer: .broker, limits: WireLimits(maxFrame: maxFrame, maxQueuedBytes: options.maxQueuedBytes))
     }
 
-    /// Queues a message that expects no reply.
-    func enqueue(_ outgoing: Outgoing) throws(PrivSepError) {
-        let wake = try state.withLock { (state) throws(PrivSepError) -> Bool in
-            try push(outgoing, into: &state)
+    /// Writes `envelope` (descriptors borrowed: the writer duplicates what it must queue).
+    /// Refusals that leave the stream intact (too large, too many descriptors, queue full) are
+    /// thrown as local errors; a broken transport also ends the client.
+    func send(_ envelope: Envelope, fds: [FileDescriptor]) throws(PrivSepError) {
+        let queued = try writer.withLock { (writer) throws(PrivSepError) -> Bool in
+            if let failure = state.withLock({ $0.failure }) { throw failure }
+            let wasQueuing = writer.hasPendingOutput
+            do throws(WireError) {
+                return try writer.send(envelope, fds: fds) == .queued
+            } catch where !error.isFatal {
+                throw PrivSepError(error)
+            } catch where error.reason == .sendQueueFull && wasQueuing {
+                // Nothing of this frame was written: the stream is intact.
+                throw .local(.unavailable, "outgoing queue full (\(writer.pendingOutputBytes) bytes queued, limit \(options.maxQueuedBytes)): the broker is not reading")
+            } catch {
+                // Part of a frame may be out: the stream is broken. Wake the reader with EOF.
+                _ = shutdown(writer.socket.rawValue, Int32(SHUT_RDWR))
+                let failure = PrivSepError(error)
+                state.withLock { if $0.failure == nil { $0.failure = failure } }
+                throw failure
+            }
         }
-        if wake { signal() }
+        if queued { wakeForOutput() }
     }
 
     /// Reserves a request id, or throws when the client is closed or too many are in flight.
@@ -141,26 +138,23 @@ final class ClientCore: Sendable {
         }
     }
 
-    /// Attaches the waiter of request `id` and queues the request. If the request was cancelled
-    /// or the client closed meanwhile, or the queue is full, the waiter fails instead.
-    func attach(_ id: Int64, _ waiter: Waiter, sending outgoing: Outgoing) {
-        enum Outcome { case queued(wake: Bool), failed(any Error) }
-        let outcome = state.withLock { state -> Outcome in
-            guard case .unattached? = state.pending[id] else {
-                return .failed(state.failure ?? CancellationError())
-            }
-            do throws(PrivSepError) {
-                let wake = try push(outgoing, into: &state)
-                state.pending[id] = waiter
-                return .queued(wake: wake)
-            } catch {
-                state.pending[id] = nil
-                return .failed(error)
-            }
+    /// Attaches the waiter of request `id` and sends the request. If the request was cancelled
+    /// or the client closed meanwhile, or the send is refused, the waiter fails instead.
+    func attach(_ id: Int64, _ waiter: Waiter, sending envelope: Envelope, fds: [FileDescriptor]) {
+        let refusal = state.withLock { state -> (any Error)? in
+            guard case .unattached? = state.pending[id] else { return state.failure ?? CancellationError() }
+            state.pending[id] = waiter
+            return nil
         }
-        switch outcome {
-        case .queued(let wake): if wake { signal() }
-        case .failed(let error): waiter.fail(error)
+        if let refusal {
+            waiter.fail(refusal)
+            return
+        }
+        do {
+            try send(envelope, fds: fds)
+        } catch {
+            let registered = state.withLock { $0.pending.removeValue(forKey: id) }
+            registered?.fail(error)
         }
     }
 
@@ -173,13 +167,12 @@ final class ClientCore: Sendable {
 
     /// Sends a request and waits for its final reply (partial `more` replies are dropped).
     func request(_ envelope: Envelope, fds: [FileDescriptor]) async throws -> Reply {
-        let outgoing = try prepare(envelope, fds: fds)
         let id = try register()
-        var message = outgoing
-        message.envelope.id = id
+        var message = envelope
+        message.id = id
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Reply, any Error>) in
-                attach(id, .single(continuation), sending: message)
+                attach(id, .single(continuation), sending: message, fds: fds)
             }
         } onCancel: {
             forget(id)
@@ -188,19 +181,28 @@ final class ClientCore: Sendable {
 
     /// Sends a request whose replies arrive as a stream, ending after the final one.
     func streamingRequest(_ envelope: Envelope, fds: [FileDescriptor]) throws -> AsyncThrowingStream<Reply, any Error> {
-        let outgoing = try prepare(envelope, fds: fds)
         let id = try register()
-        var message = outgoing
-        message.envelope.id = id
+        var message = envelope
+        message.id = id
         let (stream, continuation) = AsyncThrowingStream.makeStream(
             of: Reply.self, bufferingPolicy: .bufferingOldest(options.maxBufferedReplies))
         continuation.onTermination = { [weak self] _ in self?.forget(id) }
-        attach(id, .stream(continuation), sending: message)
+        attach(id, .stream(continuation), sending: message, fds: fds)
         return stream
     }
 
-    func setSendLimit(_ maxFrame: Int) {
-        state.withLock { $0.sendLimit = min(max(maxFrame, WireLimits.minFrame), WireLimits.maxFrameCeiling) }
+    /// Holds what this helper sends to `maxFrame` (from the hello reply). The writer is replaced
+    /// while idle, which it is right after the handshake.
+    func setSendLimit(_ maxFrame: Int) throws(PrivSepError) {
+        try writer.withLock { (writer) throws(PrivSepError) in
+            // Already closed (the broker hung up right after the hello): nothing left to limit.
+            guard writer.socket.isOpen else { return }
+            guard !writer.hasPendingOutput else { throw .local(.internal, "output still queued after the handshake") }
+            let copy = fcntl(writer.socket.rawValue, F_DUPFD_CLOEXEC, 0)
+            guard copy >= 0 else { throw .local(.internal, "fcntl(F_DUPFD_CLOEXEC): errno \(errno)") }
+            writer.close()
+            writer = ClientCore.writerConnection(OwnedFD(adopting: copy), maxFrame: maxFrame, options: options)
+        }
     }
 
     /// Stops taking messages, flushes what is queued (up to the linger time), closes the socket
@@ -213,14 +215,14 @@ final class ClientCore: Sendable {
                 requestStop(&state)
                 return false
             }
-            if finished { continuation.resume() } else { signal() }
+            if finished { continuation.resume() } else { wake() }
         }
     }
 
     /// Asks the I/O thread to stop without waiting for it (used when the client goes away).
     func stopSoon() {
         state.withLock { requestStop(&$0) }
-        signal()
+        wake()
     }
 
     private func requestStop(_ state: inout State) {
@@ -229,21 +231,16 @@ final class ClientCore: Sendable {
         if state.failure == nil { state.failure = .local(.unavailable, "the client was closed") }
     }
 
-    /// Appends to the outbox; true when the I/O thread needs a wake-up. A message always fits
-    /// an empty queue, so one frame of any legal size can be sent.
-    private func push(_ outgoing: Outgoing, into state: inout State) throws(PrivSepError) -> Bool {
-        if let failure = state.failure { throw failure }
-        if state.outboxBytes > 0, state.outboxBytes + outgoing.size > options.maxQueuedBytes {
-            throw .local(.unavailable, "outgoing queue full (\(state.outboxBytes) bytes queued, limit \(options.maxQueuedBytes)): the broker is not reading")
+    /// Wakes the I/O thread so it polls for POLLOUT too (the writer queued output).
+    private func wakeForOutput() {
+        let needed = state.withLock { state -> Bool in
+            defer { state.wakePending = true }
+            return !state.wakePending
         }
-        state.outbox.append(outgoing)
-        state.outboxBytes += outgoing.size
-        let wake = !state.wakePending
-        state.wakePending = true
-        return wake
+        if needed { wake() }
     }
 
-    private func signal() {
+    private func wake() {
         var one: UInt8 = 1
         _ = Glibc.write(wakeWriteFD, &one, 1)
     }
@@ -264,21 +261,19 @@ final class ClientCore: Sendable {
     private func loop(_ connection: Connection) throws(WireError) {
         var lingerUntil: Int64 = 0
         while true {
-            try drainOutbox(into: connection)
-            let (stopping, readBlocked, outboxEmpty) = state.withLock {
-                ($0.stopping, $0.outboxBytes > options.maxQueuedBytes, $0.outboxHead >= $0.outbox.count)
-            }
+            let stopping = state.withLock { $0.stopping }
+            let queuing = writer.withLock { $0.hasPendingOutput }
             var timeout: Int32 = -1
             if stopping {
-                if outboxEmpty, !connection.hasPendingOutput { return }
+                if !queuing { return }
                 if lingerUntil == 0 { lingerUntil = monotonicMilliseconds() + Int64(options.closeLingerMilliseconds) }
                 let left = lingerUntil - monotonicMilliseconds()
                 if left <= 0 { return }
                 timeout = Int32(left)
             }
             var events: Int16 = 0
-            if !stopping, !readBlocked { events |= Int16(POLLIN) }
-            if connection.hasPendingOutput { events |= Int16(POLLOUT) }
+            if !stopping { events |= Int16(POLLIN) }
+            if queuing { events |= Int16(POLLOUT) }
             var fds = [
                 pollfd(fd: connection.socket.rawValue, events: events, revents: 0),
                 pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
@@ -290,48 +285,14 @@ final class ClientCore: Sendable {
             }
             if fds[1].revents != 0 { drainWake() }
             let revents = fds[0].revents
-            if revents & Int16(POLLOUT) != 0 { _ = try connection.flush() }
+            if revents & Int16(POLLOUT | POLLERR | POLLHUP) != 0, queuing {
+                _ = try writer.withLock { (writer) throws(WireError) -> Bool in try writer.flush() }
+            }
             if stopping { continue }
             if revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
                 if try !readAvailable(connection) { return }
             }
         }
-    }
-
-    /// Hands queued messages to the connection while it can write them without queuing there
-    /// (its own queue's overflow is fatal; ours is bounded and refuses politely).
-    private func drainOutbox(into connection: Connection) throws(WireError) {
-        while !connection.hasPendingOutput {
-            let next = state.withLock { state -> Outgoing? in
-                guard state.outboxHead < state.outbox.count else {
-                    state.outbox = []
-                    state.outboxHead = 0
-                    return nil
-                }
-                let item = state.outbox[state.outboxHead]
-                state.outbox[state.outboxHead].fds = []
-                state.outboxHead += 1
-                state.outboxBytes -= item.size
-                if state.outboxHead > 64, state.outboxHead * 2 > state.outbox.count {
-                    state.outbox.removeFirst(state.outboxHead)
-                    state.outboxHead = 0
-                }
-                return item
-            }
-            guard let next else { return }
-            do {
-                try connection.send(next.envelope, fds: next.fds.map(\.descriptor))
-            } catch where !error.isFatal {
-                failRequest(next.envelope.id, PrivSepError(error))
-            }
-            for fd in next.fds { fd.close() }
-        }
-    }
-
-    private func failRequest(_ id: Int64?, _ error: PrivSepError) {
-        guard let id else { return }
-        let waiter = state.withLock { $0.pending.removeValue(forKey: id) }
-        waiter?.fail(error)
     }
 
     /// Reads until the socket is drained (bounded per round so writes get their turn); false
@@ -413,15 +374,10 @@ final class ClientCore: Sendable {
         }
     }
 
-    /// Queues an error reply from the I/O thread itself, past the byte bound: the bound stops
-    /// reading when exceeded, so these cannot pile up without limit.
+    /// Sends an error reply from the I/O thread itself. If the writer refuses it (its queue is
+    /// full), the requester gets privsep.timeout from the broker instead; nothing piles up here.
     private func internalReply(_ envelope: Envelope) {
-        let size = envelope.jsonValue.serialized().count
-        state.withLock { state in
-            guard !state.stopping else { return }
-            state.outbox.append(Outgoing(envelope: envelope, fds: [], size: size))
-            state.outboxBytes += size
-        }
+        try? send(envelope, fds: [])
     }
 
     private func drainWake() {
@@ -437,15 +393,14 @@ final class ClientCore: Sendable {
                 state.failure = failure ?? .local(.unavailable, "the broker closed the connection")
             }
             state.finished = true
-            state.outbox = []
-            state.outboxHead = 0
-            state.outboxBytes = 0
             let waiters = Array(state.pending.values)
             state.pending = [:]
             let finishWaiters = state.finishWaiters
             state.finishWaiters = []
             return (waiters, finishWaiters)
         }
+        // After `failure` is set, so no task writes to the closed writer.
+        writer.withLock { $0.close() }
         let reason = state.withLock { $0.failure } ?? .local(.unavailable, "the connection is closed")
         for waiter in waiters { waiter.fail(reason) }
         incomingSink.finish()

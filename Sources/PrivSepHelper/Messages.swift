@@ -239,8 +239,8 @@ public struct ClientOptions: Sendable {
     public var maxBufferedReplies: Int
     /// Requests this helper may have in flight at once; past it `request` throws at once.
     public var maxPendingRequests: Int
-    /// Bytes of outgoing messages queued while the broker is not reading; past it sends throw,
-    /// and the client stops reading until the queue drains.
+    /// Bytes of outgoing frames queued while the broker is not reading; past it a send throws
+    /// (`privsep.unavailable`, nothing of that message written). An empty queue takes any frame.
     public var maxQueuedBytes: Int
     /// How long `close()` keeps flushing queued output before it closes regardless, in ms.
     public var closeLingerMilliseconds: Int32

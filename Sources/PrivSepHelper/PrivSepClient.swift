@@ -13,9 +13,10 @@ import SystemPackage
 /// for await message in client.incoming { ... }
 /// ```
 ///
-/// One dedicated POSIX thread owns the socket and does all reading and writing; every method
-/// may be called from any task. Messages a method sends are queued in order and written by that
-/// thread; `send`, `reply` and `log` return once the message is queued. Every wait is cancellable:
+/// One dedicated POSIX thread reads the socket; every method may be called from any task. A
+/// method that sends writes its frame at once, in call order under a lock, and returns when the
+/// kernel has it or, if the socket is full, once it is queued (bounded; the thread flushes the
+/// queue when the socket drains). `send`, `reply` and `log` never wait for the broker. Every wait is cancellable:
 /// cancelling a task that awaits a reply throws `CancellationError` (the reply, if it still comes,
 /// is dropped and its descriptors closed).
 ///
@@ -88,7 +89,7 @@ public final class PrivSepClient: Sendable {
             if let expectedHelper, expectedHelper != hello.helper {
                 throw PrivSepError.local(.protocol, "the broker calls this helper '\(hello.helper)' but PRIVSEP_HELPER is '\(expectedHelper)'")
             }
-            core.setSendLimit(hello.maxFrame)
+            try core.setSendLimit(hello.maxFrame)
             return PrivSepClient(core: core, hello: hello)
         } catch {
             await core.close()
@@ -137,7 +138,7 @@ public final class PrivSepClient: Sendable {
     /// Sends the one-way event `type`.
     public func send(event type: String, body: some Encodable = JSONObject(), fds: [FileDescriptor] = []) async throws {
         let envelope = Envelope.event(try checked(type), body: try JSONValueEncoder().encodeObject(body))
-        try core.enqueue(try core.prepare(envelope, fds: fds))
+        try core.send(envelope, fds: fds)
     }
 
     /// Answers `request` with `body`. Pass `more: true` for each part of a streaming reply but
@@ -147,7 +148,7 @@ public final class PrivSepClient: Sendable {
     {
         let id = try requestId(request)
         let envelope = Envelope.reply(to: id, body: try JSONValueEncoder().encodeObject(body), more: more)
-        try core.enqueue(try core.prepare(envelope, fds: fds))
+        try core.send(envelope, fds: fds)
     }
 
     /// Answers `request` with an error (always final).
@@ -156,7 +157,7 @@ public final class PrivSepClient: Sendable {
             throw PrivSepError.local(.invalid, "error code '\(code)' must match ^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+$")
         }
         let envelope = Envelope.errorReply(to: try requestId(request), code: code, message: message, data: data)
-        try core.enqueue(try core.prepare(envelope, fds: []))
+        try core.send(envelope, fds: [])
     }
 
     // MARK: Broker services
@@ -184,7 +185,7 @@ public final class PrivSepClient: Sendable {
             }
             body["fields"] = .object(object)
         }
-        try core.enqueue(try core.prepare(.event("privsep.log", body: body), fds: []))
+        try core.send(.event("privsep.log", body: body), fds: [])
     }
 
     /// Drops permissions this helper no longer needs (`privsep.restrict`, like pledge(2)): each
