@@ -70,16 +70,15 @@ final class ClientCore: Sendable {
             _ = fcntl(end, F_SETFD, FD_CLOEXEC)
             _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
         }
-        do {
+        var copy: Int32 = -1
+        do throws(WireError) {
             try connection.setNonBlocking(true)
+            copy = fcntl(connection.socket.rawValue, F_DUPFD_CLOEXEC, 0)
+            guard copy >= 0 else { throw WireError.system("fcntl(F_DUPFD_CLOEXEC)", errno: errno) }
         } catch {
             connection.close()
+            for end in ends { Glibc.close(end) }
             throw PrivSepError(error)
-        }
-        let copy = fcntl(connection.socket.rawValue, F_DUPFD_CLOEXEC, 0)
-        guard copy >= 0 else {
-            connection.close()
-            throw .local(.internal, "fcntl(F_DUPFD_CLOEXEC): errno \(errno)")
         }
         writer = Mutex(ClientCore.writerConnection(OwnedFD(adopting: copy), maxFrame: WireLimits.defaultMaxFrame, options: options))
         try startThread { [self] in self.run(connection) }
