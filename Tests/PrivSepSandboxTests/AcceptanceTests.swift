@@ -109,6 +109,15 @@ struct SandboxAcceptanceTests {
         #expect(o.escape("write_tmp") == 0)
         #expect(o.escape("exec_tmp") == Int64(EACCES))
 
+        // A readable file that no Landlock rule names: EACCES by Landlock alone (seen on the
+        // host's root, with the mount namespace off), readable once Landlock is off too.
+        let hostRoot = ["--landlock-exec", Harness.probePath, "--test-disable-layer", "mountns"]
+        let named = try Harness.run(uidOptions(65204) + hostRoot, program: [Harness.probePath, "--read", "/etc/debian_version"])
+        #expect(named.escapes?["reads"]?["/etc/debian_version"]?.int64Value == Int64(EACCES), "\(named.summary)")
+        let unnamed = try Harness.run(uidOptions(65204) + hostRoot + ["--test-disable-layer", "landlock"],
+                                      program: [Harness.probePath, "--read", "/etc/debian_version"])
+        #expect(unnamed.escapes?["reads"]?["/etc/debian_version"]?.int64Value == 0, "\(unnamed.summary)")
+
         // With Landlock off the root can be listed: exactly the expected entries.
         let open = try Harness.runProbe(uidOptions(65204) + ["--test-disable-layer", "landlock"])
         #expect(Set(open.json?["root_entries"]?.arrayValue?.compactMap(\.stringValue) ?? []) == RootLayout.expectedRootEntries)
