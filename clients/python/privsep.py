@@ -800,6 +800,8 @@ class Connection:
         """Sends privsep.hello; applies the announced max_frame; returns the reply body."""
         reply = self.request("privsep.hello", {"protocol": PROTOCOL, "client": client or f"privsep.py/{__version__}"})
         body = reply.body
+        if "protocol" in body and (not _is_int(body["protocol"]) or body["protocol"] != PROTOCOL):
+            raise self._decoder._fail(_protocol("bad_hello", f"the broker speaks another protocol than {PROTOCOL}"))
         max_frame = body.get("max_frame")
         if max_frame is not None:
             if not _is_int(max_frame) or not FRAME_MIN <= max_frame <= FRAME_LIMIT:

@@ -1015,6 +1015,12 @@ privsep_hello(struct privsep *ps, const char *client, json_t **reply_body,
 		return -1;
 	}
 	body = privsep_msg_body(m);
+	if ((mf = json_object_get(body, "protocol")) != NULL &&
+	    (!json_is_integer(mf) || json_integer_value(mf) != PRIVSEP_PROTOCOL)) {
+		privsep_msg_free(m);
+		return fail(ps, err, PRIVSEP_E_PROTOCOL, "bad_hello",
+		    "hello: the broker speaks another protocol than %d", PRIVSEP_PROTOCOL);
+	}
 	mf = json_object_get(body, "max_frame");
 	if (mf != NULL) {
 		if (!json_is_integer(mf) || json_integer_value(mf) < PRIVSEP_FRAME_MIN ||
