@@ -19,9 +19,6 @@ typealias BuiltinEvent = (Helper, Envelope) -> Void
 extension ErrorBody: Error {}
 
 extension Broker {
-    /// The protocol version this broker speaks.
-    static let protocolVersion: Int64 = 1
-
     /// Types the broker itself serves or sends; no helper may serve them.
     static let builtinTypes: Set<String> = [
         "privsep.hello", "privsep.ping", "privsep.introspect", "privsep.restrict", "privsep.log", "privsep.shutdown",
@@ -51,45 +48,31 @@ extension Broker {
     /// the connection closed.
     func handleHandshake(_ message: ReceivedMessage, from helper: Helper) -> Bool {
         let envelope = message.envelope
-        guard envelope.kind == .request, envelope.type == "privsep.hello", let id = envelope.id else {
-            if let id = envelope.id {
+        let hello: Hello
+        do {
+            hello = try Hello(validatingFirst: envelope)
+        } catch {
+            if let id = envelope.id, envelope.kind == .request {
                 counters.requestsAccepted += 1
-                reply(to: helper, re: id, error: ErrorBody(
-                    code: .protocol, message: "the first message must be the request privsep.hello"))
+                reply(to: helper, re: id, error: ErrorBody(code: .protocol, message: error.message))
             }
-            protocolFailure(helper, WireError.protocolViolation(
-                .badKind, "first message was \(envelope.type ?? envelope.kind.rawValue), not privsep.hello"))
+            protocolFailure(helper, error)
             return true
         }
+        guard let id = envelope.id else { return true }
         counters.requestsAccepted += 1
-        if let contract = catalog["privsep.hello"], let problems = contract.checkBody(.object(envelope.body)) {
-            reply(to: helper, re: id, error: ErrorBody(
-                code: .protocol, message: "privsep.hello body is invalid: \(problems.first?.message ?? "")"))
-            protocolFailure(helper, WireError.protocolViolation(.badKind, "invalid privsep.hello"))
-            return true
-        }
-        guard envelope.body["protocol"]?.int64Value == Broker.protocolVersion else {
-            reply(to: helper, re: id, error: ErrorBody(
-                code: .protocol, message: "this broker speaks protocol \(Broker.protocolVersion) only"))
-            protocolFailure(helper, WireError.protocolViolation(.badKind, "unsupported protocol version"))
-            return true
-        }
         helper.phase = .ready
         helper.consecutiveFailures = 0
-        var body = JSONObject()
-        body["helper"] = .string(helper.name)
-        body["protocol"] = .number(JSONNumber(Broker.protocolVersion))
-        body["max_frame"] = .number(JSONNumber(helper.config.limits.maxFrame))
-        body["may_send"] = sortedArray(helper.policy.maySend)
-        body["serves"] = sortedArray(helper.policy.serves)
-        body["receives"] = sortedArray(helper.policy.receives)
-        var hello = Envelope.reply(to: id, body: body)
-        hello.from = "broker"
+        let welcome = Welcome(
+            helper: helper.name, maxFrame: helper.config.limits.maxFrame, maySend: helper.policy.maySend.sorted(),
+            serves: helper.policy.serves.sorted(), receives: helper.policy.receives.sorted())
+        var reply = welcome.reply(to: id)
+        reply.from = "broker"
         counters.finalReplies += 1
-        deliver(hello, to: helper)
+        deliver(reply, to: helper)
         logger.info("helper ready", metadata: [
-            "helper": "\(helper.name)", "client": "\(envelope.body["client"]?.stringValue ?? "?")",
-            "pid": "\(helper.process?.pid ?? 0)", "uid": "\(helper.uid)",
+            "helper": "\(helper.name)", "client": "\(hello.client)", "pid": "\(helper.process?.pid ?? 0)",
+            "uid": "\(helper.uid)",
         ])
         let waiting = helper.waitingRequests
         helper.waitingRequests = []

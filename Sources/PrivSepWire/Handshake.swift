@@ -58,18 +58,21 @@ public struct Welcome: Sendable, Equatable {
     /// max_frame for this connection, in bytes.
     public var maxFrame: Int
     /// Message types the helper may send.
-    public var sends: [String]
-    /// Message types the helper serves.
+    public var maySend: [String]
+    /// Request types the helper serves.
     public var serves: [String]
+    /// Event types delivered to the helper.
+    public var receives: [String]
 
-    public init(helper: String, maxFrame: Int = WireLimits.defaultMaxFrame, sends: [String], serves: [String],
-                protocolVersion: Int64 = Hello.protocolVersion)
+    public init(helper: String, maxFrame: Int = WireLimits.defaultMaxFrame, maySend: [String], serves: [String],
+                receives: [String] = [], protocolVersion: Int64 = Hello.protocolVersion)
     {
         self.helper = helper
         self.protocolVersion = protocolVersion
         self.maxFrame = maxFrame
-        self.sends = sends
+        self.maySend = maySend
         self.serves = serves
+        self.receives = receives
     }
 
     /// The reply body.
@@ -77,7 +80,8 @@ public struct Welcome: Sendable, Equatable {
         [
             "helper": .string(helper), "protocol": .number(JSONNumber(protocolVersion)),
             "max_frame": .number(JSONNumber(maxFrame)),
-            "sends": .array(sends.map { .string($0) }), "serves": .array(serves.map { .string($0) }),
+            "may_send": .array(maySend.map { .string($0) }), "serves": .array(serves.map { .string($0) }),
+            "receives": .array(receives.map { .string($0) }),
         ]
     }
 
@@ -109,7 +113,7 @@ public struct Welcome: Sendable, Equatable {
             }
             return result
         }
-        self.init(helper: helper, maxFrame: Int(frame), sends: try names("sends"), serves: try names("serves"),
-                  protocolVersion: version)
+        self.init(helper: helper, maxFrame: Int(frame), maySend: try names("may_send"), serves: try names("serves"),
+                  receives: try names("receives"), protocolVersion: version)
     }
 }

@@ -101,7 +101,7 @@ import Testing
     }
 
     @Test func welcomeRoundTrip() throws {
-        let welcome = Welcome(helper: "files", maxFrame: 4 << 20, sends: ["privsep.log"], serves: ["files.open"])
+        let welcome = Welcome(helper: "files", maxFrame: 4 << 20, maySend: ["privsep.log"], serves: ["files.open"], receives: ["files.changed"])
         #expect(try Welcome(validatingReply: welcome.reply(to: 1)) == welcome)
         var broken = welcome.reply(to: 1)
         broken.body["max_frame"] = .number(JSONNumber(64 << 20))

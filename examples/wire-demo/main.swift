@@ -168,7 +168,7 @@ func runParent() -> Never {
             }
             fail("bad first message: \(error)")
         }
-        let welcome = Welcome(helper: "demo", sends: [], serves: ["demo.ping", "demo.read_file"]).reply(to: hello.envelope.id ?? 1)
+        let welcome = Welcome(helper: "demo", maySend: [], serves: ["demo.ping", "demo.read_file"]).reply(to: hello.envelope.id ?? 1)
         try connection.sendAll(welcome)
         show("parent -> helper:", welcome)
 
