@@ -74,6 +74,8 @@ let package = Package(
         .testTarget(name: "PrivSepHelperTests", dependencies: ["PrivSepHelper", "PrivSepWire", "PrivSepJSON", "swift-helper"]),
         .testTarget(name: "PrivSepSchemaTests", dependencies: ["PrivSepSchema", "PrivSepJSON"]),
         .testTarget(name: "PrivSepSandboxTests", dependencies: ["PrivSepSandbox", "PrivSepJSON"]),
-        .testTarget(name: "PrivSepBrokerTests", dependencies: ["PrivSepBroker", "PrivSepWire", "PrivSepJSON"]),
+        .testTarget(name: "PrivSepBrokerTests", dependencies: [
+            "PrivSepBroker", "PrivSepWire", "PrivSepJSON", .product(name: "SystemPackage", package: "swift-system"),
+        ]),
     ]
 )
