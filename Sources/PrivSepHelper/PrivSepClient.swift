@@ -125,7 +125,8 @@ public final class PrivSepClient: Sendable {
 
     /// Sends request `type` and returns its replies as they come: every `more` part, then the
     /// final one, after which the stream ends. An error reply ends the stream by throwing
-    /// `PrivSepError`. Ending the iteration early forgets the request (later parts are dropped).
+    /// `PrivSepError`. Ending the iteration early forgets the request (later parts are dropped);
+    /// cancelling the iterating task makes the iteration throw `CancellationError`.
     public func streamingRequest(_ type: String, body: some Encodable = JSONObject(),
                                  fds: [FileDescriptor] = []) async throws -> AsyncThrowingStream<Reply, any Error>
     {

@@ -264,6 +264,37 @@ struct ClientTests {
         #expect(await peer.finish() == [])
     }
 
+    @Test func cancellingAStreamForgetsTheRequest() async throws {
+        let firstPart = Signal()
+        let (client, peer) = try await connectedPair { peer in
+            let request = try peer.nextRequest("demo.count")
+            try peer.send(.reply(to: request.envelope.id!, body: ["i": 0], more: true))
+            let ping = try peer.nextRequest("privsep.ping")
+            try peer.send(.reply(to: request.envelope.id!, body: ["i": 1], more: true))
+            try peer.send(.reply(to: request.envelope.id!, body: ["i": 2]))
+            try peer.send(.reply(to: ping.envelope.id!, body: ["seq": 1]))
+        }
+        let stream = try await client.streamingRequest("demo.count")
+        let seen = Counter()
+        let consumer = Task {
+            for try await _ in stream {
+                seen.add(1)
+                firstPart.raise()
+            }
+        }
+        await firstPart.wait()
+        consumer.cancel()
+        // Like a cancelled request, the iteration ends by throwing CancellationError.
+        await #expect(throws: CancellationError.self) { try await consumer.value }
+        #expect(seen.value == 1)
+        // The later parts arrive after the stream was forgotten and are dropped; the ping's
+        // reply behind them still finds its caller.
+        let pong = try await client.request("privsep.ping", body: ["seq": 1] as JSONObject)
+        #expect(pong.body == ["seq": 1])
+        await client.close()
+        #expect(await peer.finish() == [])
+    }
+
     @Test func endOfStreamFailsPendingRequestsAndEndsIncoming() async throws {
         let (client, peer) = try await connectedPair { peer in
             _ = try peer.nextRequest("demo.hang")
