@@ -9,19 +9,23 @@ import PrivSepJSON
 
 /// The compiled form of one schema object.
 ///
+/// Fields are written only while compiling, before any validation can see the node, so they
+/// skip dynamic exclusivity checks (`@exclusivity(unchecked)`), which would otherwise cost a
+/// runtime call on every read in the validator's hot loop.
+///
 /// Built and linked by `SchemaCompiler`, never mutated afterwards: that is why it may be shared
 /// between threads (`@unchecked Sendable`).
 final class SchemaNode: @unchecked Sendable {
     enum Kind { case accept, reject, keywords }
-    var kind: Kind = .keywords
-    var keywords: [Keyword] = []
+    @exclusivity(unchecked) var kind: Kind = .keywords
+    @exclusivity(unchecked) var keywords: [Keyword] = []
     /// Whether unevaluatedProperties/Items is among the keywords: only then are annotations kept.
-    var hasUnevaluated = false
+    @exclusivity(unchecked) var hasUnevaluated = false
     /// A document root or a subschema with `$id`: entering it enters a new dynamic scope.
-    var isResourceRoot = false
-    var resource: SchemaResource
+    @exclusivity(unchecked) var isResourceRoot = false
+    @exclusivity(unchecked) var resource: SchemaResource
     /// The absolute URI of this schema, for absoluteKeywordLocation.
-    var location: String
+    @exclusivity(unchecked) var location: String
 
     init(resource: SchemaResource, location: String) {
         self.resource = resource
@@ -32,7 +36,7 @@ final class SchemaNode: @unchecked Sendable {
 /// A schema resource, with the `$dynamicAnchor`s it declares.
 final class SchemaResource: @unchecked Sendable {
     let uri: String
-    var dynamicAnchors: [String: SchemaNode] = [:]
+    @exclusivity(unchecked) var dynamicAnchors: [String: SchemaNode] = [:]
     init(uri: String) { self.uri = uri }
 }
 
@@ -113,12 +117,25 @@ struct TypeSet {
     }
 }
 
-/// `enum` values; a hash set once the list is long enough for hashing to pay.
+/// `enum` values; a hash set once the list is long enough for hashing to pay. String values
+/// are also kept as bytes, compared without building anything.
 struct EnumSet {
     var values: [JSONValue]
     var set: Set<JSONValue>?
+    var strings: [[UInt8]]
+
+    init(values: [JSONValue]) {
+        self.values = values
+        set = values.count > 8 ? Set(values) : nil
+        strings = values.compactMap { if case .string(let s) = $0 { return Array(s.utf8) }; return nil }
+    }
+
     func contains(_ value: JSONValue) -> Bool {
         if let set { return set.contains(value) }
+        if case .string(let string) = value {
+            for candidate in strings where equalBytes(string, candidate) { return true }
+            return false
+        }
         for candidate in values where candidate == value { return true }
         return false
     }
@@ -129,36 +146,52 @@ struct EnumSet {
 final class PropertyApplicator: @unchecked Sendable {
     struct Named {
         var key: String
+        /// The key's UTF-8 bytes: member names are compared byte for byte, as JSON compares them.
+        var bytes: [UInt8]
         var node: SchemaNode
-        /// An ASCII key can only be `==` to a same-length string that is byte-identical (the
-        /// non-ASCII characters canonically equivalent to ASCII ones are all longer), so `==`
-        /// alone decides it.
-        var ascii: Bool
         /// Listed in the sibling `required`: counted during the pass instead of searched for.
         var required: Bool
     }
-    var named: [Named] = []
-    var index: [String: Int]?
-    var patterns: [(source: String, regex: ECMARegex, node: SchemaNode)] = []
-    var additional: SchemaNode?
+    @exclusivity(unchecked) var named: [Named] = []
+    @exclusivity(unchecked) var index: [String: Int]?
+    @exclusivity(unchecked) var patterns: [(source: String, regex: ECMARegex, node: SchemaNode)] = []
+    @exclusivity(unchecked) var additional: SchemaNode?
     /// How many `required` names the pass counts (all of them are in `named`); 0 when the
     /// `required` keyword checks them itself.
-    var requiredCount = 0
-    var requiredNames: [String] = []
+    @exclusivity(unchecked) var requiredCount = 0
+    @exclusivity(unchecked) var requiredNames: [String] = []
 
-    func lookup(_ key: String) -> Int? {
+    /// The index in `named` of `key`. Members usually come in the schema's order, so the search
+    /// starts at `hint` (the entry after the previous match) and wraps around.
+    @inline(__always)
+    func lookup(_ key: String, hint: inout Int) -> Int? {
         if let index {
-            guard let i = index[key], matches(named[i], key) else { return nil }
+            guard let i = index[key], equalBytes(key, named[i].bytes) else { return nil }
             return i
         }
-        for i in named.indices where matches(named[i], key) { return i }
+        let count = named.count
+        guard count > 0 else { return nil }
+        var i = hint < count ? hint : 0
+        for _ in 0..<count {
+            if equalBytes(key, named[i].bytes) {
+                hint = i + 1
+                return i
+            }
+            i = i + 1 == count ? 0 : i + 1
+        }
         return nil
     }
+}
 
-    @inline(__always)
-    private func matches(_ entry: Named, _ key: String) -> Bool {
-        guard entry.key.utf8.count == key.utf8.count, entry.key == key else { return false }
-        return entry.ascii || sameKey(entry.key, key)
+/// Whether `string`'s UTF-8 is exactly `bytes`. `withUTF8` hands over the bytes in place (small
+/// strings are spilled to the stack), which is far cheaper than iterating the UTF-8 view.
+@inline(__always)
+func equalBytes(_ string: String, _ bytes: [UInt8]) -> Bool {
+    var string = string
+    return string.withUTF8 { utf8 in
+        guard utf8.count == bytes.count else { return false }
+        guard utf8.count > 0 else { return true }
+        return bytes.withUnsafeBufferPointer { memcmp(utf8.baseAddress!, $0.baseAddress!, utf8.count) == 0 }
     }
 }
 
@@ -178,8 +211,8 @@ func sameKey(_ a: String, _ b: String) -> Bool {
 
 /// prefixItems + items.
 final class ItemApplicator: @unchecked Sendable {
-    var prefix: [SchemaNode] = []
-    var rest: SchemaNode?
+    @exclusivity(unchecked) var prefix: [SchemaNode] = []
+    @exclusivity(unchecked) var rest: SchemaNode?
 }
 
 /// Which vocabularies a schema's meta-schema enables.
@@ -570,7 +603,7 @@ public final class SchemaCompiler {
             if let value = object["const"] { fast.append(Keyword(check: .constant(value), name: "const")) }
             if let value = object["enum"] {
                 guard case .array(let values) = value else { throw error(at: here("enum"), "enum must be an array") }
-                fast.append(Keyword(check: .enumeration(EnumSet(values: values, set: values.count > 8 ? Set(values) : nil)), name: "enum"))
+                fast.append(Keyword(check: .enumeration(EnumSet(values: values)), name: "enum"))
             }
             if let n = try number("multipleOf") {
                 guard !n.canonical.negative, !n.canonical.isZero else { throw error(at: here("multipleOf"), "multipleOf must be greater than 0") }
@@ -628,7 +661,7 @@ public final class SchemaCompiler {
                 guard case .object(let map) = value else { throw error(at: here("properties"), "properties must be an object") }
                 for (key, schema) in map.members {
                     properties.named.append(PropertyApplicator.Named(
-                        key: key, node: try child(schema, scope, "properties", key), ascii: key.utf8.allSatisfy { $0 < 0x80 }, required: false))
+                        key: key, bytes: Array(key.utf8), node: try child(schema, scope, "properties", key), required: false))
                 }
                 if properties.named.count > 8 {
                     var index: [String: Int] = [:]

@@ -138,11 +138,14 @@ struct EvaluationContext {
 
         let tracking = collect || node.hasUnevaluated
         var local = Evaluated()
-        var valid = true
-        let keywords = node.keywords
-        for index in keywords.indices where !check(keywords[index], node, value, tracking, &local) {
-            valid = false
-            if !collectErrors { return false }
+        // Keywords are read in place from the array's buffer: no copy, no retain per keyword.
+        let valid = node.keywords.withUnsafeBufferPointer { keywords -> Bool in
+            var valid = true
+            for index in keywords.indices where !check(keywords[index], node, value, tracking, &local) {
+                valid = false
+                if !collectErrors { return false }
+            }
+            return valid
         }
         if valid && collect { evaluated.merge(local) }
         return valid
@@ -431,9 +434,10 @@ struct EvaluationContext {
     private mutating func checkProperties(_ applicator: PropertyApplicator, _ node: SchemaNode, _ object: JSONObject, _ tracking: Bool, _ local: inout Evaluated) -> Bool {
         var valid = true
         var requiredSeen = 0
+        var hint = 0
         for (key, member) in object.members {
             var matched = false
-            if let i = applicator.lookup(key) {
+            if let i = applicator.lookup(key, hint: &hint) {
                 matched = true
                 if applicator.named[i].required { requiredSeen += 1 }
                 if !descend(applicator.named[i].node, member, "properties", .key(key), instance: .key(key)) {

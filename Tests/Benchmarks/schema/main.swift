@@ -97,7 +97,8 @@ do {
 }
 guard schema.isValid(valid), !schema.isValid(invalid) else { fail("the cases do not validate as expected") }
 
-let iterations = 200_000
+// BENCH_SCHEMA_ITERATIONS shrinks the run (e.g. to count instructions under valgrind).
+let iterations = getenv("BENCH_SCHEMA_ITERATIONS").flatMap { Int(String(cString: $0)) } ?? 200_000
 let repetitions = 11
 _ = measure(iterations / 10, 1) { schema.isValid(valid) }
 let (validNs, sinkValid) = measure(iterations, repetitions) { schema.isValid(valid) }
