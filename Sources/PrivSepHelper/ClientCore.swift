@@ -294,7 +294,7 @@ final class ClientCore: Sendable {
         }
     }
 
-    /// Reads until the socket is drained (bounded per round so writes get their turn); false
+    /// Reads until the socket is drained (bounded per round so queued output gets flushed); false
     /// once the peer closed the connection.
     private func readAvailable(_ connection: Connection) throws(WireError) -> Bool {
         for _ in 0 ..< 16 {
