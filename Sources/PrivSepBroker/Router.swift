@@ -135,8 +135,9 @@ extension Broker {
         helper.count(type)
         switch admission {
         case .refuse(let code, let text, let data, let violation):
-            if violation { noteViolation(helper, "\(code): \(text)") }
             refuse(helper, id, type, code, text, data: data)
+            // After the reply: the violation may kill the helper and close its connection.
+            if violation { noteViolation(helper, "\(code): \(text)") }
         case .service(let service):
             answer(helper, id, type, service(helper, envelope, message.fds))
         case .route(let server):

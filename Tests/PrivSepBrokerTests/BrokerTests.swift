@@ -206,6 +206,21 @@ struct BrokerRefusalTests {
         _ = try run.stop()
     }
 
+    @Test func repeatedViolationsKillTheHelper() throws {
+        let run = try twoHelperRun(client: ["limits": ["max_violations": 3], "restart": ["policy": "never"]])
+        try run.start()
+        let helpers = try run.acceptAll(["client", "server"])
+        let client = try #require(helpers["client"])
+        try client.hello()
+        for _ in 1...2 { #expect(errorCode(try client.request("test.broker.tick", ["n": 1])) == "privsep.invalid") }
+        // The third refusal is still answered, then the helper is killed.
+        #expect(errorCode(try client.request("privsep.nothing")) == "privsep.unknown_type")
+        #expect(try client.waitForClose())
+        _ = try run.waitForLog { $0["message"] == "killing helper: 3 refused messages" && $0["helper"] == "client" }
+        helpers["server"]?.exitProcess(status: 0)
+        _ = try run.stop()
+    }
+
     @Test func firstMessageMustBeHello() throws {
         let run = try twoHelperRun(client: ["restart": ["policy": "never"]])
         try run.start()
