@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
 #include <sched.h>
@@ -164,6 +165,12 @@ int cps_landlock_add_net_rule(int ruleset_fd, uint64_t port, uint64_t allowed)
 int cps_landlock_restrict_self(int ruleset_fd)
 {
     return (int)syscall(__NR_landlock_restrict_self, ruleset_fd, 0U);
+}
+
+int cps_seccomp_load_program(const void *instructions, unsigned short count)
+{
+    struct sock_fprog prog = { .len = count, .filter = (struct sock_filter *)(uintptr_t)instructions };
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0U, &prog);
 }
 
 /* Each probe passes arguments the kernel rejects before doing anything, so ENOSYS is the only

@@ -127,6 +127,9 @@ public struct SandboxSpec: Sendable, Equatable {
     public var socketFD: Int32?
     /// Where a failure line is written (CLOEXEC, so exec closes it: EOF means success).
     public var errorFD: Int32?
+    /// A compiled seccomp program to read from this fd (instead of building one): set by the
+    /// spawn API from `compileSeccomp()` of the same spec.
+    public var seccompProgramFD: Int32?
     /// The pid the launcher's parent must have (the broker), checked after PR_SET_PDEATHSIG.
     public var expectParent: Int32?
     /// Test-only (needs PRIVSEP_TEST_LAYER_SWITCH=1): layers switched off.
@@ -286,6 +289,9 @@ extension SandboxSpec {
                                 || !landlockConnectTCP.isEmpty || !landlockBindTCP.isEmpty) {
             throw SandboxOptionError(option: "--landlock", reason: "path or port rules given but Landlock is off")
         }
+        if seccompProgramFD != nil && seccompProgramFD == errorFD {
+            throw SandboxOptionError(option: "--seccomp-bpf-fd", reason: "same fd as --error-fd")
+        }
         if seccomp == .none && (!seccompAllow.isEmpty || !seccompDeny.isEmpty) {
             throw SandboxOptionError(option: "--seccomp", reason: "allow/deny lists given but seccomp is none")
         }
@@ -416,6 +422,11 @@ private let optionTable: [String: OptionHandler] = [
         guard fd > 3 else { throw SandboxOptionError(option: option, reason: "fds 0-3 are the program's; use 4 or above") }
         spec.errorFD = fd
     },
+    "--seccomp-bpf-fd": value { spec, option, v throws(SandboxOptionError) in
+        let fd = Int32(try number(v, option: option, max: 65535))
+        guard fd > 3 else { throw SandboxOptionError(option: option, reason: "fds 0-3 are the program's; use 4 or above") }
+        spec.seccompProgramFD = fd
+    },
     "--expect-parent": value { spec, option, v throws(SandboxOptionError) in
         let pid = try number(v, option: option, max: 0x3FFF_FFFF)
         guard pid > 0 else { throw SandboxOptionError(option: option, reason: "pid must be positive") }
@@ -471,6 +482,7 @@ extension SandboxSpec {
         for k in keepEnv { out += ["--keep-env", k] }
         if let socketFD { out += ["--socket-fd", String(socketFD)] }
         if let errorFD { out += ["--error-fd", String(errorFD)] }
+        if let seccompProgramFD { out += ["--seccomp-bpf-fd", String(seccompProgramFD)] }
         if let expectParent { out += ["--expect-parent", String(expectParent)] }
         for layer in disabledLayers { out += ["--test-disable-layer", layer.rawValue] }
         if let testLandlockABI { out += ["--test-landlock-abi", String(testLandlockABI)] }

@@ -3,7 +3,36 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CPrivSep
 import CSeccomp
+
+/// A seccomp filter compiled once (by the broker, with `SandboxSpec.compileSeccomp()`) and handed
+/// to every launcher for that spec (`--seccomp-bpf-fd`), which then skips building it: about a
+/// millisecond of libseccomp work per spawn.
+public struct SeccompProgram: Sendable, Equatable {
+    /// Classic-BPF instructions, 8 bytes each.
+    public let bytes: [UInt8]
+    /// BPF_MAXINSNS instructions.
+    public static let maxBytes = 4096 * 8
+
+    /// Wraps bytes as they are (tests build deliberately broken programs with it).
+    public init(unchecked bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    static func isWellFormed(_ bytes: [UInt8]) -> Bool {
+        !bytes.isEmpty && bytes.count % 8 == 0 && bytes.count <= maxBytes
+    }
+}
+
+extension SandboxSpec {
+    /// The seccomp program the launcher would build for this spec; nil when the spec has no
+    /// seccomp layer. Pass it to `SandboxSpawner.spawn(..., seccompProgram:)`.
+    public func compileSeccomp() throws(SandboxFailure) -> SeccompProgram? {
+        guard isEnabled(.seccomp) else { return nil }
+        return SeccompProgram(unchecked: try SeccompFilter(spec: self).compile())
+    }
+}
 
 /// A seccomp filter for one spec.
 struct SeccompFilter {
@@ -92,7 +121,8 @@ struct SeccompFilter {
         return names.filter { !deny.contains($0) }
     }
 
-    func load() throws(SandboxFailure) {
+    /// Builds the libseccomp filter for the spec; the caller releases it.
+    private func build() throws(SandboxFailure) -> scmp_filter_ctx {
         let defaultAction: UInt32
         switch spec.seccompAction {
         case .errno(let e): defaultAction = SeccompFilter.actErrno(e)
@@ -101,25 +131,69 @@ struct SeccompFilter {
         guard let ctx = seccomp_init(defaultAction) else {
             throw SandboxFailure(step: .seccomp, errno: ENOMEM, detail: "seccomp_init")
         }
-        defer { seccomp_release(ctx) }
-        // Other architectures (i386, x32 on x86_64) would bypass the numbers below: kill.
-        try check(seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SeccompFilter.actKillProcess), "bad-arch action")
-        // Step 11 set no_new_privs; letting libseccomp set it again would hide a skipped step 11.
-        try check(seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0), "NNP attribute")
-        // The kernel's errno on load failure, not libseccomp's generic ECANCELED.
-        try check(seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1), "raw return codes")
+        do {
+            // Other architectures (i386, x32 on x86_64) would bypass the numbers below: kill.
+            try check(seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SeccompFilter.actKillProcess), "bad-arch action")
+            // Step 11 set no_new_privs; letting libseccomp set it again would hide a skipped step 11.
+            try check(seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0), "NNP attribute")
+            // The kernel's errno on load failure, not libseccomp's generic ECANCELED.
+            try check(seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1), "raw return codes")
 
-        let deny = Set(spec.seccompDeny)
-        var seen = Set<Int32>()
-        for name in allowedNames() {
-            guard let nr = SeccompFilter.syscallNumber(name), seen.insert(nr).inserted else { continue }
-            try add(ctx, SeccompFilter.actAllow, nr, [], name)
+            let deny = Set(spec.seccompDeny)
+            var seen = Set<Int32>()
+            for name in allowedNames() {
+                guard let nr = SeccompFilter.syscallNumber(name), seen.insert(nr).inserted else { continue }
+                try add(ctx, SeccompFilter.actAllow, nr, [], name)
+            }
+            if spec.seccomp == .default {
+                try addConditionalRules(ctx, deny: deny)
+            }
+        } catch {
+            seccomp_release(ctx)
+            throw error
         }
-        if spec.seccomp == .default {
-            try addConditionalRules(ctx, deny: deny)
-        }
+        return ctx
+    }
+
+    func load() throws(SandboxFailure) {
+        let ctx = try build()
+        defer { seccomp_release(ctx) }
         let rc = seccomp_load(ctx)
         guard rc == 0 else { throw SandboxFailure(step: .seccomp, errno: -rc, detail: "seccomp_load") }
+    }
+
+    /// The filter as a classic-BPF program (what seccomp_load would hand the kernel).
+    func compile() throws(SandboxFailure) -> [UInt8] {
+        let ctx = try build()
+        defer { seccomp_release(ctx) }
+        var fds: [Int32] = [-1, -1]
+        guard cps_pipe_cloexec(&fds) == 0 else { throw SandboxFailure(step: .seccomp, errno: errno, detail: "pipe") }
+        defer { close(fds[0]) }
+        // At most BPF_MAXINSNS (4096) instructions of 8 bytes: always fits in a pipe's buffer.
+        let rc = seccomp_export_bpf(ctx, fds[1])
+        close(fds[1])
+        guard rc == 0 else { throw SandboxFailure(step: .seccomp, errno: -rc, detail: "seccomp_export_bpf") }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while out.count <= SeccompProgram.maxBytes {
+            let n = chunk.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            out += chunk[0..<n]
+        }
+        guard SeccompProgram.isWellFormed(out) else {
+            throw SandboxFailure(step: .seccomp, errno: E2BIG, detail: "compiled filter of \(out.count) bytes")
+        }
+        return out
+    }
+
+    /// Loads a program compiled by `compile()` (in the broker, once per spec).
+    static func load(program: [UInt8]) throws(SandboxFailure) {
+        guard SeccompProgram.isWellFormed(program) else {
+            throw SandboxFailure(step: .seccomp, errno: EINVAL, path: "--seccomp-bpf-fd", detail: "program of \(program.count) bytes")
+        }
+        let rc = program.withUnsafeBytes { cps_seccomp_load_program($0.baseAddress, UInt16(program.count / 8)) }
+        guard rc == 0 else { throw SandboxFailure(step: .seccomp, errno: errno, path: "--seccomp-bpf-fd", detail: "seccomp(SET_MODE_FILTER)") }
     }
 
     /// A filter allowing every system call (the test-only switch that turns the layer off).

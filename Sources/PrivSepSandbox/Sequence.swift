@@ -80,6 +80,8 @@ struct SandboxSequence {
     let originalGID: gid_t = getgid()
     /// Our parent right now: the broker, or the launcher half we forked from (steps 4 and 5).
     private var currentParent: pid_t
+    /// The compiled seccomp program from --seccomp-bpf-fd, read in step 3 (its fd is closed there).
+    private var seccompProgram: [UInt8]?
 
     init(spec: SandboxSpec) {
         self.spec = spec
@@ -130,7 +132,11 @@ struct SandboxSequence {
         let environment = buildEnvironment()
         // 14. seccomp last: every earlier step uses system calls the filter forbids.
         if spec.isEnabled(.seccomp) {
-            try SeccompFilter(spec: spec).load()
+            if let seccompProgram {
+                try SeccompFilter.load(program: seccompProgram)  // compiled by the broker from this spec
+            } else {
+                try SeccompFilter(spec: spec).load()
+            }
         } else if spec.disabledLayers.contains(.seccomp) {
             // Test-only: a filter that allows everything. The layer is off, yet the probe's
             // safety interlock (Seccomp 2) still lets it try its escapes (acceptance 12).
@@ -163,7 +169,11 @@ struct SandboxSequence {
         }
     }
 
-    private func stepDescriptors() throws(SandboxFailure) {
+    private mutating func stepDescriptors() throws(SandboxFailure) {
+        if let programFD = spec.seccompProgramFD {
+            seccompProgram = try readProgram(programFD)
+            close(programFD)
+        }
         if let socketFD = spec.socketFD, socketFD != 3 {
             guard dup2(socketFD, 3) == 3 else {
                 throw SandboxFailure(step: .fds, errno: errno, detail: "dup2(\(socketFD), 3)")
@@ -184,6 +194,22 @@ struct SandboxSequence {
         for fd: Int32 in 0...2 where fcntl(fd, F_GETFD) < 0 {
             let opened = open("/dev/null", O_RDWR)
             guard opened == fd else { throw SandboxFailure(step: .fds, errno: errno, path: "/dev/null", detail: "open for fd \(fd)") }
+        }
+    }
+
+    /// The compiled filter, bounded: at most BPF_MAXINSNS instructions.
+    private func readProgram(_ fd: Int32) throws(SandboxFailure) -> [UInt8] {
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 8192)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw SandboxFailure(step: .fds, errno: errno, path: "--seccomp-bpf-fd", detail: "read the seccomp program") }
+            if n == 0 { return out }
+            guard out.count + n <= SeccompProgram.maxBytes else {
+                throw SandboxFailure(step: .fds, errno: E2BIG, path: "--seccomp-bpf-fd", detail: "seccomp program over \(SeccompProgram.maxBytes) bytes")
+            }
+            out += chunk[0..<n]
         }
     }
 

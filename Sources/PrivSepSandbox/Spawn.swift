@@ -39,6 +39,8 @@ public struct SandboxedProcess: Sendable, Equatable {
 public enum SandboxSpawner {
     /// The fd the launcher's error pipe lands on in the child.
     public static let childErrorFD: Int32 = 4
+    /// The fd a precompiled seccomp program is read from, when one is given.
+    public static let childSeccompFD: Int32 = 5
 
     /// `privsep-sandbox` beside the running executable (`/proc/self/exe`), if it is there.
     public static func launcherBesideSelf() -> String? {
@@ -53,10 +55,11 @@ public enum SandboxSpawner {
 
     /// The launcher's argv (without argv[0]) for `spec`, with the error pipe at fd 4 and the
     /// calling process as the parent the launcher must see.
-    public static func launcherArguments(for spec: SandboxSpec) -> [String] {
+    public static func launcherArguments(for spec: SandboxSpec, withSeccompProgram: Bool = false) -> [String] {
         var spec = spec
         spec.socketFD = nil
         spec.errorFD = childErrorFD
+        spec.seccompProgramFD = withSeccompProgram ? childSeccompFD : nil
         spec.expectParent = getpid()
         return spec.arguments()
     }
@@ -65,10 +68,13 @@ public enum SandboxSpawner {
     /// (/dev/null when nil), stdin is /dev/null. `environment` is the launcher's environment
     /// ("NAME=value"); the launcher passes on only PRIVSEP_* and what the spec allows.
     ///
+    /// `seccompProgram`: `spec.compileSeccomp()`, computed once per spec and reused for every
+    /// spawn of it, saves the launcher building the filter each time.
+    ///
     /// PR_SET_PDEATHSIG fires when the *thread* that spawned exits: call this from a thread that
     /// lives as long as the helper should (the broker's event-loop thread).
     public static func spawn(launcher: String, spec: SandboxSpec, socket: Int32?, stdout: Int32?, stderr: Int32?,
-                             environment: [String]) throws(SandboxSpawnError) -> SandboxedProcess {
+                             environment: [String], seccompProgram: SeccompProgram? = nil) throws(SandboxSpawnError) -> SandboxedProcess {
         var pipeFDs: [Int32] = [-1, -1]
         guard cps_pipe_cloexec(&pipeFDs) == 0 else { throw SandboxSpawnError(errno: errno, operation: "pipe2") }
         defer { close(pipeFDs[1]) }
@@ -85,7 +91,10 @@ public enum SandboxSpawner {
         }
         let sources: [(Int32?, Int32)]
         do {
-            sources = [(try lift(socket), 3), (try lift(stdout), 1), (try lift(stderr), 2), (try lift(pipeFDs[1]), childErrorFD)]
+            let programFD = try programPipe(seccompProgram)
+            if let programFD { copies.append(programFD) }
+            sources = [(try lift(socket), 3), (try lift(stdout), 1), (try lift(stderr), 2), (try lift(pipeFDs[1]), childErrorFD),
+                       (programFD, childSeccompFD)]
         } catch {
             close(pipeFDs[0])
             throw error
@@ -115,7 +124,7 @@ public enum SandboxSpawner {
         posix_spawnattr_setsigmask(&attributes, &none)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
 
-        let argv = [launcher] + launcherArguments(for: spec)
+        let argv = [launcher] + launcherArguments(for: spec, withSeccompProgram: seccompProgram != nil)
         let cArgs = argv.map { strdup($0) } + [nil]
         let cEnv = environment.map { strdup($0) } + [nil]
         defer {
@@ -129,6 +138,22 @@ public enum SandboxSpawner {
             throw SandboxSpawnError(errno: rc, operation: "posix_spawn \(launcher)")
         }
         return SandboxedProcess(pid: pid, errorFD: pipeFDs[0])
+    }
+
+    /// A pipe holding the whole program (at most 32 KiB: it fits in the pipe's buffer), its read
+    /// end returned above fd 9; nil without a program.
+    private static func programPipe(_ program: SeccompProgram?) throws(SandboxSpawnError) -> Int32? {
+        guard let program else { return nil }
+        guard SeccompProgram.isWellFormed(program.bytes) else { throw SandboxSpawnError(errno: EINVAL, operation: "seccomp program") }
+        var fds: [Int32] = [-1, -1]
+        guard cps_pipe_cloexec(&fds) == 0 else { throw SandboxSpawnError(errno: errno, operation: "pipe2") }
+        defer { close(fds[1]) }
+        let written = program.bytes.withUnsafeBytes { write(fds[1], $0.baseAddress, $0.count) }
+        let high = fcntl(fds[0], F_DUPFD_CLOEXEC, 10)
+        let code = errno
+        close(fds[0])
+        guard written == program.bytes.count, high >= 0 else { throw SandboxSpawnError(errno: code, operation: "seccomp program pipe") }
+        return high
     }
 
     /// The calling process's environment as "NAME=value" strings.

@@ -302,6 +302,25 @@ struct SandboxAcceptanceTests {
         #expect(listeners.acceptedNothing())
     }
 
+    // A filter compiled once by the broker (compileSeccomp) and passed at spawn blocks the same.
+    @Test func precompiledSeccompProgram() throws {
+        if skipIfNeeded() { return }
+        let spec = try Harness.spec(uidOptions(65224) + ["--ro-bind", Harness.probePath + ":/probe"], program: ["/probe"])
+        let program = try #require(try spec.compileSeccomp())
+        #expect(program.bytes.count % 8 == 0 && program.bytes.count > 64)
+        let o = try Harness.spawnOutcome(spec: spec, seccompProgram: program)
+        #expect(o.launch == .executed, "\(o.summary)")
+        #expect(o.field("Seccomp") == "2")
+        for name in ["keyctl", "bpf", "ptrace_parent", "unshare_user", "mount_tmpfs", "tiocsti_high", "socket_inet"] {
+            #expect(o.escape(name) == Int64(EPERM), "\(name)")
+        }
+        #expect(o.escape("clone3") == Int64(ENOSYS))
+        // A malformed program: nothing runs, step seccomp names the option.
+        let bad = try Harness.spawnOutcome(spec: spec, seccompProgram: SeccompProgramFixture.truncated)
+        #expect(bad.stdout.isEmpty)
+        #expect(bad.failure?.step == .seccomp && bad.failure?.path == "--seccomp-bpf-fd", "\(bad.summary)")
+    }
+
     // The launcher's exit status is the helper's, signals included (through the pid-1 init).
     @Test func exitStatusIsTheHelpers() throws {
         if skipIfNeeded() { return }
@@ -345,6 +364,14 @@ struct SandboxAcceptanceTests {
 }
 
 // MARK: - Fixtures
+
+enum SeccompProgramFixture {
+    /// Well-formed in size, but a BPF program the kernel rejects (no return instruction).
+    static var truncated: SeccompProgram {
+        // ld [0]: a load with nothing after it.
+        SeccompProgram(unchecked: [0x20, 0, 0, 0, 0, 0, 0, 0])
+    }
+}
 
 struct FailCase: Sendable, CustomStringConvertible {
     let options: [String]

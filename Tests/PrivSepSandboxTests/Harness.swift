@@ -116,6 +116,22 @@ enum Harness {
         return Outcome(status: status, stdout: stdout, stderr: String(decoding: stderr, as: UTF8.self), launch: launch, json: json)
     }
 
+    /// Spawns a parsed spec (optionally with a precompiled seccomp program) and collects everything.
+    static func spawnOutcome(spec: SandboxSpec, seccompProgram: SeccompProgram?) throws -> Outcome {
+        let out = try Pipe(), err = try Pipe()
+        let process = try SandboxSpawner.spawn(launcher: launcher ?? "/nonexistent", spec: spec, socket: nil,
+                                               stdout: out.write, stderr: err.write, environment: [],
+                                               seccompProgram: seccompProgram)
+        out.closeWrite()
+        err.closeWrite()
+        let launch = process.waitForExec()
+        let (stdout, stderr) = drain(out.read, err.read, pid: process.pid, timeoutMs: 30_000)
+        var status: Int32 = 0
+        while waitpid(process.pid, &status, 0) < 0 && errno == EINTR {}
+        let json: JSONValue? = stdout.isEmpty ? nil : try? JSONParser.parse(stdout)
+        return Outcome(status: status, stdout: stdout, stderr: String(decoding: stderr, as: UTF8.self), launch: launch, json: json)
+    }
+
     /// Reads both pipes to EOF; past the deadline the launcher is killed (and with it the helper).
     static func drain(_ a: Int32, _ b: Int32, pid: pid_t, timeoutMs: Int32) -> ([UInt8], [UInt8]) {
         var outputs: [[UInt8]] = [[], []]

@@ -67,6 +67,10 @@ int cps_landlock_restrict_self(int ruleset_fd);
 #define CPS_LL_SCOPE_ABSTRACT_UNIX_SOCKET (1ULL << 0) /* ABI 6 */
 #define CPS_LL_SCOPE_SIGNAL    (1ULL << 1)  /* ABI 6 */
 
+/* seccomp(SECCOMP_SET_MODE_FILTER) of a compiled classic-BPF program (count instructions of
+ * 8 bytes each), for a filter the broker compiled once with libseccomp. */
+int cps_seccomp_load_program(const void *instructions, unsigned short count);
+
 /* Kernel feature probes for `privsep doctor`: 1 supported, 0 not (ENOSYS), -1 unknown. */
 int cps_probe_openat2(void);
 int cps_probe_close_range(void);

@@ -5,9 +5,12 @@
 set -eu
 cd "$(dirname "$0")/../../.."
 COUNT=${COUNT:-100}
-LAUNCHER=${LAUNCHER:-$(swift build -c release --show-bin-path 2>/dev/null)/privsep-sandbox}
+BIN=$(swift build -c release --show-bin-path 2>/dev/null)
+LAUNCHER=${LAUNCHER:-$BIN/privsep-sandbox}
+PRIVSEP=${PRIVSEP:-$BIN/privsep}
 if [ "$(id -u)" != 0 ]; then echo "spawn: skipped (needs root)"; exit 0; fi
 [ -x "$LAUNCHER" ] || { echo "spawn: $LAUNCHER not built (swift build -c release)"; exit 1; }
+[ -x "$PRIVSEP" ] || { echo "spawn: $PRIVSEP not built (swift build -c release)"; exit 1; }
 command -v bwrap >/dev/null || { echo "spawn: bwrap not installed"; exit 1; }
 
 work=$(mktemp -d /tmp/privsep-spawn-bench.XXXXXX)
@@ -15,33 +18,34 @@ trap 'rm -rf "$work"' EXIT
 chmod 755 "$work"
 cc -O2 -static -o "$work/first_frame" Tests/Benchmarks/spawn/first_frame.c
 cc -O2 -o "$work/spawn_bench" Tests/Benchmarks/spawn/spawn_bench.c
-cc -O2 -o "$work/gen_filter" Tests/Benchmarks/spawn/gen_filter.c -lseccomp
-"$work/gen_filter" "$work/filter.bpf"
+# The default profile's seccomp filter, compiled once, as the broker does (compileSeccomp) and
+# as bwrap takes it (--seccomp FD): the same bytes for both.
+"$PRIVSEP" sandbox --export-seccomp "$work/filter.bpf" --uid 61184 --gid 61184 -- /helper
 helper="$work/first_frame"
 
 # privsep: what a helper gets when its config says nothing (plus its own uid and the binary),
-# with the error pipe the broker uses.
-# bubblewrap, nearest equivalent: new user/mount/pid/net/ipc/uts/cgroup namespaces, tmpfs root
-# with read-only /usr and the merged-/usr symlinks, /dev, /proc, private /tmp, no caps, new
-# session, die with parent, cleared environment, / read-only. bwrap has no Landlock, and takes
-# seccomp only as a precompiled filter: bwrap+sc gets one of the same size and shape as our
-# default profile (gen_filter.c, compiled once); plain bwrap runs without seccomp.
+# with the broker's error pipe; "privsep" builds its seccomp filter in the launcher,
+# "privsep+p" gets it precompiled (--seccomp-bpf-fd, what SandboxSpawner passes when the broker
+# hands it spec.compileSeccomp()).
+# bwrap, nearest equivalent: new user/mount/pid/net/ipc/uts/cgroup namespaces, tmpfs root with
+# read-only /usr and the merged-/usr symlinks, /dev, /proc, private /tmp, no caps, new session,
+# die with parent, cleared environment, / read-only; "bwrap" without seccomp, "bwrap+sc" with
+# our default filter (bwrap has no Landlock).
 # bare: posix_spawn of the helper itself, no sandbox.
+set -- --unshare-all --die-with-parent --new-session \
+    --uid 61184 --gid 61184 --cap-drop ALL --clearenv --setenv PATH /usr/bin:/bin \
+    --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/sbin /sbin --symlink usr/lib /lib \
+    --symlink usr/lib64 /lib64 --ro-bind /etc/ld.so.cache /etc/ld.so.cache --ro-bind /etc/passwd /etc/passwd \
+    --dev /dev --proc /proc --tmpfs /tmp --ro-bind "$helper" /helper --remount-ro / -- /helper
 "$work/spawn_bench" "$COUNT" \
     privsep --error-fd -- "$LAUNCHER" --uid 61184 --gid 61184 --ro-bind "$helper:/helper" -- /helper \
-    :: bwrap -- /usr/bin/bwrap --unshare-all --die-with-parent --new-session \
-        --uid 61184 --gid 61184 --cap-drop ALL --clearenv --setenv PATH /usr/bin:/bin \
-        --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/sbin /sbin --symlink usr/lib /lib \
-        --symlink usr/lib64 /lib64 --ro-bind /etc/ld.so.cache /etc/ld.so.cache --ro-bind /etc/passwd /etc/passwd \
-        --dev /dev --proc /proc --tmpfs /tmp --ro-bind "$helper" /helper --remount-ro / -- /helper \
-    :: bwrap+sc --fd9 "$work/filter.bpf" -- /usr/bin/bwrap --seccomp 9 --unshare-all --die-with-parent --new-session \
-        --uid 61184 --gid 61184 --cap-drop ALL --clearenv --setenv PATH /usr/bin:/bin \
-        --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/sbin /sbin --symlink usr/lib /lib \
-        --symlink usr/lib64 /lib64 --ro-bind /etc/ld.so.cache /etc/ld.so.cache --ro-bind /etc/passwd /etc/passwd \
-        --dev /dev --proc /proc --tmpfs /tmp --ro-bind "$helper" /helper --remount-ro / -- /helper \
+    :: privsep+p --error-fd --fd9 "$work/filter.bpf" -- "$LAUNCHER" --seccomp-bpf-fd 9 \
+        --uid 61184 --gid 61184 --ro-bind "$helper:/helper" -- /helper \
+    :: bwrap -- /usr/bin/bwrap "$@" \
+    :: bwrap+sc --fd9 "$work/filter.bpf" -- /usr/bin/bwrap --seccomp 9 "$@" \
     :: bare -- "$helper" > "$work/result"
 
 echo "spawn to first frame, $COUNT helpers per command, interleaved, one at a time:"
-awk '{ printf "  %-8s %8.1f ms total  %6.3f ms/helper\n", $1, $2, $3 }' "$work/result"
-awk '$1 == "privsep" { o = $3 } $1 == "bwrap" { b = $3 } $1 == "bwrap+sc" { s = $3 }
-     END { printf "  ratio privsep/bwrap: %.2f, privsep/bwrap+sc: %.2f (goal <= 1.00)\n", o / b, o / s }' "$work/result"
+awk '{ printf "  %-10s %8.1f ms total  %6.3f ms/helper\n", $1, $2, $3 }' "$work/result"
+awk '$1 == "privsep" { o = $3 } $1 == "privsep+p" { p = $3 } $1 == "bwrap" { b = $3 } $1 == "bwrap+sc" { s = $3 }
+     END { printf "  ratio privsep/bwrap: %.2f   privsep+p/bwrap: %.2f   privsep+p/bwrap+sc: %.2f (goal <= 1.00)\n", o / b, p / b, p / s }' "$work/result"

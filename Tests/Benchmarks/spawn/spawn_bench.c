@@ -75,7 +75,7 @@ static int one(char **argv, int use_error_fd, const char *fd9)
     return ok && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
-#define MAX_CMDS 4
+#define MAX_CMDS 8
 
 struct cmd {
     const char *label;
