@@ -174,31 +174,6 @@ public struct HelloReply: Sendable, Codable, Equatable {
         case helper, `protocol`, serves, receives
         case maxFrame = "max_frame"
         case maySend = "may_send"
-        /// The name docs/protocol.md section 7 used for `may_send` before the schema settled.
-        case sends
-    }
-
-    /// Reads the reply as schema/privsep/hello.json defines it; a list the broker leaves out
-    /// is empty, and the older name `sends` is accepted for `may_send`.
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        helper = try container.decode(String.self, forKey: .helper)
-        self.protocol = try container.decode(Int.self, forKey: .protocol)
-        maxFrame = try container.decode(Int.self, forKey: .maxFrame)
-        maySend = try container.decodeIfPresent([String].self, forKey: .maySend)
-            ?? container.decodeIfPresent([String].self, forKey: .sends) ?? []
-        serves = try container.decodeIfPresent([String].self, forKey: .serves) ?? []
-        receives = try container.decodeIfPresent([String].self, forKey: .receives) ?? []
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(helper, forKey: .helper)
-        try container.encode(self.protocol, forKey: .protocol)
-        try container.encode(maxFrame, forKey: .maxFrame)
-        try container.encode(maySend, forKey: .maySend)
-        try container.encode(serves, forKey: .serves)
-        try container.encode(receives, forKey: .receives)
     }
 }
 

@@ -82,7 +82,12 @@ public final class PrivSepClient: Sendable {
         do {
             let body: JSONObject = ["protocol": 1, "client": .string(client)]
             let reply = try await core.request(.request("privsep.hello", id: 1, body: body), fds: [])
-            let hello = try reply.decode(HelloReply.self)
+            let hello: HelloReply
+            do {
+                hello = try reply.decode(HelloReply.self)
+            } catch {
+                throw PrivSepError.local(.protocol, "the hello reply does not match schema/privsep/hello.json: \(error)")
+            }
             guard hello.protocol == 1 else {
                 throw PrivSepError.local(.protocol, "the broker speaks protocol \(hello.protocol); this client speaks 1")
             }

@@ -36,15 +36,19 @@ struct ClientTests {
         #expect(await peer.finish() == [])
     }
 
-    @Test func helloListsMayBeAbsentOrUseTheOlderName() async throws {
+    @Test func malformedHelloReplyIsAProtocolError() async throws {
         let peer = try Peer()
         peer.start { peer in
             let hello = try peer.nextRequest("privsep.hello")
             try peer.send(.reply(to: hello.envelope.id!, body: ["helper": "tester", "protocol": 1, "max_frame": 65536, "sends": ["demo.x"]]))
         }
-        let client = try await PrivSepClient.connect(socket: peer.clientEnd)
-        #expect(client.hello == HelloReply(helper: "tester", maxFrame: 65536, maySend: ["demo.x"]))
-        await client.close()
+        do {
+            _ = try await PrivSepClient.connect(socket: peer.clientEnd)
+            Issue.record("connected")
+        } catch let error as PrivSepError {
+            #expect(error.code == .protocol && error.source == .local)
+            #expect(error.message.contains("hello.json"))
+        }
         #expect(await peer.finish() == [])
     }
 
