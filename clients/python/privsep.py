@@ -369,8 +369,9 @@ def encode_frame(env: JSONObject, max_frame: int = FRAME_DEFAULT) -> bytes:
 def validate_body(body: JSONObject, schema: Mapping[str, Any]) -> bool:
     """Validates a body against a JSON Schema when the jsonschema package is installed.
 
-    Returns False when it is not (nothing was checked); raises privsep.invalid with
-    ``data`` listing instance and schema locations as JSON pointers.
+    Returns False when it is not (nothing was checked); raises privsep.invalid whose
+    ``data`` is ``{"errors": [{"instanceLocation", "keywordLocation", "error"}]}`` (JSON
+    pointers), as the broker reports schema failures.
     """
     try:
         import jsonschema  # type: ignore[import-untyped]
@@ -381,8 +382,10 @@ def validate_body(body: JSONObject, schema: Mapping[str, Any]) -> bool:
     if errors:
         def pointer(parts: Sequence[Any]) -> str:
             return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
-        data = [{"instance": pointer(list(e.absolute_path)), "schema": pointer(list(e.absolute_schema_path))}
-                for e in errors]
+        # The shape the broker uses: JSON Schema's "basic" output, locations as JSON pointers.
+        data = {"errors": [{"instanceLocation": pointer(list(e.absolute_path)),
+                            "keywordLocation": pointer(list(e.absolute_schema_path)),
+                            "error": e.message} for e in errors]}
         raise PrivsepError("privsep.invalid", "schema", errors[0].message, data=data)
     return True
 
@@ -758,7 +761,8 @@ class Connection:
                     raise
                 # A refused message from the broker (a broker bug): answer a request, go on.
                 if exc.reply_to is not None:
-                    self.send({"re": exc.reply_to, "error": {"code": exc.code, "message": exc.message}})
+                    self.send({"re": exc.reply_to, "error": {"code": exc.code, "message": exc.message,
+                                                             "data": {"reason": exc.reason}}})
                 continue
             if msg is None:
                 return

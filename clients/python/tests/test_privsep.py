@@ -419,7 +419,9 @@ class SchemaTests(unittest.TestCase):
         with self.assertRaises(privsep.PrivsepError) as cm:
             privsep.validate_body({"path": 1}, self.SCHEMA)
         self.assertEqual(cm.exception.code, "privsep.invalid")
-        self.assertEqual(cm.exception.data, [{"instance": "/path", "schema": "/properties/path/type"}])
+        self.assertEqual(cm.exception.data, {"errors": [{"instanceLocation": "/path",
+                                                         "keywordLocation": "/properties/path/type",
+                                                         "error": "1 is not of type 'string'"}]})
 
     def test_connection_schemas(self) -> None:
         a, b = socket.socketpair()
