@@ -20,7 +20,7 @@ struct SandboxSpecTests {
                     "--rlimit", "as=unlimited", "--landlock", "require", "--landlock-read", "/e", "--landlock-write", "/f",
                     "--landlock-exec", "/g", "--landlock-bind-tcp", "80", "--landlock-connect-tcp", "443",
                     "--seccomp", "default", "--seccomp-allow", "ptrace", "--seccomp-deny", "kill",
-                    "--seccomp-action", "errno:13", "--setenv", "A=1", "--keep-env", "LANG", "--error-fd", "9",
+                    "--seccomp-action", "errno:13", "--setenv", "A=1", "--keep-env", "LANG", "--error-fd", "9", "--seccomp-bpf-fd", "5",
                     "--expect-parent", "77", "--", "/bin/prog", "x", "--y"]
         let spec = try SandboxSpec.parse(args)
         #expect(spec.mounts == [.init(kind: .roBind, source: "/a", destination: "/b"), .init(kind: .bind, source: "/c", destination: "/c"),

@@ -20,6 +20,14 @@ check "doctor --json is JSON with a Landlock ABI" sh -c 'printf "%s" "$1" | jq -
 check "doctor --json lists the default profile's layers" sh -c 'printf "%s" "$1" | jq -e "[.default_profile[].layer] | index(\"seccomp\") != null" >/dev/null' sh "$out"
 check "doctor prints text" sh -c '"$1" doctor | grep -q "Landlock ABI"' sh "$PRIVSEP"
 
+bpf=$(mktemp)
+"$PRIVSEP" sandbox --export-seccomp "$bpf" -- /usr/bin/true; rc=$?
+size=$(wc -c < "$bpf")
+check "--export-seccomp writes a BPF program (8-byte instructions)" sh -c '[ "$1" = 0 ] && [ "$2" -gt 64 ] && [ $(($2 % 8)) = 0 ]' sh "$rc" "$size"
+"$PRIVSEP" sandbox --export-seccomp "$bpf" --seccomp none -- /usr/bin/true 2>/dev/null; rc=$?
+check "--export-seccomp with seccomp none is an error" [ "$rc" = 2 ]
+rm -f "$bpf"
+
 if [ "$(id -u)" != 0 ]; then
     echo "30-sandbox-cli: SKIP the sandbox runs: not root"
     # Not root: a user namespace maps only the caller's own ids; --uid for another is refused by name.
