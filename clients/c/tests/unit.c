@@ -781,7 +781,7 @@ peer_hello(int fd)
 	if (client == NULL || strncmp(client, "libprivsep/", 11) != 0)
 		return 12;
 	snprintf(buf, sizeof(buf), "{\"re\":%d,\"from\":\"broker\",\"body\":{\"helper\":\"svc\","
-	    "\"protocol\":1,\"max_frame\":4096,\"sends\":[],\"serves\":[]}}", id_of(v));
+	    "\"protocol\":1,\"max_frame\":4096,\"may_send\":[],\"serves\":[],\"receives\":[]}}", id_of(v));
 	json_decref(v);
 	return raw_frame(fd, buf, NULL, 0) == 0 ? 0 : 13;
 }

@@ -139,7 +139,8 @@ def steps(peer: Peer, name: str, with_fds: bool):  # type: ignore[no-untyped-def
         raise Broken(f"hello body {body}")
     peer.write({"re": env["id"], "from": "broker", "body": {
         "helper": name, "protocol": 1, "max_frame": 65536,
-        "sends": ["privsep.ping", "test.*"], "serves": ["test.echo"]}})
+        "may_send": ["privsep.ping", "privsep.log", "test.fail", "test.getfd", "test.putfd", "test.bye",
+                     "test.seen", "test.error_seen", "test.fd_text"], "serves": ["test.echo"], "receives": ["test.notice"]}})
     yield "hello"
 
     env, _ = expect_request(peer, "privsep.ping")
@@ -202,7 +203,8 @@ def steps(peer: Peer, name: str, with_fds: bool):  # type: ignore[no-untyped-def
 def doc_steps(peer: Peer, name: str, with_fds: bool):  # type: ignore[no-untyped-def]
     env, _ = expect_request(peer, "privsep.hello")
     peer.write({"re": env["id"], "from": "broker", "body": {
-        "helper": name, "protocol": 1, "max_frame": 1048576, "sends": ["privsep.ping"], "serves": ["demo.upper"]}})
+        "helper": name, "protocol": 1, "max_frame": 1048576, "may_send": ["privsep.ping"], "serves": ["demo.upper"],
+                     "receives": ["privsep.shutdown"]}})
     yield "hello"
     env, _ = expect_request(peer, "privsep.ping")
     peer.write({"re": env["id"], "from": "broker", "body": env.get("body", {})})

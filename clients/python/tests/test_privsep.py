@@ -199,7 +199,7 @@ class ConnectionTests(unittest.TestCase):
             assert env["type"] == "privsep.hello" and env["body"]["protocol"] == 1, env
             assert env["body"]["client"].startswith("privsep.py/"), env
             sock.sendall(frame({"re": env["id"], "from": "broker", "body": {
-                "helper": "svc", "protocol": 1, "max_frame": 4096, "sends": [], "serves": []}}))
+                "helper": "svc", "protocol": 1, "max_frame": 4096, "may_send": [], "serves": [], "receives": []}}))
         peer = Peer(b, broker)
         peer.start()
         body = conn.hello()

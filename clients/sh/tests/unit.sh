@@ -79,7 +79,7 @@ check "hello: applies max_frame; a larger frame is not sent" \
     'privsep_hello >/dev/null && ! privsep_event a.b "{\"p\":\"$(printf %070d 0)\"}" 2>/dev/null &&
      grep -q "privsep.too_large" "$PRIVSEP_STATE/error" && privsep_event a.c' \
     'expect:{"type":"privsep.hello","id":1,"body":{"protocol":1,"client":"privsep.sh/0.1.0"}}' \
-    "write:$(hexframe '{"re":1,"body":{"helper":"t","protocol":1,"max_frame":64,"sends":[],"serves":[]}}')" \
+    "write:$(hexframe '{"re":1,"body":{"helper":"t","protocol":1,"max_frame":64,"may_send":[],"serves":[],"receives":[]}}')" \
     'expect:{"type":"a.c","body":{}}'
 
 check "receive: a 4 GiB length prefix fails before reading; the failure is final" \
