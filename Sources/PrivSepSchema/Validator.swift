@@ -191,6 +191,7 @@ struct EvaluationContext {
     // MARK: Keywords
 
     // swiftlint:disable:next cyclomatic_complexity function_body_length
+    @inline(__always)
     private mutating func check(_ keyword: Keyword, _ node: SchemaNode, _ value: JSONValue, _ tracking: Bool, _ local: inout Evaluated) -> Bool {
         switch keyword.check {
         case .type(let types):
