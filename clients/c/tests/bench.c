@@ -1,12 +1,16 @@
 /*
- * Benchmark (not a test): ping round trips per second over a socketpair to a
- * forked raw echo peer, through libprivsep (privsep_request) and through a raw
- * C baseline (sprintf, write, exact reads; no JSON parsing) in the same run.
- * Usage: bench [round-trips]
+ * Benchmark (not a test): ping round trips per second through libprivsep
+ * (privsep_request) beside a raw C baseline (sprintf, write, exact reads; no
+ * JSON parsing) in the same run.
+ *   bench [round-trips]           against a forked raw echo peer on a socketpair
+ * Started by the broker (PRIVSEP_FD set), it pings the broker itself: hello
+ * through the library, then the raw loop and the library loop on the same
+ * connection; results go to stderr.
  */
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +96,79 @@ start_peer(int sv[2])
 	return pid;
 }
 
+/* Raw round trips on fd, ids first..first+rounds-1: the time they took. */
+static double
+raw_rounds(int fd, long first, long rounds)
+{
+	char req[128], body[512];
+	unsigned char hdr[4];
+	double t0;
+	size_t n;
+	long i;
+	int len;
+
+	t0 = now();
+	for (i = first; i < first + rounds; i++) {
+		len = snprintf(req, sizeof(req), "{\"type\":\"privsep.ping\",\"id\":%ld,\"body\":{\"seq\":%ld}}",
+		    i, i);
+		if (write_frame(fd, req, (size_t)len) == -1 || read_exact(fd, (char *)hdr, 4) == -1)
+			exit(1);
+		n = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
+		if (n >= sizeof(body) || read_exact(fd, body, n) == -1)
+			exit(1);
+	}
+	return now() - t0;
+}
+
+/* Library round trips on an open connection: the time they took. */
+static double
+lib_rounds(struct privsep *ps, long rounds)
+{
+	struct privsep_error err;
+	struct privsep_msg *m;
+	json_t *body;
+	double t0;
+	long i;
+
+	t0 = now();
+	for (i = 1; i <= rounds; i++) {
+		body = json_pack("{s:I}", "seq", (json_int_t)i);
+		if (privsep_request(ps, "privsep.ping", body, NULL, 0, &m, -1, &err) == -1) {
+			fprintf(stderr, "bench: %s: %s\n", err.code, err.message);
+			exit(1);
+		}
+		json_decref(body);
+		privsep_msg_free(m);
+	}
+	return now() - t0;
+}
+
+/* Under the broker: both loops on the helper's own connection. */
+static int
+bench_broker(long rounds)
+{
+	struct privsep_error err;
+	struct privsep *ps;
+	double raw, lib;
+	int fd, flags;
+
+	if (privsep_open_env(&ps, &err) == -1 || privsep_hello(ps, "bench/1", NULL, &err) == -1) {
+		fprintf(stderr, "bench: %s: %s\n", err.code, err.message);
+		return 1;
+	}
+	fd = privsep_fd(ps);
+	flags = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);	/* the raw loop blocks */
+	raw = (double)rounds / raw_rounds(fd, 1000000, rounds);
+	fcntl(fd, F_SETFL, flags);
+	lib = (double)rounds / lib_rounds(ps, rounds);
+	fprintf(stderr, "bench: through the broker, %ld round trips each: raw C %.0f/s (%.1f us), "
+	    "libprivsep %.0f/s (%.1f us), ratio %.2fx\n", rounds, raw, 1e6 / raw, lib, 1e6 / lib,
+	    raw / lib);
+	privsep_close(ps);
+	return 0;
+}
+
 static double
 bench_raw(long rounds)
 {
@@ -155,6 +232,8 @@ main(int argc, char **argv)
 	long rounds = argc > 1 ? atol(argv[1]) : 50000;
 	double raw, lib;
 
+	if (getenv("PRIVSEP_FD") != NULL)
+		return bench_broker(rounds);
 	bench_raw(rounds / 10);	/* warm up */
 	raw = bench_raw(rounds);
 	lib = bench_lib(rounds);
