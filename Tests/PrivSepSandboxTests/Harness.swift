@@ -49,11 +49,12 @@ enum Harness {
         return parts.joined(separator: "/")
     }()
 
-    /// A private directory for this test run (removed by nobody: it lives under /tmp).
+    /// A private directory for this test run, removed when the test process exits.
     static let workDir: String = {
         var template = Array("/tmp/privsep-sandbox-tests-XXXXXX".utf8CString)
-        guard let dir = mkdtemp(&template) else { return "/tmp" }
+        guard let dir = mkdtemp(&template) else { return "/tmp/privsep-sandbox-tests-unavailable" }
         chmod(dir, 0o755)
+        atexit { Harness.runTool(["/bin/rm", "-rf", Harness.workDir]) }
         return String(cString: dir)
     }()
 
