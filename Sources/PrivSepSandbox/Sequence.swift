@@ -82,6 +82,14 @@ struct SandboxSequence {
     private var currentParent: pid_t
     /// The compiled seccomp program from --seccomp-bpf-fd, read in step 3 (its fd is closed there).
     private var seccompProgram: [UInt8]?
+    /// The mount namespace we started in (device and inode of /proc/self/ns/mnt).
+    private let hostMountNamespace: [UInt64]? = SandboxSequence.mountNamespace()
+
+    static func mountNamespace() -> [UInt64]? {
+        var st = stat()
+        guard stat("/proc/self/ns/mnt", &st) == 0 else { return nil }
+        return [UInt64(st.st_dev), UInt64(st.st_ino)]
+    }
 
     init(spec: SandboxSpec) {
         self.spec = spec
@@ -106,7 +114,11 @@ struct SandboxSequence {
         //    With a pid namespace we fork: pid 1 is a minimal reaping init (the launcher itself).
         try stepNamespaces()
         // 6. The new root: private mounts first, so nothing we do propagates back to the host.
+        //    Never without a mount namespace of our own: checked, not assumed.
         if spec.isEnabled(.mountns) {
+            guard let now = SandboxSequence.mountNamespace(), let before = hostMountNamespace, now != before else {
+                throw SandboxFailure(step: .mounts, errno: EPERM, path: "/proc/self/ns/mnt", detail: "not in a new mount namespace")
+            }
             try RootBuilder(spec: spec, withProc: spec.isEnabled(.pidns)).build()
         }
         // 7. Capabilities: the bounding set and ambient set go before the uid change, so no later
