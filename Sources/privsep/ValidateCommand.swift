@@ -85,7 +85,10 @@ struct ValidateCommand: ParsableCommand {
         let compiler = SchemaCompiler(options: SchemaOptions(assertFormat: assertFormat))
         compiler.resolver = { uri in
             for (prefix, directory) in mapped where uri.hasPrefix(prefix) {
-                let file = directory + "/" + uri.dropFirst(prefix.count)
+                let rest = uri.dropFirst(prefix.count)
+                // A mapped URI names a file under DIR, never one above it.
+                guard !rest.split(separator: "/").contains("..") else { return nil }
+                let file = directory + "/" + rest
                 guard let bytes = try? SchemaFiles.read(file) else { return nil }
                 return try? JSONParser.parse(bytes, limits: ValidateCommand.schemaLimits)
             }
