@@ -67,7 +67,9 @@ let package = Package(
         .executableTarget(name: "bench-json", dependencies: ["PrivSepJSON", "CJansson"], path: "Tests/Benchmarks/json", exclude: ["run.sh"]),
         .executableTarget(name: "bench-schema", dependencies: ["PrivSepSchema", "PrivSepJSON"], path: "Tests/Benchmarks/schema", exclude: ["run.sh"]),
         .executableTarget(name: "wire-demo", dependencies: ["PrivSepWire", "PrivSepJSON"], path: "examples/wire-demo"),
-        .executableTarget(name: "swift-helper", dependencies: ["PrivSepHelper"], path: "examples/swift-helper"),
+        // Static Swift runtime: the helper runs in a sandbox root that has no /opt/swift.
+        .executableTarget(name: "swift-helper", dependencies: ["PrivSepHelper"], path: "examples/swift-helper",
+                          linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
 
         .testTarget(name: "PrivSepJSONTests", dependencies: ["PrivSepJSON"]),
         .testTarget(name: "PrivSepWireTests", dependencies: ["PrivSepWire", "PrivSepJSON"]),

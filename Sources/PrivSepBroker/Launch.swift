@@ -70,7 +70,10 @@ enum HelperLauncher {
         throws(ConfigError) -> SandboxSpec
     {
         let arguments = try options(for: helper.sandbox, file: file, pointer: pointer + "/sandbox") + [
-            "--uid", "\(uid)", "--gid", "\(gid)", "--setenv", "PRIVSEP_HELPER=\(helper.name)", "--",
+            "--uid", "\(uid)", "--gid", "\(gid)",
+            // What every client reads to find and check its connection (docs/protocol.md).
+            "--setenv", "PRIVSEP_FD=3", "--setenv", "PRIVSEP_PROTOCOL=1", "--setenv", "PRIVSEP_HELPER=\(helper.name)",
+            "--",
         ] + helper.command
         do {
             return try SandboxSpec.parse(arguments)

@@ -32,8 +32,9 @@ struct RootBuilder {
     /// Whether the program has its own pid namespace (decides how /proc is mounted).
     let withProc: Bool
 
-    /// Files a dynamically linked program (and a shell) needs from /etc.
-    static let etcFiles = ["ld.so.cache", "passwd", "group", "nsswitch.conf", "hosts", "localtime"]
+    /// Files a dynamically linked program (and a shell) needs from /etc. `alternatives` holds
+    /// the symlinks Debian resolves tools through (/usr/bin/awk -> /etc/alternatives/awk).
+    static let etcFiles = ["ld.so.cache", "passwd", "group", "nsswitch.conf", "hosts", "localtime", "alternatives"]
     /// Top-level entries of a merged-/usr system: either directories (bound) or symlinks (copied).
     static let systemDirs = ["bin", "sbin", "lib", "lib64", "lib32", "libx32"]
     static let devNodes = ["null", "zero", "urandom"]
