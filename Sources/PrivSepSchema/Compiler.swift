@@ -19,6 +19,8 @@ final class SchemaNode: @unchecked Sendable {
     enum Kind { case accept, reject, keywords }
     @exclusivity(unchecked) var kind: Kind = .keywords
     @exclusivity(unchecked) var keywords: [Keyword] = []
+    /// Only assertions on the value itself (type, bounds, pattern, enum...): no subschemas.
+    @exclusivity(unchecked) var isLeaf = false
     /// Whether unevaluatedProperties/Items is among the keywords: only then are annotations kept.
     @exclusivity(unchecked) var hasUnevaluated = false
     /// A document root or a subschema with `$id`: entering it enters a new dynamic scope.
@@ -82,6 +84,20 @@ enum Check {
     case dependentSchemas([(String, SchemaNode)])
     case unevaluatedItems(SchemaNode)
     case unevaluatedProperties(SchemaNode)
+}
+
+extension Check {
+    /// Whether the keyword only looks at the value itself (applies no subschema).
+    var isAssertion: Bool {
+        switch self {
+        case .type, .constant, .enumeration, .multipleOf, .minimum, .exclusiveMinimum, .maximum, .exclusiveMaximum,
+             .minLength, .maxLength, .pattern, .format, .minItems, .maxItems, .uniqueItems, .minProperties,
+             .maxProperties, .required, .dependentRequired:
+            return true
+        default:
+            return false
+        }
+    }
 }
 
 /// The JSON types a `type` keyword accepts, as bits.
@@ -491,6 +507,7 @@ public final class SchemaCompiler {
             if case .unevaluatedProperties = $0.check { return true }
             return false
         }
+        node.isLeaf = node.keywords.allSatisfy(\.check.isAssertion)
         return node
     }
 

@@ -126,6 +126,13 @@ struct EvaluationContext {
         case .keywords:
             break
         }
+        if node.isLeaf && !collectErrors {
+            // Only assertions on this value: no subschema, so no depth, scope or annotations.
+            return node.keywords.withUnsafeBufferPointer { keywords in
+                for index in keywords.indices where !Self.holds(keywords[index].check, value) { return false }
+                return true
+            }
+        }
         depth += 1
         defer { depth -= 1 }
         let limit = options.maxEvaluationDepth
@@ -477,6 +484,37 @@ struct EvaluationContext {
         }
         if tracking && applicator.additional != nil { local.allProperties = true }
         return valid
+    }
+
+    /// The fast path's version of an assertion keyword: the same tests as `check`, with nothing
+    /// to record.
+    @inline(never)
+    static func holds(_ check: Check, _ value: JSONValue) -> Bool {
+        switch (check, value) {
+        case (.type(let types), _): return types.accepts(value)
+        case (.constant(let expected), _): return value == expected
+        case (.enumeration(let set), _): return set.contains(value)
+        case (.multipleOf(let divisor), .number(let number)): return Arithmetic.isMultiple(number, of: divisor)
+        case (.minimum(let limit), .number(let number)): return !(number < limit)
+        case (.exclusiveMinimum(let limit), .number(let number)): return limit < number
+        case (.maximum(let limit), .number(let number)): return !(limit < number)
+        case (.exclusiveMaximum(let limit), .number(let number)): return number < limit
+        case (.minLength(let limit), .string(let string)):
+            return string.utf8.count >= limit &* 4 || string.unicodeScalars.count >= limit
+        case (.maxLength(let limit), .string(let string)):
+            return string.utf8.count <= limit || string.unicodeScalars.count <= limit
+        case (.pattern(let regex), .string(let string)): return regex.search(string) == true
+        case (.format(let format), .string(let string)): return format.accepts(string)
+        case (.minItems(let limit), .array(let items)): return items.count >= limit
+        case (.maxItems(let limit), .array(let items)): return items.count <= limit
+        case (.uniqueItems, .array(let items)): return allUnique(items)
+        case (.minProperties(let limit), .object(let object)): return object.count >= limit
+        case (.maxProperties(let limit), .object(let object)): return object.count <= limit
+        case (.required(let names), .object(let object)): return names.allSatisfy { has(object, $0) }
+        case (.dependentRequired(let entries), .object(let object)):
+            return entries.allSatisfy { trigger, names in !has(object, trigger) || names.allSatisfy { has(object, $0) } }
+        default: return true
+        }
     }
 
     static func has(_ object: JSONObject, _ name: String) -> Bool {
