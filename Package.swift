@@ -73,7 +73,7 @@ let package = Package(
 
         .testTarget(name: "PrivSepJSONTests", dependencies: ["PrivSepJSON"]),
         .testTarget(name: "PrivSepWireTests", dependencies: ["PrivSepWire", "PrivSepJSON"]),
-        .testTarget(name: "PrivSepHelperTests", dependencies: ["PrivSepHelper", "PrivSepWire", "PrivSepJSON", "swift-helper"]),
+        .testTarget(name: "PrivSepHelperTests", dependencies: ["PrivSepHelper", "PrivSepWire", "PrivSepJSON"]),
         .testTarget(name: "PrivSepSchemaTests", dependencies: ["PrivSepSchema", "PrivSepJSON"]),
         .testTarget(name: "PrivSepSandboxTests", dependencies: ["PrivSepSandbox", "PrivSepJSON"]),
         .testTarget(name: "PrivSepBrokerTests", dependencies: [
