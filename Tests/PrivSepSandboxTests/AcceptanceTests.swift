@@ -421,9 +421,9 @@ extension Harness {
 
 /// What the `system` root is expected to hold on this host.
 enum RootLayout {
-    static let etcFiles: [String] = ["ld.so.cache", "passwd", "group", "nsswitch.conf", "hosts", "localtime"].filter { name in
+    static let etcFiles: [String] = ["ld.so.cache", "passwd", "group", "nsswitch.conf", "hosts", "localtime", "alternatives"].filter { name in
         var st = stat()
-        return lstat("/etc/" + name, &st) == 0 && st.st_mode & S_IFMT == S_IFREG
+        return lstat("/etc/" + name, &st) == 0 && (st.st_mode & S_IFMT == S_IFREG || st.st_mode & S_IFMT == S_IFDIR)
     }
     static var expectedRootEntries: Set<String> {
         var entries: Set<String> = ["usr", "etc", "dev", "proc", "tmp", "probe"]
