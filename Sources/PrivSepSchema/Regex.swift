@@ -63,15 +63,28 @@ final class ECMARegex: @unchecked Sendable {
 
     /// Whether the pattern matches anywhere in `string`; nil if the step budget ran out.
     func search(_ string: String) -> Bool? {
-        if let simple = wholeStringClass {
-            var count = 0
-            for scalar in string.unicodeScalars {
-                guard simple.set.contains(scalar.value) else { return false }
-                count += 1
-            }
-            return count >= simple.min && count <= (simple.max ?? Int.max)
-        }
         var string = string
+        if let simple = wholeStringClass {
+            return string.withUTF8 { bytes in
+                var count = 0
+                var position = 0
+                while position < bytes.count {
+                    let lead = bytes[position]
+                    var scalar = UInt32(lead)
+                    var length = 1
+                    if lead >= 0x80 {
+                        length = RegexMachine.scalarLength(lead)
+                        guard position + length <= bytes.count else { return false }
+                        scalar &= length == 2 ? 0x1F : length == 3 ? 0x0F : 0x07
+                        for i in 1..<length { scalar = scalar << 6 | UInt32(bytes[position + i] & 0x3F) }
+                    }
+                    guard simple.set.contains(scalar) else { return false }
+                    position += length
+                    count += 1
+                }
+                return count >= simple.min && count <= (simple.max ?? Int.max)
+            }
+        }
         return string.withUTF8 { bytes in
             var machine = RegexMachine(program: program, sets: sets, input: bytes, registers: registerCount, budget: stepLimit)
             var start = 0
