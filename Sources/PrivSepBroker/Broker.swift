@@ -56,6 +56,8 @@ public struct HelperPlan: Sendable {
     public let uid: UInt32
     public let gid: UInt32
     public let spec: SandboxSpec
+    /// The seccomp filter, compiled once here instead of in the launcher at every spawn.
+    public let seccomp: SeccompProgram?
 }
 
 /// Everything the broker needs from outside: config, launch plans, message contracts, launcher.

@@ -19,7 +19,8 @@ struct LaunchedHelper {
 enum HelperLauncher {
     /// Options the broker sets itself; a config may not.
     static let reservedOptions: Set<String> = [
-        "--uid", "--gid", "--socket-fd", "--error-fd", "--expect-parent", "--test-disable-layer", "--test-landlock-abi",
+        "--uid", "--gid", "--socket-fd", "--error-fd", "--expect-parent", "--seccomp-bpf-fd", "--test-disable-layer",
+        "--test-landlock-abi",
     ]
 
     /// The launcher options for a helper's `sandbox` object. Keys map to options by replacing
@@ -82,14 +83,14 @@ enum HelperLauncher {
         }
     }
 
-    static func launch(launcher: String, spec: SandboxSpec, socket: Int32, stdout: Int32, stderr: Int32)
+    static func launch(launcher: String, plan: HelperPlan, socket: Int32, stdout: Int32, stderr: Int32)
         throws(SpawnError) -> LaunchedHelper
     {
         let process: SandboxedProcess
         do {
             process = try SandboxSpawner.spawn(
-                launcher: launcher, spec: spec, socket: socket, stdout: stdout, stderr: stderr,
-                environment: SandboxSpawner.currentEnvironment())
+                launcher: launcher, spec: plan.spec, socket: socket, stdout: stdout, stderr: stderr,
+                environment: SandboxSpawner.currentEnvironment(), seccompProgram: plan.seccomp)
         } catch {
             throw SpawnError(step: error.operation, errno: error.errno)
         }

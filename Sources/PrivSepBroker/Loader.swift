@@ -46,7 +46,8 @@ public enum BrokerLoader {
             }
             do {
                 let spec = try HelperLauncher.spec(for: helper, uid: ids.uid, gid: ids.gid, file: configPath, pointer: pointer)
-                plans.append(HelperPlan(uid: ids.uid, gid: ids.gid, spec: spec))
+                let seccomp = try compileSeccomp(spec, file: configPath, pointer: pointer)
+                plans.append(HelperPlan(uid: ids.uid, gid: ids.gid, spec: spec, seccomp: seccomp))
             } catch {
                 problems.append("\(error)")
             }
@@ -60,6 +61,14 @@ public enum BrokerLoader {
         problems += policyProblems(config, registry)
         guard problems.isEmpty else { throw LoadError(problems) }
         return BrokerSetup(config: config, plans: plans, catalog: catalog(from: registry), launcherPath: launcherPath)
+    }
+
+    private static func compileSeccomp(_ spec: SandboxSpec, file: String, pointer: String) throws(ConfigError) -> SeccompProgram? {
+        do {
+            return try spec.compileSeccomp()
+        } catch {
+            throw ConfigError(file: file, pointer: pointer + "/sandbox", message: "seccomp filter: \(error)")
+        }
     }
 
     /// Parses the file as strict JSON and validates it against the config schema.

@@ -41,7 +41,7 @@ extension Broker {
         let stdout = try wrap("pipe") { () throws(SystemCallError) in try makeOutputPipe() }
         let stderr = try wrap("pipe") { () throws(SystemCallError) in try makeOutputPipe() }
         let launched = try HelperLauncher.launch(
-            launcher: setup.launcherPath, spec: helper.plan.spec, socket: helperEnd.rawValue,
+            launcher: setup.launcherPath, plan: helper.plan, socket: helperEnd.rawValue,
             stdout: stdout.write.rawValue, stderr: stderr.write.rawValue)
         // The child has its copies; ours would keep the pipes and socket open after it exits.
         helperEnd.close()
