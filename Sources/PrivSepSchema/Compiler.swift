@@ -534,6 +534,8 @@ public final class SchemaCompiler {
         "maxProperties", "minProperties", "required", "dependentRequired",
         "title", "description", "default", "deprecated", "readOnly", "writeOnly", "examples",
         "format", "contentEncoding", "contentMediaType", "contentSchema",
+        // privsep's own annotation: the value is redacted wherever the broker shows messages (tap).
+        "x-sensitive",
     ]
 
     // swiftlint:disable:next function_body_length cyclomatic_complexity
