@@ -580,7 +580,8 @@ public final class SchemaCompiler {
             return strings
         }
 
-        for (key, _) in object.members where !SchemaCompiler.knownKeywords.contains(key) {
+        // "x-" members are deliberate extension annotations (e.g. "x-sensitive"), not typos.
+        for (key, _) in object.members where !SchemaCompiler.knownKeywords.contains(key) && !key.hasPrefix("x-") {
             note(.error, at: here(key), "unknown keyword \"\(key)\" (a typo here silently loosens the schema)")
         }
 
