@@ -490,30 +490,60 @@ struct EvaluationContext {
     /// to record.
     @inline(never)
     static func holds(_ check: Check, _ value: JSONValue) -> Bool {
-        switch (check, value) {
-        case (.type(let types), _): return types.accepts(value)
-        case (.constant(let expected), _): return value == expected
-        case (.enumeration(let set), _): return set.contains(value)
-        case (.multipleOf(let divisor), .number(let number)): return Arithmetic.isMultiple(number, of: divisor)
-        case (.minimum(let limit), .number(let number)): return !(number < limit)
-        case (.exclusiveMinimum(let limit), .number(let number)): return limit < number
-        case (.maximum(let limit), .number(let number)): return !(limit < number)
-        case (.exclusiveMaximum(let limit), .number(let number)): return number < limit
-        case (.minLength(let limit), .string(let string)):
+        switch check {
+        case .type(let types): return types.accepts(value)
+        case .constant(let expected): return value == expected
+        case .enumeration(let set): return set.contains(value)
+        case .multipleOf(let divisor):
+            guard case .number(let number) = value else { return true }
+            return Arithmetic.isMultiple(number, of: divisor)
+        case .minimum(let limit):
+            guard case .number(let number) = value else { return true }
+            return !(number < limit)
+        case .exclusiveMinimum(let limit):
+            guard case .number(let number) = value else { return true }
+            return limit < number
+        case .maximum(let limit):
+            guard case .number(let number) = value else { return true }
+            return !(limit < number)
+        case .exclusiveMaximum(let limit):
+            guard case .number(let number) = value else { return true }
+            return number < limit
+        case .minLength(let limit):
+            guard case .string(let string) = value else { return true }
             return string.utf8.count >= limit &* 4 || string.unicodeScalars.count >= limit
-        case (.maxLength(let limit), .string(let string)):
+        case .maxLength(let limit):
+            guard case .string(let string) = value else { return true }
             return string.utf8.count <= limit || string.unicodeScalars.count <= limit
-        case (.pattern(let regex), .string(let string)): return regex.search(string) == true
-        case (.format(let format), .string(let string)): return format.accepts(string)
-        case (.minItems(let limit), .array(let items)): return items.count >= limit
-        case (.maxItems(let limit), .array(let items)): return items.count <= limit
-        case (.uniqueItems, .array(let items)): return allUnique(items)
-        case (.minProperties(let limit), .object(let object)): return object.count >= limit
-        case (.maxProperties(let limit), .object(let object)): return object.count <= limit
-        case (.required(let names), .object(let object)): return names.allSatisfy { has(object, $0) }
-        case (.dependentRequired(let entries), .object(let object)):
+        case .pattern(let regex):
+            guard case .string(let string) = value else { return true }
+            return regex.search(string) == true
+        case .format(let format):
+            guard case .string(let string) = value else { return true }
+            return format.accepts(string)
+        case .minItems(let limit):
+            guard case .array(let items) = value else { return true }
+            return items.count >= limit
+        case .maxItems(let limit):
+            guard case .array(let items) = value else { return true }
+            return items.count <= limit
+        case .uniqueItems:
+            guard case .array(let items) = value else { return true }
+            return allUnique(items)
+        case .minProperties(let limit):
+            guard case .object(let object) = value else { return true }
+            return object.count >= limit
+        case .maxProperties(let limit):
+            guard case .object(let object) = value else { return true }
+            return object.count <= limit
+        case .required(let names):
+            guard case .object(let object) = value else { return true }
+            return names.allSatisfy { has(object, $0) }
+        case .dependentRequired(let entries):
+            guard case .object(let object) = value else { return true }
             return entries.allSatisfy { trigger, names in !has(object, trigger) || names.allSatisfy { has(object, $0) } }
-        default: return true
+        default:
+            return true
         }
     }
 
