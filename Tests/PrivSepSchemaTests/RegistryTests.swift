@@ -26,7 +26,7 @@ let repositorySchemaDirectory = URL(fileURLWithPath: #filePath).deletingLastPath
 @Test func builtinDirectoryLoadsClean() throws {
     let (registry, diagnostics) = SchemaRegistry.check(directories: [])
     for diagnostic in diagnostics { print(diagnostic) }
-    #expect(diagnostics.isEmpty)
+    #expect(diagnostics.filter { $0.severity == .error }.isEmpty)
     let names = try #require(registry).typeNames
     for expected in ["privsep.hello", "privsep.ping", "privsep.log", "privsep.introspect", "privsep.shutdown",
                      "privsep.restrict", "privsep.file.open", "privsep.file.read", "privsep.net.listen",
