@@ -70,6 +70,9 @@ let package = Package(
         // Static Swift runtime: the helper runs in a sandbox root that has no /opt/swift.
         .executableTarget(name: "swift-helper", dependencies: ["PrivSepHelper"], path: "examples/swift-helper",
                           linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
+        // The Swift subject of the end-to-end conformance suite (and the Swift pinger of bench clients).
+        .executableTarget(name: "conformance-swift", dependencies: ["PrivSepHelper"], path: "Tests/Conformance/e2e/swift",
+                          linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
 
         .testTarget(name: "PrivSepJSONTests", dependencies: ["PrivSepJSON"]),
         .testTarget(name: "PrivSepWireTests", dependencies: ["PrivSepWire", "PrivSepJSON"]),
