@@ -52,9 +52,11 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // Operator and author tools: policy check, topology graph, code and docs generators.
+        .target(name: "PrivSepTools", dependencies: ["PrivSepBroker", "PrivSepSchema", "PrivSepSandbox", "PrivSepJSON"]),
         // The command-line tool.
         .executableTarget(name: "privsep", dependencies: [
-            "PrivSepJSON", "PrivSepWire", "PrivSepSchema", "PrivSepSandbox", "PrivSepBroker",
+            "PrivSepJSON", "PrivSepWire", "PrivSepSchema", "PrivSepSandbox", "PrivSepBroker", "PrivSepTools",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -79,6 +81,7 @@ let package = Package(
         .testTarget(name: "PrivSepHelperTests", dependencies: ["PrivSepHelper", "PrivSepWire", "PrivSepJSON"]),
         .testTarget(name: "PrivSepSchemaTests", dependencies: ["PrivSepSchema", "PrivSepJSON"]),
         .testTarget(name: "PrivSepSandboxTests", dependencies: ["PrivSepSandbox", "PrivSepJSON"]),
+        .testTarget(name: "PrivSepToolsTests", dependencies: ["PrivSepTools", "PrivSepBroker", "PrivSepHelper", "PrivSepJSON"]),
         .testTarget(name: "PrivSepBrokerTests", dependencies: [
             "PrivSepBroker", "PrivSepWire", "PrivSepJSON", .product(name: "SystemPackage", package: "swift-system"),
         ]),

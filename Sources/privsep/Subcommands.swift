@@ -6,5 +6,6 @@ extension PrivSep {
         RunCommand.self,
         ValidateCommand.self, SchemaCommand.self,
         SandboxCommand.self, DoctorCommand.self,
+        CheckCommand.self, GraphCommand.self, GenCommand.self,
     ]
 }

@@ -1,0 +1,1 @@
+// Tests of privsep check, graph and gen.
