@@ -59,6 +59,7 @@ public enum BrokerLoader {
             throw LoadError(problems + error.problems.map { "\($0.problem)" })
         }
         problems += policyProblems(config, registry)
+        problems += ServiceRegistry.load(config)
         guard problems.isEmpty else { throw LoadError(problems) }
         return BrokerSetup(config: config, plans: plans, catalog: catalog(from: registry), launcherPath: launcherPath)
     }

@@ -22,6 +22,7 @@ extension Broker {
     /// Types the broker itself serves or sends; no helper may serve them.
     static let builtinTypes: Set<String> = [
         "privsep.hello", "privsep.ping", "privsep.introspect", "privsep.restrict", "privsep.log", "privsep.shutdown",
+        "privsep.file.open", "privsep.file.read", "privsep.net.listen", "privsep.net.connect", "privsep.dns.resolve", "privsep.user.lookup",
     ]
 
     func builtinService(_ type: String) -> BuiltinService? {
@@ -31,6 +32,7 @@ extension Broker {
         case "privsep.ping": return { _, envelope, _ in .success(ServiceReply(body: envelope.body)) }
         case "privsep.introspect": return { [unowned self] helper, _, _ in .success(ServiceReply(body: introspect(helper))) }
         case "privsep.restrict": return { [unowned self] helper, envelope, _ in restrict(helper, envelope.body) }
+        case _ where Broker.privilegedServiceTypes.contains(type): return { [unowned self] helper, envelope, _ in privilegedService(helper, envelope) }
         default: return nil
         }
     }

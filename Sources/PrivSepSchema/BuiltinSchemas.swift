@@ -421,6 +421,13 @@ enum BuiltinSchemas {
           "interface": "privsep.file",
           "description": "Files opened by the broker on a helper's behalf, under the helper's `files` policy rules, safe against symlink races (openat2 with RESOLVE_BENEATH).",
           "$defs": {
+            "request_path": {
+              "description": "The path asked for. Any string up to 4096 bytes without NUL: the broker, not the schema, refuses a relative or unnormalised path, with privsep.denied (reason bad_path), so that the refusal is audited like every other decision.",
+              "type": "string",
+              "minLength": 1,
+              "maxLength": 4096,
+              "pattern": "^[^\\u0000]*$"
+            },
             "path": {
               "description": "An absolute, normalised path: starts with '/', no '.' or '..' segment, no '//', no trailing '/' (except '/' itself), no NUL.",
               "type": "string",
@@ -460,7 +467,7 @@ enum BuiltinSchemas {
                 ],
                 "properties": {
                   "path": {
-                    "$ref": "#/$defs/path"
+                    "$ref": "#/$defs/request_path"
                   },
                   "access": {
                     "$ref": "#/$defs/access"
@@ -503,7 +510,7 @@ enum BuiltinSchemas {
                 ],
                 "properties": {
                   "path": {
-                    "$ref": "#/$defs/path"
+                    "$ref": "#/$defs/request_path"
                   },
                   "max_bytes": {
                     "description": "Refuse files larger than this.",
@@ -544,6 +551,7 @@ enum BuiltinSchemas {
               "errors": [
                 "privsep.not_found",
                 "privsep.is_directory",
+                "privsep.not_directory",
                 "privsep.too_large",
                 "privsep.io_error"
               ]
@@ -847,7 +855,7 @@ enum BuiltinSchemas {
                       "type": "object",
                       "required": ["name", "gid"],
                       "properties": {
-                        "name": {"$ref": "#/$defs/name"},
+                        "name": {"description": "Group names are whatever the system has.", "type": "string", "minLength": 1, "maxLength": 256},
                         "gid": {"$ref": "#/$defs/id"}
                       },
                       "additionalProperties": false
