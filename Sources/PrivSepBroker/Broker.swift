@@ -86,6 +86,8 @@ public final class Broker {
     var deadlines = DeadlineQueue()
     var phase: BrokerPhase = .running
     var outcome: BrokerOutcome = .clean
+    var control = ControlState()
+    let startedAt = monotonicNanoseconds()
     public internal(set) var counters = BrokerCounters()
 
     public init(setup: BrokerSetup, logger: Logger) throws(SystemCallError) {
@@ -104,6 +106,7 @@ public final class Broker {
             let signals = try makeSignalFD()
             try loop.add(signals.rawValue, token: LoopToken(kind: .signal, index: 0), interest: .readable)
             signalFD = signals
+            if let path = config.controlSocket { try openControlSocket(path) }
         } catch {
             return .brokerError("\(error)")
         }
@@ -124,6 +127,7 @@ public final class Broker {
                 break
             }
         }
+        closeControlSocket()
         logger.info("broker stopped", metadata: [
             "outcome": "\(outcome)", "requests": "\(counters.requestsAccepted)",
             "final_replies": "\(counters.finalReplies)",
@@ -145,8 +149,10 @@ public final class Broker {
         case .helperPidfd:
             guard let helper = helper(for: token) else { return }
             processExited(helper)
-        case .control, .controlClient:
-            break
+        case .control:
+            acceptControlClients()
+        case .controlClient:
+            if let client = controlClient(for: token) { serviceControlClient(client, readiness) }
         }
     }
 

@@ -79,6 +79,8 @@ final class Helper {
     var violations = 0
     /// Why the broker killed the current process, if it did.
     var killReason: String?
+    /// The operator asked for a restart: start again at once when the process is gone.
+    var restartRequested = false
     var stallCheckScheduled = false
     /// Bytes flushed to the helper so far: progress, for the stall check.
     var flushedBytes = 0

@@ -77,6 +77,13 @@ struct InFlightTable {
         return request
     }
 
+    /// How many requests each server slot has to answer.
+    func countsByServer() -> [Int: Int] {
+        var counts: [Int: Int] = [:]
+        for request in byBrokerID.values { counts[request.server.slot, default: 0] += 1 }
+        return counts
+    }
+
     /// Removes and returns every request served by `slot`, oldest first.
     mutating func removeAll(servedBy slot: Int) -> [InFlightRequest] {
         let ids = byBrokerID.values.filter { $0.server.slot == slot }.map(\.brokerID).sorted()

@@ -133,6 +133,11 @@ extension Broker {
         if case .route(let server) = admission, server.isReady, server.isFull { return block(helper, on: server) }
         counters.requestsAccepted += 1
         helper.count(type)
+        if control.tapping > 0 {
+            var verdict = "accepted"
+            if case .refuse(let code, _, _, _) = admission { verdict = code.rawValue }
+            tap("in", helper, envelope, type: type, verdict: verdict)
+        }
         switch admission {
         case .refuse(let code, let text, let data, let violation):
             refuse(helper, id, type, code, text, data: data)
@@ -188,7 +193,7 @@ extension Broker {
             var envelope = Envelope.reply(to: id, body: reply.body)
             envelope.from = "broker"
             counters.finalReplies += 1
-            deliver(envelope, fds: reply.fds, to: helper)
+            deliver(envelope, fds: reply.fds, to: helper, type: type)
         case .failure(let error):
             helper.count(type, error: true)
             reply(to: helper, re: id, error: error)
@@ -221,6 +226,7 @@ extension Broker {
             noteViolation(helper, "invalid event \(type): \(problems.first?.message ?? "")")
             return true
         }
+        if control.tapping > 0 { tap("in", helper, envelope, type: type, verdict: "accepted") }
         if let handler = builtinEvent(type) {
             helper.count(type)
             handler(helper, envelope)
@@ -232,7 +238,7 @@ extension Broker {
         helper.count(type)
         var delivered = Envelope.event(type, body: envelope.body)
         delivered.from = helper.name
-        for receiver in receivers { deliver(delivered, fds: message.fds, to: receiver) }
+        for receiver in receivers { deliver(delivered, fds: message.fds, to: receiver, type: type) }
         counters.eventsDelivered += receivers.count
         return true
     }
@@ -249,6 +255,7 @@ extension Broker {
             ])
             return true
         }
+        if control.tapping > 0 { tap("in", server, envelope, type: request.type, verdict: "accepted") }
         let requester = helpers[request.requester.slot]
         guard requester.ref == request.requester, requester.connection != nil else {
             inFlight.remove(brokerID: re)
@@ -278,7 +285,7 @@ extension Broker {
             counters.finalReplies += 1
             if let code = outgoing.error?.code { count(error: code) }
         }
-        deliver(outgoing, fds: fds, to: requester)
+        deliver(outgoing, fds: fds, to: requester, type: request.type)
         return true
     }
 
@@ -324,8 +331,10 @@ extension Broker {
 
     /// Queues `envelope` (with `fds`, borrowed) to `helper`. A helper whose queue passes its
     /// hard cap is stuck: it is disconnected and its restart policy applies.
-    func deliver(_ envelope: Envelope, fds: [OwnedFD] = [], to helper: Helper) {
+    /// `type` names a reply's request type for the tap.
+    func deliver(_ envelope: Envelope, fds: [OwnedFD] = [], to helper: Helper, type: String? = nil) {
         guard let connection = helper.connection else { return }
+        if control.tapping > 0 { tap("out", helper, envelope, type: type ?? envelope.type) }
         do {
             if try connection.send(envelope, fds: fds.map(\.descriptor)) == .queued {
                 updateInterest(helper)

@@ -155,6 +155,12 @@ extension Broker {
             finishShutdownIfDone()
             return
         }
+        if helper.restartRequested {
+            helper.restartRequested = false
+            helper.restarts += 1
+            spawn(helper)
+            return
+        }
         let failed = failure != nil || !status.isSuccess || helper.killReason != nil
         scheduleRestartOrGiveUp(helper, failed: failed)
     }

@@ -382,6 +382,312 @@ enum BuiltinSchemas {
           }
         }
         """#),
+        ("privsep/control.json", #"""
+        {
+          "interface": "privsep.control",
+          "description": "The broker's control socket (config `control_socket`): what `privsep status`, `tap`, `restart` and `stop` send. Only the socket's owner may connect; control clients do not say hello.",
+          "$defs": {
+            "counters": {
+              "type": "object",
+              "additionalProperties": {
+                "type": "object",
+                "required": [
+                  "messages",
+                  "errors"
+                ],
+                "properties": {
+                  "messages": {
+                    "type": "integer",
+                    "minimum": 0
+                  },
+                  "errors": {
+                    "type": "integer",
+                    "minimum": 0
+                  }
+                },
+                "additionalProperties": false
+              }
+            },
+            "helper_status": {
+              "type": "object",
+              "required": [
+                "name",
+                "state",
+                "uid",
+                "restarts",
+                "in_flight",
+                "queue_bytes",
+                "violations",
+                "types"
+              ],
+              "properties": {
+                "name": {
+                  "type": "string",
+                  "maxLength": 32
+                },
+                "state": {
+                  "enum": [
+                    "starting",
+                    "ready",
+                    "backoff",
+                    "stopped",
+                    "failed"
+                  ]
+                },
+                "pid": {
+                  "description": "The launcher's pid (pid 1 of the helper's pid namespace); absent when not running.",
+                  "type": "integer",
+                  "minimum": 1
+                },
+                "uid": {
+                  "type": "integer",
+                  "minimum": 0
+                },
+                "uptime_ms": {
+                  "type": "integer",
+                  "minimum": 0
+                },
+                "restarts": {
+                  "type": "integer",
+                  "minimum": 0
+                },
+                "in_flight": {
+                  "description": "Requests it made that wait for another helper's reply.",
+                  "type": "integer",
+                  "minimum": 0
+                },
+                "serving": {
+                  "description": "Requests routed to it and not yet answered.",
+                  "type": "integer",
+                  "minimum": 0
+                },
+                "queue_bytes": {
+                  "description": "Bytes queued towards it.",
+                  "type": "integer",
+                  "minimum": 0
+                },
+                "violations": {
+                  "type": "integer",
+                  "minimum": 0
+                },
+                "types": {
+                  "description": "Messages received from it, and refusals, per type.",
+                  "$ref": "#/$defs/counters"
+                }
+              },
+              "additionalProperties": false
+            },
+            "error_counts": {
+              "description": "Final error replies by code.",
+              "type": "object",
+              "additionalProperties": {
+                "type": "integer",
+                "minimum": 0
+              }
+            }
+          },
+          "messages": {
+            "privsep.control.status": {
+              "kind": "request",
+              "description": "The broker's state and every helper's.",
+              "body": {
+                "type": "object",
+                "additionalProperties": false
+              },
+              "reply": {
+                "type": "object",
+                "required": [
+                  "broker",
+                  "helpers"
+                ],
+                "properties": {
+                  "broker": {
+                    "type": "object",
+                    "required": [
+                      "pid",
+                      "uptime_ms",
+                      "phase",
+                      "requests",
+                      "final_replies",
+                      "replies_dropped",
+                      "events_delivered",
+                      "open_fds",
+                      "rss_kib"
+                    ],
+                    "properties": {
+                      "pid": {
+                        "type": "integer",
+                        "minimum": 1
+                      },
+                      "uptime_ms": {
+                        "type": "integer",
+                        "minimum": 0
+                      },
+                      "phase": {
+                        "enum": [
+                          "running",
+                          "draining",
+                          "terminating",
+                          "killing",
+                          "finished"
+                        ]
+                      },
+                      "requests": {
+                        "type": "integer",
+                        "minimum": 0
+                      },
+                      "final_replies": {
+                        "type": "integer",
+                        "minimum": 0
+                      },
+                      "replies_dropped": {
+                        "type": "integer",
+                        "minimum": 0
+                      },
+                      "events_delivered": {
+                        "type": "integer",
+                        "minimum": 0
+                      },
+                      "errors": {
+                        "$ref": "#/$defs/error_counts"
+                      },
+                      "open_fds": {
+                        "type": "integer"
+                      },
+                      "rss_kib": {
+                        "type": "integer"
+                      }
+                    },
+                    "additionalProperties": false
+                  },
+                  "helpers": {
+                    "type": "array",
+                    "items": {
+                      "$ref": "#/$defs/helper_status"
+                    }
+                  }
+                },
+                "additionalProperties": false
+              }
+            },
+            "privsep.control.tap": {
+              "kind": "request",
+              "description": "A live stream of the messages the broker routes: one partial reply (more: true) per message, until the client disconnects. Values marked \"x-sensitive\": true in their schema are shown as \"<redacted>\".",
+              "body": {
+                "type": "object",
+                "properties": {
+                  "helper": {
+                    "description": "Only messages from or to this helper.",
+                    "type": "string",
+                    "maxLength": 32
+                  },
+                  "type": {
+                    "description": "Only messages of this type (replies match their request's type).",
+                    "type": "string",
+                    "maxLength": 128
+                  }
+                },
+                "additionalProperties": false
+              },
+              "reply": {
+                "type": "object",
+                "properties": {
+                  "direction": {
+                    "description": "in: from a helper to the broker; out: from the broker to a helper.",
+                    "enum": [
+                      "in",
+                      "out"
+                    ]
+                  },
+                  "helper": {
+                    "type": "string"
+                  },
+                  "kind": {
+                    "enum": [
+                      "request",
+                      "event",
+                      "reply"
+                    ]
+                  },
+                  "type": {
+                    "type": "string"
+                  },
+                  "id": {
+                    "type": "integer"
+                  },
+                  "re": {
+                    "type": "integer"
+                  },
+                  "from": {
+                    "type": "string"
+                  },
+                  "size": {
+                    "description": "Bytes of the frame body.",
+                    "type": "integer",
+                    "minimum": 0
+                  },
+                  "fds": {
+                    "type": "integer",
+                    "minimum": 0
+                  },
+                  "verdict": {
+                    "description": "For incoming messages: accepted, or the error code it was refused with.",
+                    "type": "string"
+                  },
+                  "body": {
+                    "type": "object"
+                  },
+                  "error": {
+                    "type": "object"
+                  },
+                  "dropped": {
+                    "description": "Records this client missed because it read too slowly.",
+                    "type": "integer",
+                    "minimum": 0
+                  }
+                },
+                "additionalProperties": false
+              }
+            },
+            "privsep.control.restart": {
+              "kind": "request",
+              "description": "Kills a helper and starts it again at once (its restart backoff is reset).",
+              "body": {
+                "type": "object",
+                "required": [
+                  "helper"
+                ],
+                "properties": {
+                  "helper": {
+                    "type": "string",
+                    "maxLength": 32
+                  }
+                },
+                "additionalProperties": false
+              },
+              "reply": {
+                "type": "object",
+                "additionalProperties": false
+              },
+              "errors": [
+                "privsep.not_found"
+              ]
+            },
+            "privsep.control.stop": {
+              "kind": "request",
+              "description": "Stops the broker as SIGTERM does.",
+              "body": {
+                "type": "object",
+                "additionalProperties": false
+              },
+              "reply": {
+                "type": "object",
+                "additionalProperties": false
+              }
+            }
+          }
+        }
+        """#),
         ("privsep/dns.json", #"""
         {
           "interface": "privsep.dns",

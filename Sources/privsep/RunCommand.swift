@@ -58,8 +58,3 @@ struct RunCommand: ParsableCommand {
         return String(exe[..<slash]) + "/privsep-sandbox"
     }
 }
-
-private func printError(_ text: String) {
-    var line = Array((text + "\n").utf8)
-    _ = write(STDERR_FILENO, &line, line.count)
-}

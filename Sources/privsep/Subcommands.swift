@@ -3,7 +3,7 @@ import ArgumentParser
 
 extension PrivSep {
     static let allSubcommands: [ParsableCommand.Type] = [
-        RunCommand.self,
+        RunCommand.self, StatusCommand.self, TapCommand.self, RestartCommand.self, StopCommand.self,
         ValidateCommand.self, SchemaCommand.self,
         SandboxCommand.self, DoctorCommand.self,
         CheckCommand.self, GraphCommand.self, GenCommand.self,

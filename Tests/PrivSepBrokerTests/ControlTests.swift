@@ -1,0 +1,140 @@
+// The control socket, driven through the real CLI (`privsep status`, `tap`, `restart`, `stop`)
+// against a running broker.
+
+import Foundation
+import PrivSepJSON
+import PrivSepWire
+import Testing
+
+/// Runs `privsep ARGS` to completion; returns its exit status and stdout.
+func privsepCLI(_ arguments: [String], asUser uid: UInt32? = nil) throws -> (status: Int32, output: String) {
+    let process = Process()
+    if let uid {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        process.arguments = ["--reuid", "\(uid)", "--regid", "\(uid)", "--clear-groups", TestPrograms.privsep] + arguments
+    } else {
+        process.executableURL = URL(fileURLWithPath: TestPrograms.privsep)
+        process.arguments = arguments
+    }
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+}
+
+@Suite(.serialized, .enabled(if: isRoot, "the broker's sandbox needs root"))
+struct ControlTests {
+    @Test func statusTapRestartAndStop() throws {
+        let directory = try makeTemporaryDirectory()
+        let socket = directory + "/control.sock"
+        let run = try twoHelperRun(
+            client: ["may_send": ["test.broker.login", "privsep.ping"]], server: ["serves": ["test.broker.login"]],
+            extra: ["control_socket": .string(socket)])
+        try run.start()
+        let helpers = try run.acceptAll(["client", "server"])
+        let client = try #require(helpers["client"]), server = try #require(helpers["server"])
+        try client.hello()
+        try server.hello()
+        _ = try run.waitForLog { $0["message"] == "control socket ready" }
+
+        // The socket is the owner's alone.
+        var info = stat()
+        #expect(stat(socket, &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o600)
+
+        let status = try privsepCLI(["status", "--json", "--socket", socket])
+        #expect(status.status == 0)
+        let body = try JSONParser.parse(status.output.trimmingCharacters(in: .whitespacesAndNewlines))
+        let names = body["helpers"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
+        #expect(names == ["client", "server"])
+        #expect(body["helpers"]?.arrayValue?.allSatisfy { $0["state"] == "ready" } == true)
+        #expect(body["broker"]?["phase"] == "running")
+
+        // tap: a live stream; the password is redacted, the user is not.
+        let tap = Process()
+        tap.executableURL = URL(fileURLWithPath: TestPrograms.privsep)
+        tap.arguments = ["tap", "--json", "--socket", socket, "--type", "test.broker.login"]
+        let tapOutput = Pipe(), tapErrors = Pipe()
+        tap.standardOutput = tapOutput
+        tap.standardError = tapErrors
+        try tap.run()
+        defer { if tap.isRunning { tap.terminate() } }
+        let lines = LineReaderForTest(tapOutput.fileHandleForReading)
+        // The broker acknowledges the tap before it shows anything: from then on nothing is missed.
+        #expect(try LineReaderForTest(tapErrors.fileHandleForReading).next(timeout: 10) == "privsep tap: started")
+        try client.send(Envelope.request("test.broker.login", id: 900, body: ["user": "alice", "password": "hunter2"]))
+        let forwarded = try server.nextMessage()
+        #expect(forwarded.envelope.body["password"] == "hunter2")
+        try server.send(Envelope.reply(to: try #require(forwarded.envelope.id)))
+        #expect(try client.nextMessage().envelope.re == 900)
+        let record = try JSONParser.parse(try lines.next(timeout: 10))
+        #expect(record["direction"] == "in")
+        #expect(record["helper"] == "client")
+        #expect(record["verdict"] == "accepted")
+        #expect(record["body"]?["user"] == "alice")
+        #expect(record["body"]?["password"] == "<redacted>")
+        tap.terminate()
+
+        // A non-owner is refused even when the file mode would let it in.
+        chmod(socket, 0o666)
+        chmod(directory, 0o755)
+        let stranger = try privsepCLI(["status", "--socket", socket], asUser: 65534)
+        #expect(stranger.status != 0)
+        _ = try run.waitForLog { $0["message"] == "control: refused a client that is not the socket's owner" }
+
+        // restart: the client's process is replaced at once.
+        #expect(try privsepCLI(["restart", "client", "--socket", socket]).status == 0)
+        #expect(try client.waitForClose())
+        let again = try run.accept()
+        #expect(again.name == "client")
+        try again.hello()
+        #expect(try privsepCLI(["restart", "nobody", "--socket", socket]).status != 0)
+
+        // stop: as SIGTERM.
+        #expect(try privsepCLI(["stop", "--socket", socket]).status == 0)
+        for helper in [again, server] {
+            #expect(try helper.nextMessage().envelope.type == "privsep.shutdown")
+            helper.exitProcess(status: 0)
+        }
+        #expect(try run.waitForExit() == 0)
+        #expect(access(socket, F_OK) != 0, "the broker removes its control socket")
+    }
+}
+
+/// Reads lines from a pipe on a background thread, with a bounded wait for each.
+final class LineReaderForTest: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var lines: [String] = []
+
+    init(_ handle: FileHandle) {
+        Thread { [self] in
+            var partial = Data()
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { return }
+                partial.append(chunk)
+                while let newline = partial.firstIndex(of: UInt8(ascii: "\n")) {
+                    let line = String(decoding: partial[partial.startIndex..<newline], as: UTF8.self)
+                    partial.removeSubrange(partial.startIndex...newline)
+                    condition.lock()
+                    lines.append(line)
+                    condition.broadcast()
+                    condition.unlock()
+                }
+            }
+        }.start()
+    }
+
+    func next(timeout: Double) throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while lines.isEmpty {
+            guard condition.wait(until: deadline) else { throw HarnessError("no tap line within \(timeout) s") }
+        }
+        return lines.removeFirst()
+    }
+}
