@@ -10,6 +10,12 @@ struct ControlSocketOptions: ParsableArguments {
     var socket: String = "/run/privsep/control.sock"
 }
 
+/// A control-socket failure (exit status 1, not a usage error).
+struct ControlError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
 /// One conversation with the broker's control socket.
 struct ControlSession {
     let connection: Connection
@@ -17,19 +23,19 @@ struct ControlSession {
 
     init(path: String) throws {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw ValidationError("socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw ControlError("socket: \(String(cString: strerror(errno)))") }
         let owned = OwnedFD(adopting: fd)
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw ValidationError("\(path): path too long") }
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw ControlError("\(path): path too long") }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             for (index, byte) in bytes.enumerated() { raw[index] = byte }
         }
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
-        guard connected == 0 else { throw ValidationError("\(path): \(String(cString: strerror(errno)))") }
+        guard connected == 0 else { throw ControlError("\(path): \(String(cString: strerror(errno)))") }
         connection = Connection(socket: owned, peer: .broker, limits: WireLimits(maxFrame: 16 << 20))
     }
 
@@ -45,10 +51,10 @@ struct ControlSession {
     func reply(to id: Int64) throws -> Envelope {
         while true {
             guard let incoming = try connection.receive() else {
-                throw ValidationError("the broker closed the control connection (not the socket's owner?)")
+                throw ControlError("the broker closed the control connection (not the socket's owner?)")
             }
             guard case .message(let message) = incoming, message.envelope.re == id else { continue }
-            if let error = message.envelope.error { throw ValidationError("\(error.code): \(error.message)") }
+            if let error = message.envelope.error { throw ControlError("\(error.code): \(error.message)") }
             return message.envelope
         }
     }

@@ -24,7 +24,7 @@ struct TapCommand: ParsableCommand {
         if let helper { filter["helper"] = .string(helper) }
         if let type { filter["type"] = .string(type) }
         let id = try session.send("privsep.control.tap", filter)
-        guard try session.reply(to: id).body.isEmpty else { throw ValidationError("unexpected first tap record") }
+        guard try session.reply(to: id).body.isEmpty else { throw ControlError("unexpected first tap record") }
         printError("privsep tap: started")
         while true {
             let record = try session.reply(to: id).body
