@@ -35,4 +35,13 @@ else
     echo "bench-schema: python3 with jsonschema not found; printing our figures only"
 fi
 # shellcheck disable=SC2086
-exec "$binary" $python_figures
+out=$("$binary" $python_figures)
+printf '%s\n' "$out"
+# With BENCH_OUT set (Tests/Benchmarks/run.sh): valid and invalid as JSON lines (medians only).
+[ -z "${BENCH_OUT:-}" ] || printf '%s\n' "$out" | awk -v p="${BENCH_PLACEMENT:-n/a}" '
+    /^bench-schema:/ { reps = $6 }
+    $1 == "ours" && ($2 == "valid" || $2 == "invalid") && $4 == "ns/validation" { ours[$2] = $3 }
+    $1 == "python" && ($4 == "valid" || $4 == "invalid") { py[$4] = $5 }
+    END { for (k = 1; k <= 2; k++) { kind = k == 1 ? "valid" : "invalid"
+        if (py[kind] == "") printf "{\"figure\":\"schema validation (%s) vs python jsonschema\",\"placement\":\"%s\",\"ours\":%s,\"baseline\":null,\"unit\":\"ns\",\"ratio\":null,\"goal\":\"<= 0.01x (100x faster)\",\"met\":null,\"min\":null,\"max\":null,\"reps\":%d,\"note\":\"python jsonschema not installed\"}\n", kind, p, ours[kind], reps
+        else printf "{\"figure\":\"schema validation (%s) vs python jsonschema\",\"placement\":\"%s\",\"ours\":%s,\"baseline\":%s,\"unit\":\"ns\",\"ratio\":%.5f,\"goal\":\"<= 0.01x (100x faster)\",\"met\":%s,\"min\":null,\"max\":null,\"reps\":%d}\n", kind, p, ours[kind], py[kind], ours[kind] / py[kind], (py[kind] / ours[kind] >= 100) ? "true" : "false", reps } }' >>"$BENCH_OUT"

@@ -49,3 +49,8 @@ echo "spawn to first frame, $COUNT helpers per command, interleaved, one at a ti
 awk '{ printf "  %-10s %8.1f ms total  %6.3f ms/helper\n", $1, $2, $3 }' "$work/result"
 awk '$1 == "privsep" { o = $3 } $1 == "privsep+p" { p = $3 } $1 == "bwrap" { b = $3 } $1 == "bwrap+sc" { s = $3 }
      END { printf "  ratio privsep/bwrap: %.2f   privsep+p/bwrap: %.2f   privsep+p/bwrap+sc: %.2f (goal <= 1.00)\n", o / b, p / b, p / s }' "$work/result"
+# With BENCH_OUT set (Tests/Benchmarks/run.sh): ms per helper, privsep against bwrap, as JSON lines.
+[ -z "${BENCH_OUT:-}" ] || awk -v p="${BENCH_PLACEMENT:-n/a}" -v n="$COUNT" '{ ms[$1] = $3 }
+    function row(fig, a, b) { printf "{\"figure\":\"%s\",\"placement\":\"%s\",\"ours\":%s,\"baseline\":%s,\"unit\":\"ms\",\"ratio\":%.3f,\"goal\":\"<= 1.0x\",\"met\":%s,\"min\":null,\"max\":null,\"reps\":%d}\n", fig, p, ms[a], ms[b], ms[a] / ms[b], (ms[a] <= ms[b]) ? "true" : "false", n }
+    END { row("spawn to handshake, per helper of " n ": privsep vs bwrap", "privsep", "bwrap")
+          row("spawn to handshake, per helper of " n ": privsep+precompiled seccomp vs bwrap+seccomp", "privsep+p", "bwrap+sc") }' "$work/result" >>"$BENCH_OUT"

@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""Broker benchmarks: raw socketpair baselines beside the real release broker, same run.
+
+Usage: bench.py WORKDIR PRIVSEP BROKERBENCH PLACEMENT
+
+WORKDIR holds the built brokerbench binary (bound read-only into every helper). PLACEMENT is
+"same-cpu" (the caller runs us under `taskset -c 0`; the broker and its helpers inherit it) or
+"free". Prints a table; when BENCH_OUT names a file, appends one JSON object per figure
+(the convention in Tests/Benchmarks/run.sh). Stdlib only.
+"""
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+WORK, PRIVSEP, BINARY, PLACEMENT = sys.argv[1:5]
+REPS = int(os.environ.get("BENCH_REPS", "5"))
+RTT_N = int(os.environ.get("BENCH_RTT_N", "4000"))
+EVENTS_N = int(os.environ.get("BENCH_EVENTS_N", "40000"))
+SCALE = [int(k) for k in os.environ.get("BENCH_SCALE", "1,10,100,500").split(",") if k]
+LOAD_N = int(os.environ.get("BENCH_LOAD_N", "2000"))
+BENCH_OUT = os.environ.get("BENCH_OUT")
+HELPER_BIN = "/opt/bench/brokerbench"
+TIMEOUT = 180.0
+records = []
+
+
+def raw(mode, n):
+    """Runs a raw baseline; returns the per-rep values."""
+    out = subprocess.run([BINARY, mode, str(n), str(REPS)], check=True, capture_output=True, text=True).stdout
+    return [float(line.split()[3]) for line in out.splitlines() if line.startswith("BENCH ")]
+
+
+def helper(argv, serves=(), may_send=(), receives=()):
+    return {
+        "command": [HELPER_BIN] + [str(a) for a in argv],
+        "sandbox": {"ro_bind": [WORK + ":/opt/bench"]},
+        "serves": list(serves),
+        "may_send": list(may_send),
+        "receives": list(receives),
+        "restart": {"policy": "never"},
+        # A 100-helper run starts every helper at once; the default hello bound is for one.
+        "limits": {"hello_timeout_ms": 120000},
+    }
+
+
+class Broker:
+    """One `privsep run` with a generated config; its JSON log read line by line."""
+
+    def __init__(self, name, helpers):
+        self.config = os.path.join(WORK, name + ".json")
+        with open(self.config, "w") as f:
+            json.dump({"schema_dirs": [os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema")],
+                       "shutdown_grace_ms": 2000, "log": {"level": "info", "format": "json"},
+                       "helpers": helpers}, f)
+        self.proc = subprocess.Popen([PRIVSEP, "run", self.config, "--log-format", "json"],
+                                     stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, bufsize=1)
+        self.results = {}   # figure -> [values]
+        self.done = set()   # helper names that printed "BENCH ... done"
+        self.log_tail = []
+
+    def wait_done(self, count):
+        """Reads the log until `count` helpers said done; fails on a broker exit or timeout."""
+        deadline = time.monotonic() + TIMEOUT
+        while len(self.done) < count:
+            if time.monotonic() > deadline:
+                self.fail("timed out")
+            line = self.proc.stderr.readline()
+            if not line:
+                self.fail("broker exited")
+            self.log_tail = (self.log_tail + [line.rstrip()])[-20:]
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            message = entry.get("message", "")
+            if not message.startswith("BENCH "):
+                continue
+            words = message.split()
+            if words[2] == "done":
+                self.done.add(entry.get("helper"))
+            elif len(words) == 4:
+                self.results.setdefault(words[1], []).append(float(words[3]))
+
+    def status(self, key):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024.0   # kB -> MiB
+        return float("nan")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.stderr.read()
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def fail(self, why):
+        self.proc.kill()
+        self.proc.wait()
+        sys.stderr.write("broker bench: %s (%s); last log lines:\n%s\n" % (why, self.config, "\n".join(self.log_tail)))
+        sys.exit(1)
+
+
+def run(name, helpers, count):
+    broker = Broker(name, helpers)
+    broker.wait_done(count)
+    broker.stop()
+    return broker.results
+
+
+def record(figure, unit, ours, baseline, goal):
+    """ours, baseline: lists of per-rep values (baseline may be None); goal: "<= 1.3x", ">= 300000"."""
+    med = statistics.median(ours)
+    rec = {"figure": figure, "placement": PLACEMENT, "ours": round(med, 2), "unit": unit,
+           "min": round(min(ours), 2), "max": round(max(ours), 2), "reps": len(ours)}
+    if baseline:
+        base = statistics.median(baseline)
+        rec["baseline"] = round(base, 2)
+        rec["ratio"] = round(med / base, 3)
+    rec["goal"] = goal
+    if goal:
+        limit_ratio = goal.endswith("x")
+        limit = float(goal.split()[1].rstrip("x").replace(",", ""))
+        value = rec.get("ratio") if limit_ratio else med
+        rec["met"] = value is not None and (value <= limit if goal.startswith("<=") else value >= limit)
+    records.append(rec)
+
+
+def main():
+    base_rtt = raw("raw-rtt", RTT_N)
+    base_fd = raw("raw-fd", RTT_N)
+    base_oneway = raw("raw-oneway", EVENTS_N)
+    record("raw socketpair ping-pong, 120-byte frames", "ns", base_rtt, None, "")
+    record("raw ping-pong with one SCM_RIGHTS fd each way", "ns", base_fd, None, "")
+    record("raw one-way per-frame writes", "msg/s", base_oneway, None, "")
+
+    res = run("ping-lib", {"ping": helper(["ping", RTT_N, REPS, "lib"], may_send=["privsep.ping"])}, 1)
+    record("privsep.ping round trip (C client) vs raw", "ns", res["ping-lib"], base_rtt, "<= 1.3x")
+    res = run("ping-raw", {"ping": helper(["ping", RTT_N, REPS, "raw"], may_send=["privsep.ping"])}, 1)
+    record("privsep.ping round trip (raw frames, broker only) vs raw", "ns", res["ping-raw"], base_rtt, "")
+
+    res = run("routed-lib", {
+        "client": helper(["routed", RTT_N, REPS, "lib"], may_send=["bench.broker.echo"]),
+        "server": helper(["server", "lib"], serves=["bench.broker.echo"])}, 1)
+    record("routed request helper->broker->helper (C client) vs raw", "ns", res["routed-lib"], base_rtt, "<= 2.3x")
+    res = run("routed-raw", {
+        "client": helper(["routed", RTT_N, REPS, "raw"], may_send=["bench.broker.echo"]),
+        "server": helper(["server", "raw"], serves=["bench.broker.echo"])}, 1)
+    record("routed request (raw frames, broker only) vs raw", "ns", res["routed-raw"], base_rtt, "<= 2.3x")
+
+    res = run("events", {
+        "client": helper(["events", EVENTS_N, REPS], may_send=["bench.broker.tick", "bench.broker.echo"]),
+        "server": helper(["server", "raw"], serves=["bench.broker.echo"], receives=["bench.broker.tick"])}, 1)
+    record("routed one-way events, validated, pipelined", "msg/s", res["events"], None, ">= 300000")
+    record("routed one-way events vs raw one-way", "msg/s", res["events"], base_oneway, ">= 0.3x")
+
+    # The file services are not in the broker yet: the baseline is measured, the figure is not.
+    records.append({"figure": "file.open round trip with fd vs raw SCM_RIGHTS ping-pong",
+                    "placement": PLACEMENT, "ours": None, "baseline": round(statistics.median(base_fd), 2),
+                    "unit": "ns", "ratio": None, "goal": "<= 1.5x", "met": None, "note": "n/a (not implemented)"})
+
+    # Scale: k helpers connected (k-1 idle), one pinging through the C client; RSS once all are up.
+    for k in SCALE:
+        helpers = {"idle%d" % i: helper(["idle"]) for i in range(k - 1)}
+        helpers["ping"] = helper(["ping", RTT_N, REPS, "lib"], may_send=["privsep.ping"])
+        broker = Broker("scale-%d" % k, helpers)
+        t0 = time.monotonic()
+        broker.wait_done(k)
+        rss = broker.status("VmRSS")
+        broker.stop()
+        record("scale %d helpers: privsep.ping round trip (C client)" % k, "ns", broker.results["ping-lib"],
+               base_rtt, "")
+        records.append({"figure": "scale %d helpers: broker RSS" % k, "placement": PLACEMENT,
+                        "ours": round(rss, 2), "unit": "MiB", "min": round(rss, 2), "max": round(rss, 2),
+                        "reps": 1, "goal": "<= 20" if k == 100 else "",
+                        "met": (rss <= 20) if k == 100 else None,
+                        "note": "all up in %.1f s" % (time.monotonic() - t0)})
+        if k == 100:
+            records[-1]["figure"] = "broker RSS, 100 idle helpers"
+
+    # Load: 100 helpers pinging at once; peak RSS of the broker.
+    helpers = {"load%d" % i: helper(["load", LOAD_N], may_send=["privsep.ping"]) for i in range(100)}
+    broker = Broker("load", helpers)
+    broker.wait_done(100)
+    hwm = broker.status("VmHWM")
+    broker.stop()
+    rates = broker.results.get("load", [])
+    records.append({"figure": "broker peak RSS, 100 helpers under load", "placement": PLACEMENT,
+                    "ours": round(hwm, 2), "unit": "MiB", "min": round(hwm, 2), "max": round(hwm, 2), "reps": 1,
+                    "goal": "<= 40", "met": hwm <= 40,
+                    "note": "100 x %d pings, median %.1f us per round trip per helper" % (
+                        LOAD_N, statistics.median(rates) / 1000 if rates else float("nan"))})
+
+    print("broker benchmarks, placement %s, %d reps (median [min..max])" % (PLACEMENT, REPS))
+    for r in records:
+        ours = "n/a" if r.get("ours") is None else "%.1f [%.1f..%.1f] %s" % (r["ours"], r.get("min", r["ours"]), r.get("max", r["ours"]), r["unit"])
+        extra = ""
+        if r.get("ratio") is not None:
+            extra = " ratio %.2fx vs %.1f" % (r["ratio"], r["baseline"])
+        if r.get("goal"):
+            extra += " goal %s %s" % (r["goal"], {True: "met", False: "NOT met", None: ""}[r.get("met")])
+        if r.get("note"):
+            extra += " (%s)" % r["note"]
+        print("  %-62s %s%s" % (r["figure"], ours, extra))
+    if BENCH_OUT:
+        with open(BENCH_OUT, "a") as f:
+            for r in records:
+                f.write(json.dumps(r) + "\n")
+
+
+if __name__ == "__main__":
+    main()

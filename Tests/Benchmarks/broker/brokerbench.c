@@ -1,0 +1,642 @@
+/*
+ * Broker benchmarks (not tests): the raw socketpair baselines and the helpers that
+ * run under the real broker, in one program so both sides use the same framing code.
+ *
+ *   brokerbench raw-rtt N REPS           ping-pong over a socketpair with a forked peer
+ *   brokerbench raw-fd N REPS            the same, one SCM_RIGHTS descriptor each way
+ *   brokerbench raw-oneway N REPS        per-frame writes from a forked writer, msg/s
+ * Under the broker (PRIVSEP_FD set), the result lines go to stdout, which the broker logs:
+ *   brokerbench ping N REPS lib|raw      privsep.ping round trips (libprivsep or raw frames)
+ *   brokerbench routed N REPS lib|raw    bench.broker.echo round trips, served by another helper
+ *   brokerbench events N REPS            bench.broker.tick events, pipelined, then one bench.broker.echo
+ *   brokerbench server lib|raw           serves bench.broker.echo, swallows bench.broker.tick
+ *   brokerbench idle                     hello, then waits for privsep.shutdown
+ *   brokerbench load N                   hello, N pings, then waits for privsep.shutdown
+ * Result lines: "BENCH <figure> <rep> <value>" (ns per round trip, or msg/s), and
+ * "BENCH <figure> done". Every frame in a round trip is 120 bytes with its prefix
+ * (the reply of the raw peer has the broker's shape: re, body, from).
+ */
+#define _GNU_SOURCE	/* memmem */
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "privsep.h"
+
+#define FRAME_BYTES	120	/* length prefix + JSON */
+#define RBUF_BYTES	(64 * 1024)
+
+static const char filler[] =
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+
+static double
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static void
+die(const char *what)
+{
+	fprintf(stderr, "brokerbench: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+/* --- Framing shared by the baselines and the raw helpers ----------------- */
+
+/* A buffered frame reader: whole frames out of large reads. */
+struct reader {
+	int	fd;
+	size_t	start, end;
+	char	buf[RBUF_BYTES];
+};
+
+/* The next frame's body (not NUL-terminated: use find()) and its length; -1 at EOF. */
+static int
+next_frame(struct reader *r, char **body, size_t *len)
+{
+	size_t n;
+	ssize_t got;
+	unsigned char *p;
+
+	for (;;) {
+		if (r->end - r->start >= 4) {
+			p = (unsigned char *)r->buf + r->start;
+			n = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+			if (n + 5 > sizeof(r->buf)) {
+				fprintf(stderr, "brokerbench: frame of %zu bytes\n", n);
+				exit(1);
+			}
+			if (r->end - r->start >= 4 + n) {
+				*body = r->buf + r->start + 4;
+				*len = n;
+				r->start += 4 + n;
+				return 0;
+			}
+		}
+		if (r->start > 0) {
+			memmove(r->buf, r->buf + r->start, r->end - r->start);
+			r->end -= r->start;
+			r->start = 0;
+		}
+		got = read(r->fd, r->buf + r->end, sizeof(r->buf) - r->end);
+		if (got == -1 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return -1;
+		r->end += (size_t)got;
+	}
+}
+
+/* needle within body[0..len), or NULL. */
+static const char *
+find(const char *body, size_t len, const char *needle)
+{
+	return memmem(body, len, needle, strlen(needle));
+}
+
+/* Writes one frame with one write (or sendmsg with fd when fd >= 0). */
+static void
+write_frame(int sock, const char *json, size_t n, int fd)
+{
+	char buf[512], cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov;
+	struct msghdr msg;
+	struct cmsghdr *cm;
+	ssize_t w;
+
+	buf[0] = (char)(n >> 24);
+	buf[1] = (char)(n >> 16);
+	buf[2] = (char)(n >> 8);
+	buf[3] = (char)n;
+	memcpy(buf + 4, json, n);
+	iov.iov_base = buf;
+	iov.iov_len = n + 4;
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	if (fd >= 0) {
+		memset(cbuf, 0, sizeof(cbuf));
+		msg.msg_control = cbuf;
+		msg.msg_controllen = sizeof(cbuf);
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	do
+		w = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	while (w == -1 && errno == EINTR);
+	if (w != (ssize_t)(n + 4))
+		die("sendmsg");
+}
+
+/* Receives one whole small frame and the descriptor sent with it (closed at once). */
+static int
+recv_frame_fd(int sock, char *buf, size_t cap)
+{
+	char cbuf[CMSG_SPACE(8 * sizeof(int))];
+	struct iovec iov;
+	struct msghdr msg;
+	struct cmsghdr *cm;
+	size_t got = 0, need = 4;
+	ssize_t n;
+	int fd, fds = 0;
+
+	while (got < need) {
+		iov.iov_base = buf + got;
+		iov.iov_len = need - got;
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+		msg.msg_control = cbuf;
+		msg.msg_controllen = sizeof(cbuf);
+		if ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) <= 0)
+			return -1;
+		for (cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm))
+			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+				memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+				close(fd);
+				fds++;
+			}
+		got += (size_t)n;
+		if (got == 4 && need == 4) {
+			need = 4 + ((size_t)(unsigned char)buf[0] << 24 | (size_t)(unsigned char)buf[1] << 16 |
+			    (size_t)(unsigned char)buf[2] << 8 | (unsigned char)buf[3]);
+			if (need > cap)
+				return -1;
+		}
+	}
+	return fds;
+}
+
+/* The JSON of a 120-byte ping-shaped request of the given type and id (116 bytes). */
+static size_t
+request_json(char *out, size_t cap, const char *type, long id)
+{
+	int base, pad;
+
+	base = snprintf(out, cap, "{\"type\":\"%s\",\"id\":%ld,\"body\":{\"seq\":%ld,\"payload\":\"\"}}",
+	    type, id, id);
+	pad = FRAME_BYTES - 4 - base;
+	if (pad < 0)
+		pad = 0;
+	return (size_t)snprintf(out, cap, "{\"type\":\"%s\",\"id\":%ld,\"body\":{\"seq\":%ld,\"payload\":\"%.*s\"}}",
+	    type, id, id, pad, filler);
+}
+
+/* An event of the same shape and size (no id; the padding makes up for it). */
+static size_t
+event_json(char *out, size_t cap, const char *type, long seq)
+{
+	int base, pad;
+
+	base = snprintf(out, cap, "{\"type\":\"%s\",\"body\":{\"seq\":%ld,\"payload\":\"\"}}", type, seq);
+	pad = FRAME_BYTES - 4 - base;
+	if (pad < 0)
+		pad = 0;
+	return (size_t)snprintf(out, cap, "{\"type\":\"%s\",\"body\":{\"seq\":%ld,\"payload\":\"%.*s\"}}",
+	    type, seq, pad, filler);
+}
+
+/* The id of a request frame body ("id":N), 0 when it has none. */
+static long
+frame_id(const char *body, size_t len)
+{
+	const char *p = find(body, len, "\"id\":");
+
+	return p == NULL ? 0 : strtol(p + 5, NULL, 10);
+}
+
+/* --- Raw baselines ------------------------------------------------------ */
+
+/* The raw peer: answers each request with a reply of the broker's shape. */
+static void
+echo_peer(int sock, int with_fd)
+{
+	static struct reader r;
+	char reply[256], buf[512], *body;
+	size_t len;
+	long id;
+	int n, devnull = -1;
+
+	if (with_fd && (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
+		die("open /dev/null");
+	r.fd = sock;
+	for (;;) {
+		if (with_fd) {
+			if (recv_frame_fd(sock, buf, sizeof(buf) - 1) != 1)
+				_exit(0);
+			body = buf + 4;
+			len = (size_t)(unsigned char)buf[0] << 24 | (size_t)(unsigned char)buf[1] << 16 |
+			    (size_t)(unsigned char)buf[2] << 8 | (unsigned char)buf[3];
+		} else if (next_frame(&r, &body, &len) == -1)
+			_exit(0);
+		id = frame_id(body, len);
+		n = snprintf(reply, sizeof(reply), "{\"re\":%ld,\"body\":{\"seq\":%ld,\"payload\":\"%.*s\"},\"from\":\"broker\"}",
+		    id, id, 58, filler);
+		write_frame(sock, reply, (size_t)n, devnull);
+	}
+}
+
+static pid_t
+fork_peer(int sv[2], void (*peer)(int, int), int arg)
+{
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
+		die("socketpair");
+	if ((pid = fork()) == -1)
+		die("fork");
+	if (pid == 0) {
+		close(sv[0]);
+		peer(sv[1], arg);
+		_exit(0);
+	}
+	close(sv[1]);
+	return pid;
+}
+
+static int
+raw_rtt(long n, int reps, int with_fd)
+{
+	static struct reader r;
+	char req[256], buf[512], *body;
+	const char *fig = with_fd ? "raw-fd" : "raw-rtt";
+	size_t len;
+	double t0;
+	long i, id = 1;
+	int sv[2], rep, devnull = -1;
+	pid_t pid = fork_peer(sv, echo_peer, with_fd);
+
+	if (with_fd && (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
+		die("open /dev/null");
+	r.fd = sv[0];
+	for (rep = 0; rep <= reps; rep++) {	/* rep 0 warms up */
+		t0 = now_ns();
+		for (i = 0; i < n; i++, id++) {
+			len = request_json(req, sizeof(req), "privsep.ping", id);
+			write_frame(sv[0], req, len, devnull);
+			if (with_fd) {
+				if (recv_frame_fd(sv[0], buf, sizeof(buf)) != 1)
+					die("recv fd");
+			} else if (next_frame(&r, &body, &len) == -1)
+				die("read");
+		}
+		if (rep > 0)
+			printf("BENCH %s %d %.1f\n", fig, rep, (now_ns() - t0) / (double)n);
+	}
+	close(sv[0]);
+	waitpid(pid, NULL, 0);
+	return 0;
+}
+
+/* The raw writer: on each "go" byte, N frames with one write each. */
+static long oneway_n;
+
+static void
+oneway_writer(int sock, int unused)
+{
+	char ev[256], go;
+	size_t len;
+	long i, seq = 0;
+
+	(void)unused;
+	for (;;) {
+		if (read(sock, &go, 1) != 1)
+			_exit(0);
+		for (i = 0; i < oneway_n; i++) {
+			len = event_json(ev, sizeof(ev), "bench.broker.tick", seq++);
+			write_frame(sock, ev, len, -1);
+		}
+	}
+}
+
+static int
+raw_oneway(long n, int reps)
+{
+	static struct reader r;
+	char *body;
+	size_t len;
+	double t0;
+	long i;
+	int sv[2], rep;
+	pid_t pid;
+
+	oneway_n = n;
+	pid = fork_peer(sv, oneway_writer, 0);
+	r.fd = sv[0];
+	for (rep = 0; rep <= reps; rep++) {
+		t0 = now_ns();
+		if (write(sv[0], "g", 1) != 1)
+			die("write");
+		for (i = 0; i < n; i++)
+			if (next_frame(&r, &body, &len) == -1)
+				die("read");
+		if (rep > 0)
+			printf("BENCH raw-oneway %d %.0f\n", rep, (double)n * 1e9 / (now_ns() - t0));
+	}
+	close(sv[0]);
+	waitpid(pid, NULL, 0);
+	return 0;
+}
+
+/* --- Helpers under the broker ------------------------------------------- */
+
+static struct privsep *
+lib_connect(void)
+{
+	struct privsep_error err;
+	struct privsep *ps;
+
+	if (privsep_open_env(&ps, &err) == -1 || privsep_hello(ps, "brokerbench/1", NULL, &err) == -1) {
+		fprintf(stderr, "brokerbench: hello: %s: %s\n", err.code, err.message);
+		exit(1);
+	}
+	return ps;
+}
+
+/* The raw helpers say hello themselves, so nothing that follows is buffered elsewhere. */
+static int
+raw_connect(struct reader *r)
+{
+	static const char hello[] = "{\"type\":\"privsep.hello\",\"id\":1,\"body\":{\"protocol\":1,\"client\":\"brokerbench/1\"}}";
+	char *body;
+	size_t len;
+	const char *env = getenv("PRIVSEP_FD");
+	int fd = env != NULL ? atoi(env) : 3;
+
+	r->fd = fd;
+	r->start = r->end = 0;
+	write_frame(fd, hello, sizeof(hello) - 1, -1);
+	if (next_frame(r, &body, &len) == -1 || find(body, len, "\"error\"") != NULL) {
+		fprintf(stderr, "brokerbench: hello refused\n");
+		exit(1);
+	}
+	return fd;
+}
+
+/* After the figures: stay connected until the broker says privsep.shutdown (or closes). */
+static void
+raw_wait_shutdown(struct reader *r)
+{
+	char *body;
+	size_t len;
+
+	while (next_frame(r, &body, &len) == 0)
+		if (find(body, len, "\"privsep.shutdown\"") != NULL)
+			break;
+	exit(0);
+}
+
+static void
+lib_wait_shutdown(struct privsep *ps)
+{
+	struct privsep_error err;
+	struct privsep_msg *m;
+	const char *type;
+	int stop;
+
+	for (;;) {
+		if (privsep_recv(ps, &m, 24 * 3600 * 1000, &err) == -1)
+			break;
+		type = privsep_msg_type(m);
+		stop = type != NULL && strcmp(type, "privsep.shutdown") == 0;
+		privsep_msg_free(m);
+		if (stop)
+			break;
+	}
+	privsep_close(ps);
+	exit(0);
+}
+
+static void
+lib_rounds(struct privsep *ps, const char *fig, const char *type, long n, int reps)
+{
+	struct privsep_error err;
+	struct privsep_msg *m;
+	json_t *body;
+	char req[256];
+	double t0;
+	long i, seq = 1;
+	int rep, pad;
+
+	/* The payload that makes the library's frame 120 bytes, as the raw one. */
+	request_json(req, sizeof(req), type, 1000000);
+	pad = (int)strlen(strstr(req, "\"payload\":\"") + 11) - 3;
+	for (rep = 0; rep <= reps; rep++) {
+		t0 = now_ns();
+		for (i = 0; i < n; i++, seq++) {
+			body = json_pack("{s:I,s:s#}", "seq", (json_int_t)seq, "payload", filler, (size_t)pad);
+			if (privsep_request(ps, type, body, NULL, 0, &m, -1, &err) == -1) {
+				fprintf(stderr, "brokerbench: %s: %s: %s\n", type, err.code, err.message);
+				exit(1);
+			}
+			json_decref(body);
+			if (privsep_msg_error_code(m) != NULL) {
+				fprintf(stderr, "brokerbench: %s: error reply %s\n", type, privsep_msg_error_code(m));
+				exit(1);
+			}
+			privsep_msg_free(m);
+		}
+		if (rep > 0)
+			printf("BENCH %s %d %.1f\n", fig, rep, (now_ns() - t0) / (double)n);
+		fflush(stdout);
+	}
+}
+
+static void
+raw_rounds(struct reader *r, const char *fig, const char *type, long n, int reps)
+{
+	char req[256], *body;
+	size_t len;
+	double t0;
+	long i, id = 1000000;
+	int rep;
+
+	for (rep = 0; rep <= reps; rep++) {
+		t0 = now_ns();
+		for (i = 0; i < n; i++, id++) {
+			len = request_json(req, sizeof(req), type, id);
+			write_frame(r->fd, req, len, -1);
+			if (next_frame(r, &body, &len) == -1)
+				die("read");
+			if (find(body, len, "\"error\"") != NULL) {
+				fprintf(stderr, "brokerbench: %s: %.*s\n", type, (int)len, body);
+				exit(1);
+			}
+		}
+		if (rep > 0)
+			printf("BENCH %s %d %.1f\n", fig, rep, (now_ns() - t0) / (double)n);
+		fflush(stdout);
+	}
+}
+
+static int
+helper_rounds(const char *fig, const char *type, long n, int reps, int raw)
+{
+	static struct reader r;
+	struct privsep *ps;
+	char name[64];
+
+	snprintf(name, sizeof(name), "%s-%s", fig, raw ? "raw" : "lib");
+	if (raw) {
+		raw_connect(&r);
+		raw_rounds(&r, name, type, n, reps);
+		printf("BENCH %s done\n", name);
+		fflush(stdout);
+		raw_wait_shutdown(&r);
+	}
+	ps = lib_connect();
+	lib_rounds(ps, name, type, n, reps);
+	printf("BENCH %s done\n", name);
+	fflush(stdout);
+	lib_wait_shutdown(ps);
+	return 0;
+}
+
+static int
+helper_events(long n, int reps)
+{
+	static struct reader r;
+	char ev[256], req[256], *body;
+	size_t len;
+	double t0;
+	long i, seq = 0, id = 1;
+	int rep;
+
+	raw_connect(&r);
+	for (rep = 0; rep <= reps; rep++) {
+		t0 = now_ns();
+		for (i = 0; i < n; i++) {
+			len = event_json(ev, sizeof(ev), "bench.broker.tick", seq++);
+			write_frame(r.fd, ev, len, -1);
+		}
+		/* The server answers this after every event before it: all were delivered. */
+		len = request_json(req, sizeof(req), "bench.broker.echo", id++);
+		write_frame(r.fd, req, len, -1);
+		if (next_frame(&r, &body, &len) == -1)
+			die("read");
+		if (find(body, len, "\"error\"") != NULL) {
+			fprintf(stderr, "brokerbench: events: %.*s\n", (int)len, body);
+			exit(1);
+		}
+		if (rep > 0)
+			printf("BENCH events %d %.0f\n", rep, (double)n * 1e9 / (now_ns() - t0));
+		fflush(stdout);
+	}
+	printf("BENCH events done\n");
+	fflush(stdout);
+	raw_wait_shutdown(&r);
+	return 0;
+}
+
+/* Serves bench.broker.echo (echoing the body) and counts bench.broker.tick events. */
+static int
+helper_server(int raw)
+{
+	static struct reader r;
+	struct privsep_error err;
+	struct privsep_msg *m;
+	struct privsep *ps;
+	const char *type;
+	char reply[256], *body, *payload;
+	size_t len;
+	long id, seq;
+	int n;
+
+	if (raw) {
+		raw_connect(&r);
+		while (next_frame(&r, &body, &len) == 0) {
+			if ((id = frame_id(body, len)) == 0) {
+				if (find(body, len, "\"privsep.shutdown\"") != NULL)
+					break;
+				continue;	/* an event */
+			}
+			payload = (char *)find(body, len, "\"seq\":");
+			seq = payload != NULL ? strtol(payload + 6, NULL, 10) : 0;
+			n = snprintf(reply, sizeof(reply), "{\"re\":%ld,\"body\":{\"seq\":%ld,\"payload\":\"%.*s\"}}",
+			    id, seq, 68, filler);
+			write_frame(r.fd, reply, (size_t)n, -1);
+		}
+		return 0;
+	}
+	ps = lib_connect();
+	for (;;) {
+		if (privsep_recv(ps, &m, 24 * 3600 * 1000, &err) == -1)
+			break;
+		type = privsep_msg_type(m);
+		if (privsep_msg_kind(m) == PRIVSEP_REQUEST) {
+			if (privsep_reply(ps, m, privsep_msg_body(m), NULL, 0, 0, &err) == -1) {
+				fprintf(stderr, "brokerbench: reply: %s: %s\n", err.code, err.message);
+				exit(1);
+			}
+		} else if (type != NULL && strcmp(type, "privsep.shutdown") == 0) {
+			privsep_msg_free(m);
+			break;
+		}
+		privsep_msg_free(m);
+	}
+	privsep_close(ps);
+	return 0;
+}
+
+static int
+helper_load(long n)
+{
+	struct privsep *ps = lib_connect();
+
+	if (n > 0)
+		lib_rounds(ps, "load", "privsep.ping", n, 1);
+	printf("BENCH load done\n");
+	fflush(stdout);
+	lib_wait_shutdown(ps);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *mode = argc > 1 ? argv[1] : "";
+	long n = argc > 2 ? atol(argv[2]) : 10000;
+	int reps = argc > 3 ? atoi(argv[3]) : 5;
+	int raw = argc > 4 && strcmp(argv[4], "raw") == 0;
+
+	signal(SIGPIPE, SIG_IGN);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (strcmp(mode, "raw-rtt") == 0)
+		return raw_rtt(n, reps, 0);
+	if (strcmp(mode, "raw-fd") == 0)
+		return raw_rtt(n, reps, 1);
+	if (strcmp(mode, "raw-oneway") == 0)
+		return raw_oneway(n, reps);
+	if (strcmp(mode, "ping") == 0)
+		return helper_rounds("ping", "privsep.ping", n, reps, raw);
+	if (strcmp(mode, "routed") == 0)
+		return helper_rounds("routed", "bench.broker.echo", n, reps, raw);
+	if (strcmp(mode, "events") == 0)
+		return helper_events(n, reps);
+	if (strcmp(mode, "server") == 0)
+		return helper_server(argc > 2 && strcmp(argv[2], "raw") == 0);
+	if (strcmp(mode, "idle") == 0)
+		return helper_load(0);
+	if (strcmp(mode, "load") == 0)
+		return helper_load(n);
+	fprintf(stderr, "usage: brokerbench raw-rtt|raw-fd|raw-oneway|ping|routed|events N REPS [lib|raw]\n"
+	    "       brokerbench server lib|raw | idle | load N\n");
+	return 2;
+}
