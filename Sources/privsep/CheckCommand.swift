@@ -16,7 +16,8 @@ struct CheckCommand: ParsableCommand {
             writable binds). Then one exposure line per helper: a score from 0.0 (the default \
             sandbox, nothing more) to 10.0 (no isolation), rated OK, MEDIUM, EXPOSED or UNSAFE.
 
-            Exit status: 0 without errors (warnings allowed), 1 with errors.
+            Exit status: 0 without errors (warnings allowed), 1 with errors (or, with --strict, \
+            with warnings), 2 for a usage error.
             """)
 
     @Argument(help: ArgumentHelp("The broker config (JSON).", valueName: "CONFIG"))
@@ -24,6 +25,9 @@ struct CheckCommand: ParsableCommand {
 
     @Flag(name: .long, help: "Print only errors and warnings, not the exposure table.")
     var quiet = false
+
+    @Flag(name: .long, help: "Exit 1 on warnings too (for CI).")
+    var strict = false
 
     func run() throws {
         let report = PolicyCheck.run(configPath: config)
@@ -34,7 +38,7 @@ struct CheckCommand: ParsableCommand {
             SchemaCLIOutput.write(CheckCommand.exposureTable(report.exposure))
         }
         SchemaCLIOutput.write("\(config): \(report.errors.count) errors, \(report.warnings.count) warnings\n")
-        if !report.errors.isEmpty { throw ExitCode(1) }
+        if !report.errors.isEmpty || (strict && !report.warnings.isEmpty) { throw ExitCode(1) }
     }
 
     /// `HELPER  SCORE RATING  reasons`, like the overview of systemd-analyze security.
