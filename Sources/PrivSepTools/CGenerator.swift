@@ -126,6 +126,10 @@ public enum CGenerator {
         let parameters = arguments.map { "\(cType($0.shape).parameter)\(parameterName($0.name))" }
         out += "static inline json_t *\n\(prefix)(\(parameters.isEmpty ? "void" : parameters.joined(separator: ", ")))\n{\n"
         out += "\tjson_t *o = json_object();\n\n\tif (o == NULL)\n\t\treturn NULL;\n"
+        guard !required.isEmpty else {
+            out += "\treturn o;\n}\n"
+            return out + accessors(prefix: prefix, object)
+        }
         for member in required {
             let key = "\"\(member.name.literalEscaped)\""
             if case .constant(let value) = member.shape {
@@ -139,6 +143,12 @@ public enum CGenerator {
             out += "\tif (\(setter)(o, \(key), \(type.make(name))) != 0)\n\t\tgoto fail;\n"
         }
         out += "\treturn o;\nfail:\n\tjson_decref(o);\n\treturn NULL;\n}\n"
+        return out + accessors(prefix: prefix, object)
+    }
+
+    /// A setter per optional member and a reader per member.
+    static func accessors(prefix: String, _ object: ObjectShape) -> String {
+        var out = ""
         for member in object.members where !member.required {
             let type = cType(member.shape)
             let key = "\"\(member.name.literalEscaped)\""

@@ -48,7 +48,7 @@ public enum ToolOutput {
     }
 
     /// Reads a whole regular file of at most `limit` bytes.
-    static func read(_ path: String, limit: Int) throws(ToolIOError) -> [UInt8] {
+    public static func read(_ path: String, limit: Int) throws(ToolIOError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw ToolIOError(path, errno: errno) }
         defer { close(fd) }
