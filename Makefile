@@ -5,7 +5,7 @@
 
 SWIFT        ?= swift
 SWIFT_FLAGS  ?=
-DEB_PACKAGES  = libjansson-dev libseccomp-dev jq pkg-config dash shellcheck bubblewrap
+DEB_PACKAGES  = libjansson-dev libseccomp-dev jq pkg-config dash shellcheck bubblewrap graphviz mandoc
 
 .PHONY: all deps build release test demo bench clean
 

@@ -88,7 +88,7 @@ public enum Exposure {
             add(Weight.landlockWrite, "Landlock write access to \(spec.landlockWrite.joined(separator: ", "))", "/sandbox/landlock_write", warn: false)
         }
         items += fileRuleItems(helper, base: base)
-        if let net = helper.raw["net"], ServicePolicy.hasRules(net) {
+        if let net = helper.raw["net"], ServiceSection.hasRules(net) {
             add(Weight.netRules, "may have sockets made for it (net rules)", "/net", warn: false)
         }
         return HelperExposure(helper: helper.name, items: items)

@@ -189,10 +189,10 @@ public enum PolicyCheck {
     static func serviceFindings(_ policy: LoadedPolicy) -> [CheckFinding] {
         var findings: [CheckFinding] = []
         for helper in policy.config.helpers {
-            for service in ServicePolicy.all {
+            for service in ServiceSection.all {
                 let uses = helper.policy.maySend.contains { $0.hasPrefix(service.interface + ".") }
                 let section = helper.raw[service.section]
-                let hasRules = section.map(ServicePolicy.hasRules) ?? false
+                let hasRules = section.map(ServiceSection.hasRules) ?? false
                 if section != nil && !uses {
                     findings.append(CheckFinding(
                         severity: .warning, code: .service_policy, helper: helper.name,
@@ -227,13 +227,13 @@ public enum PolicyCheck {
 }
 
 /// A broker service and the helper member holding its policy.
-struct ServicePolicy {
+struct ServiceSection {
     let interface: String
     let section: String
 
     static let all = [
-        ServicePolicy(interface: "privsep.file", section: "files"), ServicePolicy(interface: "privsep.net", section: "net"),
-        ServicePolicy(interface: "privsep.dns", section: "dns"), ServicePolicy(interface: "privsep.user", section: "users"),
+        ServiceSection(interface: "privsep.file", section: "files"), ServiceSection(interface: "privsep.net", section: "net"),
+        ServiceSection(interface: "privsep.dns", section: "dns"), ServiceSection(interface: "privsep.user", section: "users"),
     ]
 
     static func hasRules(_ value: JSONValue) -> Bool {
