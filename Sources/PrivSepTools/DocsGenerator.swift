@@ -95,6 +95,7 @@ public enum DocsGenerator {
         if let properties = schema["maxProperties"]?.jsonText { parts.append("at most \(properties) members") }
         if let pattern = schema["pattern"]?.stringValue { parts.append("pattern `\(pattern)`") }
         if let value = schema["default"] { parts.append("default `\(value.jsonText)`") }
+        if schema["x-sensitive"] == .bool(true) { parts.append("**sensitive** (redacted by `privsep tap`)") }
         return parts.joined(separator: ", ")
     }
 

@@ -89,12 +89,18 @@ public struct LoadedPolicy: Sendable {
         }
     }
 
-    /// Whether the broker itself handles `type`: every type of a `privsep.` interface in the
-    /// registry (the built-ins and the services), so new services need no list kept here.
+    /// Whether the broker itself handles `type` for helpers: every type of a `privsep.` interface
+    /// in the registry (the built-ins and the services), so new services need no list kept here,
+    /// except the control socket's.
     public func isBrokerType(_ type: String) -> Bool {
         guard let message = registry[type] else { return false }
+        // privsep.control.* is spoken on the control socket only; a helper gets no answer.
+        if message.interface == LoadedPolicy.controlInterface { return false }
         return message.interface == "privsep" || message.interface.hasPrefix("privsep.")
     }
+
+    /// The control socket's interface (schema/privsep/control.json).
+    static let controlInterface = "privsep.control"
 
     /// Helper name → helper config, for lookups.
     public func servers() -> [String: String] {

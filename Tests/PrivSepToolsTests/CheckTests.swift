@@ -22,6 +22,12 @@ import Testing
         #expect(!report.findings.contains { $0.message.contains("privsep.ping") })
     }
 
+    @Test func controlTypesAreNotForHelpers() {
+        let report = check("bad-control.json")
+        #expect(report.has(.unserved, helper: "a"))
+        #expect(report.errors.first?.message.contains("privsep.control.stop") == true)
+    }
+
     @Test func serviceNobodyCallsIsAWarning() {
         let report = check("bad-unused-service.json")
         #expect(report.errors.isEmpty)

@@ -38,6 +38,7 @@ check_finds() {
 # 1. Each listed problem in a purpose-built config.
 check_finds bad-unknown-type.json 1 load
 check_finds bad-unserved.json 1 unserved
+check_finds bad-control.json 1 unserved
 check_finds bad-unused-service.json 0 unused_service
 check_finds bad-events.json 0 unreceived_event
 check_finds bad-unsent-event.json 0 unsent_event
