@@ -1,6 +1,6 @@
 // `conformance-swift bench`: the Swift pinger of Tests/Benchmarks/clients. It waits for its
-// turn from the bench coordinator (bench.turn), times `rounds` privsep.ping round trips
-// through the broker with PrivSepHelper, reports them (bench.done), and repeats until the
+// turn from the bench coordinator (bench.clients.turn), times `rounds` privsep.ping round trips
+// through the broker with PrivSepHelper, reports them (bench.clients.done), and repeats until the
 // coordinator says stop.
 
 import Glibc
@@ -20,14 +20,14 @@ func runBench() async -> Int32 {
     do {
         let client = try await PrivSepClient.connect(client: "bench-swift/1")
         while true {
-            let turn = try await client.request("bench.turn", body: Empty(), as: Turn.self)
+            let turn = try await client.request("bench.clients.turn", body: Empty(), as: Turn.self)
             if turn.stop { break }
             let start = monotonicNanoseconds()
             for seq in 1...max(turn.rounds, 1) {
                 _ = try await client.request("privsep.ping", body: Seq(seq: seq))
             }
             let elapsed = monotonicNanoseconds() - start
-            _ = try await client.request("bench.done", body: Done(client: "swift", rounds: turn.rounds, ns: elapsed))
+            _ = try await client.request("bench.clients.done", body: Done(client: "swift", rounds: turn.rounds, ns: elapsed))
         }
         await client.close()
         return 0
