@@ -129,7 +129,11 @@ for client in $CLIENTS; do
             line=$(grep "^RESULT $s " "$work/$client.results" | head -n 1)
             verdict=$(printf '%s\n' "$line" | cut -d' ' -f3)
             detail=$(printf '%s\n' "$line" | cut -d' ' -f4-)
-            [ -n "$line" ] || { verdict=fail; detail="no result (see $log)"; }
+            if [ -z "$line" ] && [ "$(cat "$work/$client.status")" = "not built" ]; then
+                verdict=fail detail="the subject is not built"
+            elif [ -z "$line" ]; then
+                verdict=fail detail="no result (see $log)"
+            fi
         fi
         if expected_na "$client" "$s" && [ "$verdict" = n/a ]; then
             cell=n/a; na=$((na + 1))
