@@ -7,7 +7,7 @@ SWIFT        ?= swift
 SWIFT_FLAGS  ?=
 DEB_PACKAGES  = libjansson-dev libseccomp-dev jq pkg-config dash shellcheck bubblewrap graphviz mandoc
 
-.PHONY: all deps build release test demo bench clean
+.PHONY: all deps build release test demo bench clean soak fuzz check-sanitize
 
 all: build
 
@@ -41,6 +41,16 @@ demo: build
 
 bench: release
 	sh Tests/Benchmarks/run.sh
+
+# Hardening (docs/security.md): the long soak, the fuzzers for FUZZ_SECONDS each, sanitizer runs.
+soak: build
+	python3 Tests/Soak/run.py --requests $${SOAK_REQUESTS:-1000000} --chaos 0.5 --timeout 1800
+
+fuzz: deps
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-600} sh Tests/Fuzz/run.sh
+
+check-sanitize: deps
+	sh Tests/Fuzz/sanitize.sh
 
 clean:
 	rm -rf .build Tests/out
