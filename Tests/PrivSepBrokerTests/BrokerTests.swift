@@ -31,6 +31,25 @@ func twoHelperRun(client: JSONObject = [:], server: JSONObject = [:], extra: JSO
         ], extra: config, directory: directory)
 }
 
+/// The usual start: the broker running, both relays connected and past their hello.
+func startTwoHelpers(client clientConfig: JSONObject = [:], server serverConfig: JSONObject = [:], extra: JSONObject = [:])
+    throws -> (BrokerRun, TestHelper, TestHelper)
+{
+    let run = try twoHelperRun(client: clientConfig, server: serverConfig, extra: extra)
+    try run.start()
+    let helpers = try run.acceptAll(["client", "server"])
+    let client = try #require(helpers["client"]), server = try #require(helpers["server"])
+    try client.hello()
+    try server.hello()
+    return (run, client, server)
+}
+
+/// The usual end: the relays exit cleanly, then the broker is stopped.
+func stopCleanly(_ run: BrokerRun, _ helpers: TestHelper...) throws {
+    for helper in helpers { helper.exitProcess(status: 0) }
+    _ = try run.stop()
+}
+
 func errorCode(_ message: ReceivedMessage) -> String? { message.envelope.error?.code.rawValue }
 
 @Suite(.serialized, .enabled(if: isRoot, "the broker's sandbox needs root"))
@@ -74,18 +93,11 @@ struct BrokerRoutingTests {
         try server.send(Envelope.reply(to: try #require(second.envelope.id), body: ["text": "again"]))
         #expect(try client.nextMessage().envelope.re == 42)
 
-        client.exitProcess(status: 0)
-        server.exitProcess(status: 0)
-        _ = try run.stop()
+        try stopCleanly(run, client, server)
     }
 
     @Test func fdsTravelWithRequestsAndReplies() throws {
-        let run = try twoHelperRun()
-        try run.start()
-        let helpers = try run.acceptAll(["client", "server"])
-        let client = try #require(helpers["client"]), server = try #require(helpers["server"])
-        try client.hello()
-        try server.hello()
+        let (run, client, server) = try startTwoHelpers()
 
         var ends: [Int32] = [-1, -1]
         #expect(pipe(&ends) == 0)
@@ -113,18 +125,11 @@ struct BrokerRoutingTests {
         // A request of a type that carries one fd, sent without it, is refused.
         let refused = try client.request("test.broker.pass_fd")
         #expect(errorCode(refused) == "privsep.invalid")
-        client.exitProcess(status: 0)
-        server.exitProcess(status: 0)
-        _ = try run.stop()
+        try stopCleanly(run, client, server)
     }
 
     @Test func streamingRepliesPassThrough() throws {
-        let run = try twoHelperRun()
-        try run.start()
-        let helpers = try run.acceptAll(["client", "server"])
-        let client = try #require(helpers["client"]), server = try #require(helpers["server"])
-        try client.hello()
-        try server.hello()
+        let (run, client, server) = try startTwoHelpers()
         try client.send(Envelope.request("test.broker.stream", id: 5))
         let forwarded = try server.nextMessage()
         let id = try #require(forwarded.envelope.id)
@@ -140,21 +145,14 @@ struct BrokerRoutingTests {
         try server.send(Envelope.reply(to: id, body: ["part": 5]))
         try client.send(Envelope.request("privsep.ping", id: 6, body: ["seq": 1]))
         #expect(try client.nextMessage().envelope.re == 6)
-        client.exitProcess(status: 0)
-        server.exitProcess(status: 0)
-        _ = try run.stop()
+        try stopCleanly(run, client, server)
     }
 }
 
 @Suite(.serialized, .enabled(if: isRoot, "the broker's sandbox needs root"))
 struct BrokerRefusalTests {
     @Test func policyTypeAndSchemaRefusals() throws {
-        let run = try twoHelperRun()
-        try run.start()
-        let helpers = try run.acceptAll(["client", "server"])
-        let client = try #require(helpers["client"]), server = try #require(helpers["server"])
-        try client.hello()
-        try server.hello()
+        let (run, client, server) = try startTwoHelpers()
 
         // An event sent as a request.
         #expect(errorCode(try client.request("test.broker.tick", ["n": 1])) == "privsep.invalid")
@@ -181,18 +179,11 @@ struct BrokerRefusalTests {
         let ping = try client.request("privsep.ping", ["seq": 3])
         #expect(ping.envelope.body == ["seq": 3])
 
-        client.exitProcess(status: 0)
-        server.exitProcess(status: 0)
-        _ = try run.stop()
+        try stopCleanly(run, client, server)
     }
 
     @Test func aHelperSendingFromIsDisconnectedAndRestarted() throws {
-        let run = try twoHelperRun(client: ["restart": ["policy": "on-failure", "backoff_ms": 10]])
-        try run.start()
-        let helpers = try run.acceptAll(["client", "server"])
-        let client = try #require(helpers["client"]), server = try #require(helpers["server"])
-        try client.hello()
-        try server.hello()
+        let (run, client, server) = try startTwoHelpers(client: ["restart": ["policy": "on-failure", "backoff_ms": 10]])
         try client.sendRaw(frame(#"{"type":"privsep.ping","id":1,"from":"server"}"#))
         #expect(try client.waitForClose())
         _ = try run.waitForLog { $0["message"]?.stringValue?.hasPrefix("protocol error") == true && $0["helper"] == "client" }
@@ -201,9 +192,7 @@ struct BrokerRefusalTests {
         #expect(again.name == "client")
         try again.hello()
         #expect(errorCode(try again.request("privsep.ping", ["seq": 1])) == nil)
-        again.exitProcess(status: 0)
-        server.exitProcess(status: 0)
-        _ = try run.stop()
+        try stopCleanly(run, again, server)
     }
 
     @Test func repeatedViolationsKillTheHelper() throws {

@@ -29,12 +29,7 @@ func brokerRSSKiB(_ pid: Int32) -> Int {
 @Suite(.serialized, .enabled(if: isRoot, "the broker's sandbox needs root"))
 struct SupervisionTests {
     @Test func serverDyingMidRequestAnswersUnavailable() throws {
-        let run = try twoHelperRun(server: ["restart": ["policy": "on-failure", "backoff_ms": 10]])
-        try run.start()
-        let helpers = try run.acceptAll(["client", "server"])
-        let client = try #require(helpers["client"]), server = try #require(helpers["server"])
-        try client.hello()
-        try server.hello()
+        let (run, client, server) = try startTwoHelpers(server: ["restart": ["policy": "on-failure", "backoff_ms": 10]])
         for id in Int64(1)...3 { try client.send(Envelope.request("test.broker.echo", id: id, body: ["text": "x"])) }
         for _ in 1...3 { _ = try server.nextMessage() }
         server.exitProcess(status: 1)
@@ -55,18 +50,11 @@ struct SupervisionTests {
         try restarted.send(Envelope.reply(to: try #require(forwarded.envelope.id), body: ["text": "later"]))
         #expect(try client.nextMessage().envelope.re == 4)
         _ = try run.waitForLog { $0["message"] == "helper exited" && $0["helper"] == "server" }
-        client.exitProcess(status: 0)
-        restarted.exitProcess(status: 0)
-        _ = try run.stop()
+        try stopCleanly(run, client, restarted)
     }
 
     @Test func silentServerTimesOutAndEveryRequestGetsOneFinalReply() throws {
-        let run = try twoHelperRun(server: ["limits": ["request_timeout_ms": 300]])
-        try run.start()
-        let helpers = try run.acceptAll(["client", "server"])
-        let client = try #require(helpers["client"]), server = try #require(helpers["server"])
-        try client.hello()
-        try server.hello()
+        let (run, client, server) = try startTwoHelpers(server: ["limits": ["request_timeout_ms": 300]])
         let count = 20
         for id in 1...count { try client.send(Envelope.request("test.broker.echo", id: Int64(id), body: ["text": .string("\(id)")])) }
         // Answer the even ones, ignore the odd ones.
@@ -85,9 +73,7 @@ struct SupervisionTests {
             finals[re] = errorCode(reply) ?? "ok"
         }
         for id in 1...count { #expect(finals[Int64(id)] == (id % 2 == 0 ? "ok" : "privsep.timeout")) }
-        client.exitProcess(status: 0)
-        server.exitProcess(status: 0)
-        _ = try run.stop()
+        try stopCleanly(run, client, server)
     }
 
     @Test func restartsBackOffAndARequiredHelperGivingUpStopsTheBroker() throws {
@@ -116,12 +102,7 @@ struct SupervisionTests {
     }
 
     @Test func sigtermSendsShutdownAndTheBrokerExitsCleanly() throws {
-        let run = try twoHelperRun()
-        try run.start()
-        let helpers = try run.acceptAll(["client", "server"])
-        let client = try #require(helpers["client"]), server = try #require(helpers["server"])
-        try client.hello()
-        try server.hello()
+        let (run, client, server) = try startTwoHelpers()
         kill(run.pid, SIGTERM)
         for helper in [client, server] {
             let notice = try helper.nextMessage()
@@ -208,9 +189,7 @@ struct SupervisionTests {
             #expect(reply.envelope.body["seq"]?.int64Value == Int64(seq))
         }
         #expect(brokerRSSKiB(run.pid) < 64 * 1024)
-        sink.exitProcess(status: 0)
-        busy.exitProcess(status: 0)
-        _ = try run.stop()
+        try stopCleanly(run, sink, busy)
     }
 
     @Test func aStalledHelperIsKilled() throws {
