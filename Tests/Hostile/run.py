@@ -30,43 +30,46 @@ import time
 
 BIN = os.environ.get("PRIVSEP_BIN", ".build/debug")
 RSS_CAP_KIB = 256 * 1024
-LATENCY_FAIL = 20.0  # ratio of medians beyond which the suite fails (2x is the goal, reported)
+# Ratio of the witness's median latency during an attack to its baseline beyond which the attack
+# fails. The goal is 2x (printed per attack); the bound is generous because this suite runs on
+# small shared machines. HOSTILE_LATENCY_BOUND=0 reports the ratio without failing on it.
+LATENCY_FAIL = float(os.environ.get("HOSTILE_LATENCY_BOUND", "20"))
 ATTACK_TIMEOUT = 20.0
 SLOW_ATTACKS = {"events": 90.0, "eventsvoid": 90.0}  # 10^6 frames take a while on 2 cores
 
 # mode -> (regex the broker's log must match after the attack starts, description)
 ATTACKS = [
-    ("len0", r"protocol error: .*(too short|frame_too_short)", "length prefix 0"),
-    ("len1", r"protocol error: .*(too short|frame_too_short)", "length prefix 1"),
-    ("lenmax", r"protocol error: .*(too large|frame_too_large)", "length prefix 0xFFFFFFFF"),
-    ("maxplus1", r"protocol error: .*(too large|frame_too_large)", "length max_frame+1"),
+    ("len0", r"reason=frame_too_short", "length prefix 0"),
+    ("len1", r"reason=frame_too_short", "length prefix 1"),
+    ("lenmax", r"length prefix 4294967295 .*reason=frame_too_large", "length prefix 0xFFFFFFFF"),
+    ("maxplus1", r"length prefix 16777217 .*reason=frame_too_large", "length max_frame+1"),
     ("slowloris", r"hostile: slowloris: reply after 51 one-byte writes", "prefix+frame one byte per write, 0.7 s pauses"),
-    ("truncated", r"protocol error: .*(truncat|ended inside)", "truncated frame, 3 s silence, exit"),
-    ("badutf8", r"protocol error: .*(UTF-8|utf-8|invalid_json)", "invalid UTF-8 in a string"),
-    ("overlong", r"protocol error: .*(UTF-8|utf-8|overlong|invalid_json)", "overlong UTF-8"),
-    ("surrogate", r"protocol error: .*(surrogate|invalid_json)", "lone surrogate escape \\ud800"),
-    ("rawsurrogate", r"protocol error: .*(UTF-8|surrogate|invalid_json)", "encoded surrogate bytes ED A0 80"),
-    ("deep", r"protocol error: .*(depth|nest|invalid_json)", "nesting depth 100000"),
-    ("dupkeys", r"protocol error: .*(duplicate|invalid_json)", "duplicate key \"id\""),
-    ("bigstring", r"protocol error: .*(string|invalid_json|too large)", "10 MiB string"),
-    ("bignumber", r"protocol error: .*(number|invalid_json|too large)", "number with 10^6 digits"),
-    ("unknown", r"refused: .*(unknown|evil)", "unknown top-level member"),
-    ("spoof", r"protocol error: .*(from)", "spoofed from"),
-    ("badre", r"dropped a reply to an unknown or finished request", "1000 replies to ids never issued"),
-    ("dupid", r"protocol error: .*(duplicate|in flight)", "duplicate id in flight"),
+    ("truncated", r"stream ended after 10 of 100 .*reason=truncated_frame", "truncated frame, 3 s silence, exit"),
+    ("badutf8", r"invalid UTF-8.*reason=invalid_json", "invalid UTF-8 in a string"),
+    ("overlong", r"overlong.*reason=invalid_json", "overlong UTF-8"),
+    ("surrogate", r"surrogate.*reason=invalid_json", "lone surrogate escape \\ud800"),
+    ("rawsurrogate", r"encoded UTF-16 surrogate.*reason=invalid_json", "encoded surrogate bytes ED A0 80"),
+    ("deep", r"nesting deeper than 64.*reason=invalid_json", "nesting depth 100000"),
+    ("dupkeys", r"duplicate key.*reason=invalid_json", "duplicate key \"id\""),
+    ("bigstring", r"string longer than.*reason=invalid_json", "10 MiB string"),
+    ("bignumber", r"number longer than.*reason=invalid_json", "number with 10^6 digits"),
+    ("unknown", r"refused: .*unknown top-level member 'evil'", "unknown top-level member"),
+    ("spoof", r"reason=from_forbidden", "spoofed from"),
+    ("badre", r"hostile: badre: 1000 replies .* ping afterwards ok", "1000 replies to ids never issued"),
+    ("dupid", r"request id 7 is already in flight", "duplicate id in flight"),
     ("events", r"hostile: events: 1000000 hostile.suite.tick events sent", "10^6 events as fast as possible, to a receiver"),
     ("eventsvoid", r"hostile: events: 1000000 hostile.suite.void events sent", "10^6 events as fast as possible, no receiver"),
-    ("fds253", r"protocol error: .*(control|truncat|descriptor)", "253 fds in one sendmsg"),
-    ("fdsnoframe", r"protocol error: .*(unclaimed|descriptor)", "fds with no declaring frame"),
-    ("fdsmissing", r"protocol error: .*(missing|descriptor)", "fds: 1 declared, none sent"),
-    ("noread", r"killing helper: .*", "requests forever, never reads a reply"),
-    ("midframe", r"protocol error: .*(truncat|ended inside)", "close in the middle of a frame"),
-    ("forkbomb", r"hostile: forkbomb: fork failed after \d+ children", "fork until the sandbox stops it"),
+    ("fds253", r"reason=control_truncated", "253 fds in one sendmsg"),
+    ("fdsnoframe", r"reason=fds_unclaimed", "fds with no declaring frame"),
+    ("fdsmissing", r"reason=fds_missing", "fds: 1 declared, none sent"),
+    ("noread", r"killing helper: (?!restart requested)", "requests forever, never reads a reply"),
+    ("midframe", r"stream ended after 600 of 1000 .*reason=truncated_frame", "close in the middle of a frame"),
+    ("forkbomb", r"hostile: forkbomb: fork failed after \d+ children.*ping ok", "fork until the sandbox stops it"),
     ("exec", r"hostile: exec: su exit", "exec of programs outside and inside the sandbox"),
-    ("denied", r"(killing helper|connection closed): \d+ refused messages", "every type it may not send, until max_violations"),
+    ("denied", r"killing helper: \d+ refused messages", "every type it may not send, until max_violations"),
     ("twice", r"dropped a reply to an unknown or finished request", "server replies twice"),
-    ("wrongbody", r"refused: .*(reply|schema)", "server replies with a body off its schema"),
-    ("nohello", r"(protocol error|refused).*", "a request before privsep.hello"),
+    ("wrongbody", r"hostile: wrongbody: the requester got .*privsep.invalid", "server replies with a body off its schema"),
+    ("nohello", r"reason=bad_handshake", "a request before privsep.hello"),
 ]
 
 
@@ -263,10 +266,16 @@ def main():
             os.chmod(f"{work}/share/mode", 0o666)
             broker.restart("hostile")
             rx = re.compile(pattern)
-            matched = wait_until(lambda: rx.search(broker.log_text(log_at)) and True,
-                                 SLOW_ATTACKS.get(mode, ATTACK_TIMEOUT), step=0.1)
-            # Let the attack's consequences settle: the hostile helper is gone or idle again.
-            peak_rss = broker.rss_kib() if broker.alive() else -1
+            peak = [0]
+
+            def attack_logged():
+                # VmRSS is sampled on every poll, so the peak during the attack is seen too.
+                if broker.alive():
+                    peak[0] = max(peak[0], broker.rss_kib())
+                return rx.search(broker.log_text(log_at)) is not None
+
+            matched = wait_until(attack_logged, SLOW_ATTACKS.get(mode, ATTACK_TIMEOUT), step=0.1)
+            peak_rss = peak[0]
             t1 = time.monotonic_ns()
             up = broker.alive() and broker.status() is not None
             if up:
@@ -299,7 +308,7 @@ def main():
             if not ok:
                 good = False
                 notes.append("witness got no reply during the attack")
-            if ratio > LATENCY_FAIL:
+            if LATENCY_FAIL > 0 and ratio > LATENCY_FAIL:
                 good = False
                 notes.append(f"latency ratio > {LATENCY_FAIL}")
             elif ratio > 2.0:
