@@ -32,6 +32,9 @@ public enum DocsGenerator {
                 out += "\n" + section(message, set: set, base: interface.uri)
             }
         }
+        // One blank line between blocks, however the sections ended.
+        while out.contains("\n\n\n") { out = out.replacingOccurrences("\n\n\n", with: "\n\n") }
+        while out.hasSuffix("\n\n") { out.removeLast() }
         return out
     }
 
