@@ -11,11 +11,12 @@ mkdir -p "$(dirname "$json")"
 lines=$(mktemp /tmp/privsep-bench.XXXXXX)
 trap 'rm -f "$lines"' EXIT INT TERM
 failed=""
+started=$(date +%s)
 for script in Tests/Benchmarks/*/run.sh; do
     [ -e "$script" ] || continue
     name=$(basename "$(dirname "$script")")
     for placement in ${BENCH_PLACEMENTS:-same-cpu free}; do
-        echo "=== bench: $name ($placement)"
+        echo "=== bench: $name ($placement), at $(($(date +%s) - started)) s"
         pin=""
         [ "$placement" = same-cpu ] && pin="taskset -c 0"
         # shellcheck disable=SC2086
@@ -25,4 +26,6 @@ for script in Tests/Benchmarks/*/run.sh; do
         fi
     done
 done
+echo "=== bench: all run in $(($(date +%s) - started)) s"
+# shellcheck disable=SC2086
 python3 Tests/Benchmarks/report.py "$lines" "$json" $failed
