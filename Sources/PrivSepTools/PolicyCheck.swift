@@ -63,6 +63,39 @@ public struct CheckReport: Sendable {
     }
 }
 
+extension CheckReport {
+    /// The report as JSON (`privsep check --json`): file, counts, findings, and per helper its
+    /// score (a number with one decimal), rating and the items that make it up.
+    public var json: JSONValue {
+        let findings: [JSONValue] = findings.map { finding in
+            .object(JSONObject(uniqueMembers: [
+                ("severity", .string(finding.severity.rawValue)), ("code", .string(finding.code.rawValue)),
+                ("helper", finding.helper.map(JSONValue.string) ?? .null), ("message", .string(finding.message)),
+            ]))
+        }
+        let exposure: [JSONValue] = exposure.map { helper in
+            let items: [JSONValue] = helper.items.map { item in
+                .object(JSONObject(uniqueMembers: [
+                    ("weight", decimal(item.weight)), ("what", .string(item.what)), ("pointer", .string(item.pointer)),
+                ]))
+            }
+            return .object(JSONObject(uniqueMembers: [
+                ("helper", .string(helper.helper)), ("score", JSONNumber(lexeme: helper.scoreText).map(JSONValue.number) ?? .null),
+                ("rating", .string(helper.rating)), ("items", .array(items)),
+            ]))
+        }
+        return .object(JSONObject(uniqueMembers: [
+            ("file", .string(file)), ("errors", .number(JSONNumber(errors.count))),
+            ("warnings", .number(JSONNumber(warnings.count))), ("findings", .array(findings)), ("exposure", .array(exposure)),
+        ]))
+    }
+
+    private func decimal(_ value: Double) -> JSONValue {
+        let tenths = Int((value * 10).rounded())
+        return JSONNumber(lexeme: "\(tenths / 10).\(tenths % 10)").map(JSONValue.number) ?? .null
+    }
+}
+
 /// A loaded config with its registry: the input of `check` and `graph`.
 public struct LoadedPolicy: Sendable {
     public let setup: BrokerSetup
@@ -102,7 +135,8 @@ public struct LoadedPolicy: Sendable {
     /// The control socket's interface (schema/privsep/control.json).
     static let controlInterface = "privsep.control"
 
-    /// Helper name → helper config, for lookups.
+    /// Request type → the name of the helper that serves it (the loader has checked there is
+    /// at most one).
     public func servers() -> [String: String] {
         var result: [String: String] = [:]
         for helper in config.helpers {

@@ -1,6 +1,7 @@
 // `privsep check CONFIG`: the policy a config grants, checked with its schema directories before
 // anything runs. docs/tools.md describes each finding and the exposure score.
 import ArgumentParser
+import PrivSepJSON
 import PrivSepTools
 
 struct CheckCommand: ParsableCommand {
@@ -29,8 +30,17 @@ struct CheckCommand: ParsableCommand {
     @Flag(name: .long, help: "Exit 1 on warnings too (for CI).")
     var strict = false
 
+    @Flag(name: .long, help: "Print the report as one JSON object: file, errors, warnings, findings, exposure.")
+    var json = false
+
     func run() throws {
         let report = PolicyCheck.run(configPath: config)
+        let failed = !report.errors.isEmpty || (strict && !report.warnings.isEmpty)
+        if json {
+            SchemaCLIOutput.write(report.json.jsonText + "\n")
+            if failed { throw ExitCode(1) }
+            return
+        }
         for finding in report.findings.sorted(by: { $0.severity < $1.severity }) {
             SchemaCLIOutput.write("\(finding)\n")
         }
@@ -38,7 +48,7 @@ struct CheckCommand: ParsableCommand {
             SchemaCLIOutput.write(CheckCommand.exposureTable(report.exposure))
         }
         SchemaCLIOutput.write("\(config): \(report.errors.count) errors, \(report.warnings.count) warnings\n")
-        if !report.errors.isEmpty || (strict && !report.warnings.isEmpty) { throw ExitCode(1) }
+        if failed { throw ExitCode(1) }
     }
 
     /// `HELPER  SCORE RATING  reasons`, like the overview of systemd-analyze security.

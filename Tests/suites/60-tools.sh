@@ -15,6 +15,8 @@ passed=0 failed=0
 ok() { echo "ok   $1"; passed=$((passed + 1)); }
 bad() { echo "FAIL $1"; failed=$((failed + 1)); }
 skip() { echo "SKIP $1"; }
+# jq_true FILTER FILE: the filter holds for the JSON in FILE.
+jq_true() { jq -e "$1" "$2" >/dev/null; }
 # expect DESCRIPTION COMMAND...: ok when COMMAND succeeds.
 expect() {
     what=$1
@@ -48,6 +50,14 @@ check_finds bad-service-policy.json 0 service_policy
 check_finds bad-shared-uid.json 0 shared_uid
 "$PRIVSEP" check --strict Tests/Tools/bad-events.json >/dev/null 2>&1
 expect "check --strict: warnings fail" [ $? = 1 ]
+"$PRIVSEP" check --json Tests/Tools/bad-unserved.json >"$work/out.json" 2>&1
+expect "check --json: exit 1 on errors" [ $? = 1 ]
+if command -v jq >/dev/null 2>&1; then
+    expect "check --json: findings and exposure as JSON" \
+        jq_true '.errors == 1 and .findings[0].code == "unserved" and .findings[0].helper == "a" and .exposure[0].rating == "OK"' "$work/out.json"
+else
+    skip "check --json contents: jq is not installed"
+fi
 "$PRIVSEP" check Tests/Tools/good.json >"$work/out" 2>&1
 expect "check good.json: clean" grep -q "good.json: 0 errors, 0 warnings" "$work/out"
 "$PRIVSEP" check Tests/Tools/bad-exposure.json >"$work/out" 2>&1
