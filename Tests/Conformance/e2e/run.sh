@@ -120,11 +120,18 @@ for client in $CLIENTS; do
         grep '^RESULT ' >"$work/$client.results"
     for s in $SCENARIOS exit; do
         if [ "$s" = exit ]; then
-            # The subject exited 0 and the broker stopped cleanly (status 0) after SIGTERM.
+            # The subject exited 0; the broker, sent SIGTERM, stopped cleanly (status 0) and
+            # answered every request it accepted (the promise: requests == final_replies).
             bstatus=$(cat "$work/$client.status" 2>/dev/null)
             sstatus=$(jq -r 'select(.helper == "subject" and .message == "helper exited") | .status' "$log" 2>/dev/null | head -n 1)
-            if [ "$bstatus" = 0 ] && [ "$sstatus" = "exited with status 0" ]; then verdict=pass
-            else verdict=fail; detail="subject ${sstatus:-did not exit}, broker exit status ${bstatus:-?}"; fi
+            promise=$(jq -r 'select(.message == "broker stopped") | "\(.requests) requests, \(.final_replies) final replies"' "$log" 2>/dev/null)
+            balanced=$(jq -r 'select(.message == "broker stopped") | .requests == .final_replies' "$log" 2>/dev/null)
+            if [ "$bstatus" = 0 ] && [ "$sstatus" = "exited with status 0" ] && [ "$balanced" = true ]; then
+                verdict=pass
+            else
+                verdict=fail
+                detail="subject ${sstatus:-did not exit}; broker exit status ${bstatus:-?}, ${promise:-no 'broker stopped' line}"
+            fi
         else
             line=$(grep "^RESULT $s " "$work/$client.results" | head -n 1)
             verdict=$(printf '%s\n' "$line" | cut -d' ' -f3)
