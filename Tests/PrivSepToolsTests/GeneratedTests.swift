@@ -38,6 +38,17 @@ import Testing
         #expect(PrivsepFileOpenReply.fds == 1)
     }
 
+    @Test func referencesAcrossFilesAndUnionsBecomeSwiftTypes() throws {
+        let encoder = JSONValueEncoder()
+        // restrict.json refers to hello.json#/$defs/type_list: an array of strings.
+        let restrict: [String]? = PrivsepRestrictBody(maySend: ["a.b"]).maySend
+        #expect(restrict == ["a.b"])
+        #expect(try encoder.encode(PrivsepRestrictBody(maySend: ["a.b"])).jsonText == #"{"may_send":["a.b"]}"#)
+        // net.json's ip_address is anyOf ipv4 | ipv6, both strings: a String.
+        let listen = PrivsepNetListenBody(address: "127.0.0.1", port: 8080)
+        #expect(try encoder.encode(listen).jsonText == #"{"address":"127.0.0.1","port":8080}"#)
+    }
+
     @Test func repliesDecode() throws {
         let decoder = JSONValueDecoder()
         let hello = try JSONParser.parse(
