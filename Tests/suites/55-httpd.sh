@@ -14,6 +14,7 @@ bin=${PRIVSEP_BIN:-$(pwd)/.build/debug}
 work=$(mktemp -d /tmp/privsep-httpd-test.XXXXXX)
 chmod 755 "$work"
 broker=""
+# shellcheck disable=SC2317 # called by the trap
 cleanup() {
     [ -n "$broker" ] && kill -TERM "$broker" 2>/dev/null && wait "$broker" 2>/dev/null
     rm -rf "$work"

@@ -15,6 +15,7 @@ bin=${PRIVSEP_BIN:-$repo/.build/debug}
 work=$(mktemp -d /tmp/privsep-file-read.XXXXXX)
 chmod 755 "$work"
 broker=""
+# shellcheck disable=SC2317 # called by the trap
 cleanup() {
     [ -n "$broker" ] && kill -TERM "$broker" 2>/dev/null && wait "$broker" 2>/dev/null
     rm -rf "$work"

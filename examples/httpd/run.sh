@@ -26,4 +26,5 @@ sed -e "s|/usr/local/libexec/privsep-httpd|$work/privsep-httpd|g" -e "s|/var/www
     -e "s|\"0.0.0.0\"|\"$address\"|g" -e "s|\"80\"|\"$port\"|" -e "s|\"port\": 80|\"port\": $port|" \
     "$here/httpd.json" >"$work/httpd.json"
 echo "httpd: http://$address:$port/ serving $docroot (config $work/httpd.json)" >&2
+# shellcheck disable=SC2086 # HTTPD_BROKER_ARGS is a list of options
 exec "$bin/privsep" run "$work/httpd.json" ${HTTPD_BROKER_ARGS:-}
