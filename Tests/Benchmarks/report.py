@@ -32,6 +32,8 @@ def number(value, unit):
         return "n/a"
     if unit == "msg/s":
         return "{:,.0f}".format(value)
+    if value >= 100000:
+        return "{:,.0f}".format(value)
     return "{:.1f}".format(value) if value >= 10 else "{:.2f}".format(value)
 
 
@@ -62,7 +64,10 @@ def main():
             if r.get("min") is not None and r.get("max") is not None and r.get("reps", 1) > 1:
                 ours += " [%s..%s]" % (number(r["min"], unit), number(r["max"], unit))
         baseline = "-" if r.get("baseline") is None else "%s %s" % (number(r["baseline"], unit), unit)
-        ratio = "-" if r.get("ratio") is None else "%.3gx" % r["ratio"]
+        ratio = "-" if r.get("ratio") is None else ("%.3gx" % r["ratio"] if r["ratio"] < 1000 else "%.0fx" % r["ratio"])
+        goal = r.get("goal") or ""
+        if not (goal.startswith("<=") or goal.startswith(">=")):
+            r["met"] = None    # a figure reported without a limit meets nothing
         met = {True: "yes", False: "NO", None: "-"}[r.get("met")]
         table.append((r["figure"], r["placement"], ours, baseline, ratio, r.get("goal") or "-", met))
     widths = [max(len(row[i]) for row in table + [header]) for i in range(len(header))]
