@@ -19,7 +19,7 @@ case $bin in /*) ;; *) bin=$repo/$bin ;; esac
 out=Tests/out/conformance-e2e
 # How long one client's broker may run before it is stopped (the runs are parallel).
 WATCHDOG=${WATCHDOG:-45}
-SCENARIOS="hello ping request serve event-send event-recv error denied invalid fd-recv fd-send"
+SCENARIOS="hello ping request serve event-send event-recv error denied invalid too-large fd-recv fd-send"
 CLIENTS=${*:-c sh sh-bash python swift}
 
 [ "$(id -u)" = 0 ] || { echo "conformance: the broker sets uids and namespaces: run as root"; exit 1; }

@@ -19,6 +19,7 @@
 #define WAIT_MS		5000
 #define FD_TEXT		"conformance-fd"
 #define PUT_TEXT	"from-subject"
+#define MAX_FRAME	1024	/* the subject's limits.max_frame in the config */
 
 static struct privsep *ps;
 
@@ -119,7 +120,7 @@ hello(void)
 	}
 	ok = str_is(json_object_get(reply, "helper"), "subject") &&
 	    json_integer_value(json_object_get(reply, "protocol")) == 1 &&
-	    json_integer_value(json_object_get(reply, "max_frame")) >= 64 &&
+	    json_integer_value(json_object_get(reply, "max_frame")) == MAX_FRAME &&
 	    has_string(json_object_get(reply, "serves"), "conf.e2e.echo") &&
 	    has_string(json_object_get(reply, "receives"), "conf.e2e.notice") &&
 	    has_string(json_object_get(reply, "may_send"), "conf.e2e.upper");
@@ -279,6 +280,37 @@ invalid(void)
 	privsep_msg_free(m);
 }
 
+/* A message over the announced max_frame is refused before anything is sent; the connection stays usable. */
+static void
+too_large(void)
+{
+	struct privsep_error err;
+	struct privsep_msg *m;
+	char big[2 * MAX_FRAME + 1];
+	json_t *body;
+	int r;
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	body = json_pack("{s:i,s:s}", "seq", 8, "payload", big);
+	r = privsep_request(ps, "privsep.ping", body, NULL, 0, &m, WAIT_MS, &err);
+	json_decref(body);
+	if (r == 0) {
+		result("too-large", 0, "a frame over max_frame %zu was sent", privsep_max_frame(ps));
+		privsep_msg_free(m);
+		return;
+	}
+	if (strcmp(err.code, PRIVSEP_E_TOO_LARGE) != 0 || err.fatal) {
+		result("too-large", 0, "%s (%s), fatal %d", err.code, err.reason, err.fatal);
+		return;
+	}
+	if ((body = ask_ok("too-large", "privsep.ping", "{\"seq\":9}", NULL, 0)) == NULL)
+		return;
+	result("too-large", json_integer_value(json_object_get(body, "seq")) == 9,
+	    "refused locally: %s (%s); the next ping went through", err.code, err.reason);
+	json_decref(body);
+}
+
 static void
 fd_recv(void)
 {
@@ -336,6 +368,7 @@ main(void)
 	error_reply();
 	denied();
 	invalid();
+	too_large();
 	fd_recv();
 	fd_send();
 	privsep_close(ps);

@@ -22,6 +22,7 @@ import privsep  # noqa: E402
 WAIT = 5.0
 FD_TEXT = "conformance-fd"
 PUT_TEXT = "from-subject"
+MAX_FRAME = 1024  # the subject's limits.max_frame in the config
 
 
 def result(scenario: str, ok: bool, detail: str) -> None:
@@ -125,6 +126,21 @@ def invalid(conn: privsep.Connection) -> None:
            f"code {err.get('code')} at {','.join(map(str, where)) or '(none)'}")
 
 
+@scenario("too-large")
+def too_large(conn: privsep.Connection) -> None:
+    try:
+        conn.request("privsep.ping", {"seq": 8, "payload": "x" * (2 * MAX_FRAME)}, timeout=WAIT)
+        result("too-large", False, f"a frame over max_frame {MAX_FRAME} was sent")
+        return
+    except privsep.PrivsepError as exc:
+        if exc.code != "privsep.too_large" or exc.fatal:
+            result("too-large", False, f"{exc.code} ({exc.reason}), fatal {exc.fatal}")
+            return
+        refused = f"{exc.code} ({exc.reason})"
+    reply = conn.request("privsep.ping", {"seq": 9}, timeout=WAIT)
+    result("too-large", reply.body.get("seq") == 9, f"refused locally: {refused}; the next ping went through")
+
+
 @scenario("fd-recv")
 def fd_recv(conn: privsep.Connection) -> None:
     reply = conn.request("conf.e2e.getfd", {}, timeout=WAIT)
@@ -157,12 +173,13 @@ def main() -> int:
         result("hello", False, f"{exc.code} ({exc.reason}): {exc.message}")
         return 1
     ok = (hello.get("helper") == "subject" and hello.get("protocol") == 1
-          and isinstance(hello.get("max_frame"), int) and hello["max_frame"] >= 64
+          and hello.get("max_frame") == MAX_FRAME
           and "conf.e2e.echo" in hello.get("serves", []) and "conf.e2e.notice" in hello.get("receives", [])
           and "conf.e2e.upper" in hello.get("may_send", []))
     result("hello", ok, f"helper {hello.get('helper')}, max_frame {hello.get('max_frame')}")
     with conn:
-        for step in (ping, request, serve, event_send, event_recv, error, denied, invalid, fd_recv, fd_send):
+        for step in (ping, request, serve, event_send, event_recv, error, denied, invalid, too_large,
+                     fd_recv, fd_send):
             step(conn)
     return 0
 

@@ -47,7 +47,7 @@ if ! hello=$(privsep_hello conformance-sh/1); then
     result hello fail "$(privsep_error_code) ($(privsep_error_reason))"
     exit 1
 fi
-field "$hello" '.helper == "subject" and .protocol == 1 and .max_frame >= 64
+field "$hello" '.helper == "subject" and .protocol == 1 and .max_frame == 1024
     and (.serves | index("conf.e2e.echo")) != null and (.receives | index("conf.e2e.notice")) != null
     and (.may_send | index("conf.e2e.upper")) != null' | grep -qx true
 verdict hello $? "helper $(show "$hello" .helper), max_frame $(show "$hello" .max_frame)"
@@ -133,6 +133,19 @@ if privsep_send '{"type":"conf.e2e.upper","id":900001,"body":{"text":5}}'; then
     [ "$found" = yes ] || result invalid fail "no reply: $(privsep_error_code) ($(privsep_error_reason))"
 else
     result invalid fail "send: $(privsep_error_code)"
+fi
+
+# a message over the announced max_frame (1024, the subject's limits.max_frame) is refused
+# before anything is sent, and the connection stays usable
+big=$(printf '%02048d' 0)
+reply=$(privsep_request privsep.ping "{\"seq\":8,\"payload\":\"$big\"}" 2>/dev/null)
+status=$?
+if [ "$status" = 2 ] && [ "$reply" = privsep.too_large ]; then
+    reply=$(privsep_request privsep.ping '{"seq":9}')
+    [ "$(field "$reply" .seq)" = 9 ]
+    verdict too-large $? "refused locally: privsep.too_large ($(privsep_error_reason)); the next ping went through"
+else
+    result too-large fail "status $status, $reply"
 fi
 
 # descriptors: a shell cannot use SCM_RIGHTS

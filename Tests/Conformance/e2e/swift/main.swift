@@ -15,6 +15,7 @@ import PrivSepHelper
 let watchdogSeconds = 20
 let fdText = "conformance-fd"
 let putText = "from-subject"
+let maxFrame = 1024  // the subject's limits.max_frame in the config
 
 struct Text: Codable { var text: String }
 struct Nonce: Codable { var nonce: String }
@@ -71,7 +72,7 @@ func runScenarios() async -> Int32 {
         return 1
     }
     let hello = client.hello
-    result("hello", hello.helper == "subject" && hello.protocol == 1 && hello.maxFrame >= 64
+    result("hello", hello.helper == "subject" && hello.protocol == 1 && hello.maxFrame == maxFrame
         && hello.serves.contains("conf.e2e.echo") && hello.receives.contains("conf.e2e.notice")
         && hello.maySend.contains("conf.e2e.upper"), "helper \(hello.helper), max_frame \(hello.maxFrame)")
     var messages = client.incoming.makeAsyncIterator()
@@ -134,6 +135,15 @@ func runScenarios() async -> Int32 {
             let places = (error.data?["errors"]?.arrayValue ?? []).compactMap { $0["instanceLocation"]?.stringValue }
             result("invalid", error.code == .invalid && places.contains("/text"),
                    "code \(error.code) at \(places.isEmpty ? "(none)" : places.joined(separator: ","))")
+        }
+    }
+    await scenario("too-large") {
+        do {
+            _ = try await client.request("privsep.ping", body: Ping(seq: 8, payload: String(repeating: "x", count: 2 * maxFrame)))
+            result("too-large", false, "a frame over max_frame \(maxFrame) was sent")
+        } catch let error as PrivSepError where error.source == .local && error.code == .tooLarge {
+            let echoed = try await client.request("privsep.ping", body: Ping(seq: 9, payload: ""), as: Ping.self)
+            result("too-large", echoed.seq == 9, "refused locally: \(error.code); the next ping went through")
         }
     }
     await scenario("fd-recv") {
