@@ -18,8 +18,8 @@ ROUNDS=${ROUNDS:-20000}          # raw and C
 ROUNDS_SLOW=${ROUNDS_SLOW:-3000} # Python and Swift
 ROUNDS_SH=${ROUNDS_SH:-10}
 # free: the scheduler places broker and helpers; same-cpu: all of them on CPU 0 (taskset,
-# inherited by the helpers). One run per placement.
-PLACEMENT=${PLACEMENT:-free same-cpu}
+# inherited by the helpers). One run per placement; `make bench` passes one (BENCH_PLACEMENT).
+PLACEMENT=${PLACEMENT:-${BENCH_PLACEMENT:-free same-cpu}}
 BIN=${PRIVSEP_BIN:-$(swift build -c release --show-bin-path 2>/dev/null)}
 case $BIN in /*) ;; *) BIN=$repo/$BIN ;; esac
 if [ "$(id -u)" != 0 ]; then echo "clients: skipped (the broker needs root)"; exit 0; fi
