@@ -11,17 +11,18 @@ steps=${SANITIZE_STEPS:-c asan tsan hostile-asan}
 mkdir -p Tests/out/sanitize
 failed=0
 
-# The launcher is linked -static-executable, which the sanitizer runtimes do not support; the
-# sanitized build keeps an uninstrumented launcher beside the instrumented broker (the launcher
-# is a separate, single-threaded process that execs the helper).
+# The launcher (privsep-sandbox) is linked -static-executable, which the sanitizer runtimes do
+# not support (the link fails), so `swift build --build-tests --sanitize=...` cannot build the
+# whole package. Instead: the test bundle, the broker and the Swift example helper are built
+# instrumented, and an uninstrumented launcher (its own scratch path, .build-launcher) is put
+# beside them; it is a separate single-threaded process that only sets up the sandbox and execs.
 build_sanitized() {
     kind=$1 dir=$2
-    "$SWIFT" build --scratch-path "$dir" --sanitize="$kind" --product privsep || return 1
-    if ! "$SWIFT" build --scratch-path "$dir" --sanitize="$kind" --product privsep-sandbox; then
-        echo "sanitize: privsep-sandbox cannot link with -sanitize=$kind (static); using an uninstrumented launcher"
-        "$SWIFT" build --scratch-path .build --product privsep-sandbox || return 1
-        cp .build/debug/privsep-sandbox "$dir/debug/privsep-sandbox"
-    fi
+    for product in privsepPackageTests privsep swift-helper; do
+        "$SWIFT" build --scratch-path "$dir" --sanitize="$kind" --product "$product" || return 1
+    done
+    "$SWIFT" build --scratch-path .build-launcher --product privsep-sandbox || return 1
+    cp .build-launcher/debug/privsep-sandbox "$dir/debug/privsep-sandbox"
 }
 
 run_step() {
@@ -29,7 +30,7 @@ run_step() {
     shift
     log=Tests/out/sanitize/$name.log
     if "$@" >"$log" 2>&1; then
-        echo "sanitize: $name: clean ($(grep -Eo 'Test run with [0-9]+ tests.*passed.*|[0-9]+ tests? passed|hostile: [0-9]+ passed, [0-9]+ failed' "$log" | tail -1))"
+        echo "sanitize: $name: clean ($(grep -Eo 'Test run with [0-9]+ tests.*|[a-z_]+: [0-9]+ passed, [0-9]+ failed.*' "$log" | tr '\n' ';' | sed 's/;$//'))"
     else
         failed=1
         echo "sanitize: $name: FAILED (log: $log)"
@@ -45,15 +46,19 @@ run_step() {
 for step in $steps; do
     case $step in
     c) run_step c-client make -C clients/c check ;;
-    asan) run_step swift-asan sh -c "set -e; $SWIFT build --scratch-path .build-asan --sanitize=address --build-tests; \
-        $SWIFT test --scratch-path .build-asan --sanitize=address" ;;
-    tsan) run_step swift-tsan sh -c "set -e; $SWIFT build --scratch-path .build-tsan --sanitize=thread --build-tests; \
-        TSAN_OPTIONS=halt_on_error=0 $SWIFT test --scratch-path .build-tsan --sanitize=thread" ;;
+    asan | tsan)
+        kind=address dir=.build-asan
+        [ "$step" = tsan ] && kind=thread dir=.build-tsan
+        if ! build_sanitized "$kind" "$dir" >"Tests/out/sanitize/build-$step.log" 2>&1; then
+            echo "sanitize: swift-$step: build failed (Tests/out/sanitize/build-$step.log)"
+            failed=1
+            continue
+        fi
+        run_step "swift-$step" "$SWIFT" test --scratch-path "$dir" --sanitize="$kind" --skip-build ;;
     hostile-asan)
-        # shellcheck disable=SC2317
-        build_sanitized address .build-asan >Tests/out/sanitize/asan-products.log 2>&1 ||
-            { echo "sanitize: hostile-asan: build failed (Tests/out/sanitize/asan-products.log)"; failed=1; continue; }
-        run_step hostile-asan env PRIVSEP_BIN=.build-asan/debug ASAN_OPTIONS=detect_leaks=1 python3 Tests/Hostile/run.py ;;
+        [ -x .build-asan/debug/privsep ] || build_sanitized address .build-asan >Tests/out/sanitize/build-asan.log 2>&1 ||
+            { echo "sanitize: hostile-asan: build failed (Tests/out/sanitize/build-asan.log)"; failed=1; continue; }
+        run_step hostile-asan env PRIVSEP_BIN=.build-asan/debug python3 Tests/Hostile/run.py ;;
     *) echo "sanitize: unknown step $step"; failed=1 ;;
     esac
 done
