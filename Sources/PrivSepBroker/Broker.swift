@@ -142,7 +142,12 @@ public final class Broker {
         case .helperSocket:
             guard let helper = helper(for: token) else { return }
             if !readiness.isDisjoint(with: [.writable]) { flushOutput(helper) }
-            if !readiness.isDisjoint(with: [.readable, .hangup]) { readFrom(helper) }
+            if helper.paused && !readiness.isDisjoint(with: .hangup) {
+                // Gone while we were not reading it: what it still had queued was never accepted.
+                disconnect(helper, reason: "hung up while paused")
+            } else if !readiness.isDisjoint(with: [.readable, .hangup]) {
+                readFrom(helper)
+            }
         case .helperStdout, .helperStderr:
             guard let helper = helper(for: token) else { return }
             drainOutput(helper, stream: token.kind)

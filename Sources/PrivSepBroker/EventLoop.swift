@@ -98,7 +98,8 @@ public final class EventLoop {
         throws(SystemCallError)
     {
         var event = epoll_event()
-        event.events = interest.rawValue | EPOLLRDHUP.rawValue
+        // Half-close is only news to a reader; a paused source asking for it would spin.
+        event.events = interest.contains(.readable) ? interest.rawValue | EPOLLRDHUP.rawValue : interest.rawValue
         event.data.u64 = token.packed
         guard epoll_ctl(epollFD, operation, fd, &event) == 0 else { throw SystemCallError("epoll_ctl") }
     }

@@ -114,7 +114,8 @@ public enum BrokerLoader {
                     continue
                 }
                 if message.kind != .request { problems.append("\(at)/serves: \(type) is an event; only requests are served") }
-                if Broker.builtinTypes.contains(type) { problems.append("\(at)/serves: \(type) is served by the broker itself") }
+                // The privsep.* namespace is the broker's: its services, control and handshake.
+                if type.hasPrefix("privsep.") { problems.append("\(at)/serves: \(type) is served by the broker itself") }
                 if let other = servedBy[type] { problems.append("\(at)/serves: \(type) is already served by \(other)") }
                 servedBy[type] = helper.name
             }

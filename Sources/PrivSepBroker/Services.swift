@@ -19,12 +19,6 @@ typealias BuiltinEvent = (Helper, Envelope) -> Void
 extension ErrorBody: Error {}
 
 extension Broker {
-    /// Types the broker itself serves or sends; no helper may serve them.
-    static let builtinTypes: Set<String> = [
-        "privsep.hello", "privsep.ping", "privsep.introspect", "privsep.restrict", "privsep.log", "privsep.shutdown",
-        "privsep.file.open", "privsep.file.read", "privsep.net.listen", "privsep.net.connect", "privsep.dns.resolve", "privsep.user.lookup",
-    ]
-
     func builtinService(_ type: String) -> BuiltinService? {
         switch type {
         case "privsep.hello":

@@ -130,9 +130,10 @@ extension Broker {
         guard let process = helper.process, let status = reap(process.pid) else { return }
         let failure = SandboxLaunchOutcome.read(from: process.errorPipe)
         loop.remove(process.pidfd.rawValue)
-        for reader in [process.stdout, process.stderr].compactMap({ $0 }) {
+        for (reader, stream) in [(process.stdout, "stdout"), (process.stderr, "stderr")] {
+            guard let reader else { continue }
             for line in reader.drain().lines {
-                logger.info("\(line)", metadata: ["helper": "\(helper.name)"])
+                logger.info("\(line)", metadata: ["helper": "\(helper.name)", "stream": "\(stream)"])
             }
             loop.remove(reader.fd.rawValue)
         }
