@@ -5,7 +5,7 @@
 
 SWIFT        ?= swift
 SWIFT_FLAGS  ?=
-DEB_PACKAGES  = libjansson-dev libseccomp-dev jq pkg-config dash shellcheck bubblewrap graphviz mandoc
+DEB_PACKAGES  = gcc libc6-dev python3 libjansson-dev libseccomp-dev jq pkg-config dash shellcheck bubblewrap graphviz mandoc
 
 .PHONY: all deps build release test demo bench clean soak fuzz check-sanitize
 
