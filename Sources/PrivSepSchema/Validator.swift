@@ -8,14 +8,21 @@ import PrivSepJSON
 
 /// A compiled JSON Schema, ready to validate instances. Immutable and shareable between threads.
 public struct Schema: Sendable {
+    /// Owns the node graph, which `plan` refers to without owning it.
     let root: SchemaNode
     let options: SchemaOptions
+    /// The same schema flattened for `isValid` (ValidationPlan.swift).
+    let plan: ValidationPlan
+
+    init(root: SchemaNode, options: SchemaOptions) {
+        self.root = root
+        self.options = options
+        plan = ValidationPlan(root: root)
+    }
 
     /// Whether `instance` is valid: the fast path, no error details.
     public func isValid(_ instance: JSONValue) -> Bool {
-        var context = EvaluationContext(options: options, collectErrors: false)
-        var scratch = Evaluated()
-        return context.evaluate(root, instance, collect: false, &scratch)
+        PlanWalker(plan, options: options).valid(0, instance, 0)
     }
 
     /// Validates `instance` and returns every failing keyword in the "basic" output shape.

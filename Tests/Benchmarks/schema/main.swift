@@ -74,6 +74,11 @@ func measure(_ iterations: Int, _ repetitions: Int, _ body: () -> Bool) -> (Doub
     return (samples[samples.count / 2], sink)
 }
 
+func format(_ value: Double) -> String {
+    let rounded = (value * 10).rounded() / 10
+    return String(rounded)
+}
+
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == "--emit" {
     guard arguments.count == 2 else { fail("usage: bench-schema --emit DIR") }
@@ -100,6 +105,15 @@ guard schema.isValid(valid), !schema.isValid(invalid) else { fail("the cases do 
 // BENCH_SCHEMA_ITERATIONS shrinks the run (e.g. to count instructions under valgrind).
 let iterations = getenv("BENCH_SCHEMA_ITERATIONS").flatMap { Int(String(cString: $0)) } ?? 200_000
 let repetitions = 11
+// BENCH_SCHEMA_ONLY=valid|invalid runs just that case's loop, once, and exits: a profiler
+// (valgrind --tool=callgrind) then sees only Schema.isValid on one instance.
+if let only = getenv("BENCH_SCHEMA_ONLY").map({ String(cString: $0) }) {
+    guard only == "valid" || only == "invalid" else { fail("BENCH_SCHEMA_ONLY must be valid or invalid") }
+    let instance = only == "valid" ? valid : invalid
+    let (ns, sink) = measure(iterations, 1) { schema.isValid(instance) }
+    print("bench-schema: \(only) only, \(iterations) validations, \(format(ns)) ns/validation, \(sink) valid")
+    exit(0)
+}
 _ = measure(iterations / 10, 1) { schema.isValid(valid) }
 let (validNs, sinkValid) = measure(iterations, repetitions) { schema.isValid(valid) }
 let (invalidNs, sinkInvalid) = measure(iterations, repetitions) { schema.isValid(invalid) }
@@ -110,11 +124,6 @@ let (parseValidateNs, _) = measure(iterations, repetitions) {
     return schema.isValid(value)
 }
 guard sinkValid == iterations * repetitions, sinkInvalid == 0 else { fail("inconsistent results") }
-
-func format(_ value: Double) -> String {
-    let rounded = (value * 10).rounded() / 10
-    return String(rounded)
-}
 
 print("bench-schema: the issue's 6-property message, \(repetitions) x \(iterations) validations, median")
 print("  ours   valid   \(format(validNs)) ns/validation")
