@@ -25,11 +25,18 @@ build_sanitized() {
     cp .build-launcher/debug/privsep-sandbox "$dir/debug/privsep-sandbox"
 }
 
+# Sanitizer reports of every instrumented process (the test bundle, and the brokers and helpers
+# it starts, whose stderr the tests capture) go to files: $reports/<step>.<pid>.
+reports=$(pwd)/Tests/out/sanitize/reports
+rm -rf "$reports"
+mkdir -p "$reports"
+
 run_step() {
     name=$1
     shift
     log=Tests/out/sanitize/$name.log
-    if "$@" >"$log" 2>&1; then
+    if ASAN_OPTIONS=${ASAN_OPTIONS:-log_path=$reports/$name} TSAN_OPTIONS=${TSAN_OPTIONS:-log_path=$reports/$name} \
+        UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1} "$@" >"$log" 2>&1; then
         echo "sanitize: $name: clean ($(grep -Eo 'Test run with [0-9]+ tests.*|[a-z_]+: [0-9]+ passed, [0-9]+ failed.*' "$log" | tr '\n' ';' | sed 's/;$//'))"
     else
         failed=1
@@ -37,9 +44,11 @@ run_step() {
         grep -m5 -E 'ERROR: (Address|Thread|Undefined)Sanitizer|WARNING: ThreadSanitizer|runtime error|✘|FAIL' "$log" | head -10
     fi
     # A sanitizer report fails the step even when the process still exited 0.
-    if grep -q -E 'ERROR: (Address|Leak|Undefined)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$log"; then
+    found=$(cat "$log" "$reports/$name".* 2>/dev/null | grep -c -E 'ERROR: (Address|Leak|Undefined)Sanitizer|WARNING: ThreadSanitizer|runtime error:')
+    if [ "$found" -gt 0 ]; then
         failed=1
-        echo "sanitize: $name: sanitizer reports: $(grep -c -E 'ERROR: (Address|Leak|Undefined)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$log")"
+        echo "sanitize: $name: $found sanitizer reports ($reports/$name.*):"
+        cat "$log" "$reports/$name".* 2>/dev/null | grep -E '^(SUMMARY|==[0-9]+==ERROR|WARNING: ThreadSanitizer)' | sort | uniq -c | sort -rn | head -8
     fi
 }
 
