@@ -416,12 +416,15 @@ struct NetServiceTests {
 struct NameServiceTests {
     @Test func dnsAndUserLookupsFollowTheirNameLists() throws {
         let directory = try makeTemporaryDirectory()
-        let run = try serviceRun(["dns": ["localhost"], "users": ["root"]], directory: directory)
+        let run = try serviceRun(["dns": ["localhost", "no-such-host.invalid"], "users": ["root"]], directory: directory)
         let app = try startApp(run)
 
         let resolved = try app.request("privsep.dns.resolve", ["name": "LocalHost", "family": "ipv4"])
         #expect(resolved.envelope.body["addresses"]?.arrayValue?.contains("127.0.0.1") == true)
         #expect(deniedReason(try app.request("privsep.dns.resolve", ["name": "example.com"])) == "no_rule")
+        // Permitted but unresolvable: answered (not found, or the broker's bounded wait ran out).
+        let missing = errorCode(try app.request("privsep.dns.resolve", ["name": "no-such-host.invalid"]))
+        #expect(["privsep.not_found", "privsep.timeout", "privsep.io_error"].contains(missing ?? "success"))
 
         let root = try app.request("privsep.user.lookup", ["name": "root"])
         #expect(root.envelope.body["uid"] == 0)
@@ -432,9 +435,9 @@ struct NameServiceTests {
         #expect(deniedReason(try app.request("privsep.user.lookup", ["name": "nobody"])) == "no_rule")
         #expect(deniedReason(try app.request("privsep.user.lookup", ["uid": 65534])) == "no_rule")
         #expect(deniedReason(try app.request("privsep.user.lookup", ["uid": 4_000_000_000])) == "no_rule")
-        let audits = try waitForAudits(run, 7)
+        let audits = try waitForAudits(run, 8)
         #expect(audits.map { $0["decision"]?.stringValue ?? "" }
-                == ["granted", "denied", "granted", "granted", "denied", "denied", "denied"])
+                == ["granted", "denied", "failed", "granted", "granted", "denied", "denied", "denied"])
         #expect(audits.first?["rule"] == "/helpers/app/dns/0")
         app.exitProcess(status: 0)
         _ = try run.stop()

@@ -1,11 +1,11 @@
 // privsep.dns.resolve: getaddrinfo in the broker for helpers that have no resolver, limited
 // to the names in the helper's `dns` policy.
 //
-// Known limitation: getaddrinfo blocks, and the broker's loop is single-threaded. Names in
-// /etc/hosts answer at once; a name that goes to DNS can hold the loop for the resolver's own
-// bound (resolv.conf `options timeout:` × `attempts:`, glibc's default 5 s × 2 per server).
-// docs/services.md says so; policies should list only names that resolve quickly.
+// The broker's loop is single-threaded, so a lookup waits at most `Resolver.timeoutMs`
+// (getaddrinfo_a and gai_suspend, in CPrivSep/services.c); a lookup still running then is
+// answered privsep.timeout and left to finish in glibc's resolver thread (a bounded number).
 
+import CPrivSep
 import Glibc
 import PrivSepJSON
 import PrivSepWire
@@ -34,10 +34,12 @@ enum DNSService {
     }
 }
 
-/// getaddrinfo, reduced to distinct addresses in the resolver's order.
+/// getaddrinfo with a bounded wait, reduced to distinct addresses in the resolver's order.
 enum Resolver {
     /// At most this many addresses (the reply schema's bound).
     static let maxAddresses = 64
+    /// The longest the broker's loop waits for one lookup.
+    static let timeoutMs: Int32 = 2000
 
     enum Outcome {
         case addresses([IPAddress])
@@ -45,14 +47,14 @@ enum Resolver {
     }
 
     static func resolve(_ name: String, family: Int32) -> Outcome {
-        var hints = addrinfo()
-        hints.ai_family = family
-        // One entry per address instead of one per socket type.
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var list: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(name, nil, &hints, &list)
+        let status = cprivsep_getaddrinfo_bounded(name, family, timeoutMs, &list)
         defer { if let list { freeaddrinfo(list) } }
         guard status == 0 else {
+            if status == CPRIVSEP_GAI_TIMEOUT { return .failure(.timeout, "\(name): no answer within \(timeoutMs) ms") }
+            if status == CPRIVSEP_GAI_BUSY {
+                return .failure(.unavailable, "\(name): too many earlier lookups are still waiting for the resolver")
+            }
             let text = "\(name): \(String(cString: gai_strerror(status)))"
             // EAI_NODATA (-5) is not exported by the Glibc module.
             if status == EAI_NONAME || status == -5 || status == EAI_FAMILY { return .failure(.notFound, text) }
