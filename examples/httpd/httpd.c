@@ -215,8 +215,12 @@ static void handle(int client)
 		return;
 	}
 	/* No checks of our own on the path: the broker's policy is what contains us. */
-	snprintf(path, sizeof(path), "%s%s%s", docroot, target,
-	    target[strlen(target) - 1] == '/' ? "index.html" : "");
+	if ((size_t)snprintf(path, sizeof(path), "%s%s%s", docroot, target,
+	    target[strlen(target) - 1] == '/' ? "index.html" : "") >= sizeof(path)) {
+		respond_status(client, 414, "URI Too Long", NULL);
+		fprintf(stderr, "%s - 414\n", method);
+		return;
+	}
 	fd = open_file(path, &status);
 	switch (status) {
 	case 200:
