@@ -20,8 +20,7 @@ for script in Tests/Benchmarks/*/run.sh; do
         pin=""
         [ "$placement" = same-cpu ] && pin="taskset -c 0"
         # shellcheck disable=SC2086
-        # PLACEMENT too: Tests/Benchmarks/clients/run.sh reads that name.
-        if ! BENCH_OUT=$lines BENCH_PLACEMENT=$placement PLACEMENT=$placement $pin sh "$script"; then
+        if ! BENCH_OUT=$lines BENCH_PLACEMENT=$placement $pin sh "$script"; then
             echo "=== bench: $name ($placement) FAILED"
             failed="$failed $name/$placement"
         fi
