@@ -58,6 +58,8 @@ public struct HelperPlan: Sendable {
     public let spec: SandboxSpec
     /// The seccomp filter, compiled once here instead of in the launcher at every spawn.
     public let seccomp: SeccompProgram?
+    /// What the privileged services grant it (`files`, `net`, `dns`, `users`), directories opened.
+    let services: ServicePolicy
 }
 
 /// Everything the broker needs from outside: config, launch plans, message contracts, launcher.

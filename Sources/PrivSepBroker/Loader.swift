@@ -47,7 +47,8 @@ public enum BrokerLoader {
             do {
                 let spec = try HelperLauncher.spec(for: helper, uid: ids.uid, gid: ids.gid, file: configPath, pointer: pointer)
                 let seccomp = try compileSeccomp(spec, file: configPath, pointer: pointer)
-                plans.append(HelperPlan(uid: ids.uid, gid: ids.gid, spec: spec, seccomp: seccomp))
+                let services = try ServicePolicyReader(file: configPath, pointer: pointer).read(helper.raw)
+                plans.append(HelperPlan(uid: ids.uid, gid: ids.gid, spec: spec, seccomp: seccomp, services: services))
             } catch {
                 problems.append("\(error)")
             }
@@ -59,7 +60,6 @@ public enum BrokerLoader {
             throw LoadError(problems + error.problems.map { "\($0.problem)" })
         }
         problems += policyProblems(config, registry)
-        problems += ServiceRegistry.load(config)
         guard problems.isEmpty else { throw LoadError(problems) }
         return BrokerSetup(config: config, plans: plans, catalog: catalog(from: registry), launcherPath: launcherPath)
     }

@@ -53,19 +53,16 @@ extension Broker {
     func privilegedService(_ helper: Helper, _ envelope: Envelope) -> ServiceResult {
         let type = envelope.type ?? ""
         let body = envelope.body
+        let policy = helper.plan.services
         let decision: ServiceDecision
-        if let policy = ServiceRegistry.policy(file: config.file, slot: helper.slot) {
-            switch type {
-            case "privsep.file.open": decision = FileService.open(policy, body)
-            case "privsep.file.read": decision = FileService.read(policy, body, maxFrame: helper.config.limits.maxFrame)
-            case "privsep.net.listen": decision = NetService.listen(policy, body)
-            case "privsep.net.connect": decision = NetService.connect(policy, body)
-            case "privsep.dns.resolve": decision = DNSService.resolve(policy, body)
-            case "privsep.user.lookup": decision = UserService.lookup(policy, body)
-            default: decision = .failed(.unknownType, "no privileged service \(type)", rule: nil)
-            }
-        } else {
-            decision = .failed(.internal, "no service policy was loaded for helper \(helper.name)", rule: nil)
+        switch type {
+        case "privsep.file.open": decision = FileService.open(policy, body)
+        case "privsep.file.read": decision = FileService.read(policy, body, maxFrame: helper.config.limits.maxFrame)
+        case "privsep.net.listen": decision = NetService.listen(policy, body)
+        case "privsep.net.connect": decision = NetService.connect(policy, body)
+        case "privsep.dns.resolve": decision = DNSService.resolve(policy, body)
+        case "privsep.user.lookup": decision = UserService.lookup(policy, body)
+        default: decision = .failed(.unknownType, "no privileged service \(type)", rule: nil)
         }
         audit(helper, type, body, decision)
         return decision.result

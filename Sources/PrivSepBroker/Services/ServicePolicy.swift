@@ -2,15 +2,12 @@
 // parsed and checked once at load, before any helper runs. Rule directories are opened here
 // (O_PATH) so that what a rule names is fixed at load: a helper that later renames or
 // replaces a directory on the path cannot redirect the broker.
-//
-// The Broker and Helper types are the lead's; this state lives in a table of its own, keyed by
-// the config file and the helper's slot, filled by `ServiceRegistry.load` from the loader.
+// Each helper's policy is part of its load-time plan (`HelperPlan.services`).
 
 import CPrivSep
 import Glibc
 import PrivSepJSON
 import PrivSepWire
-import Synchronization
 
 /// One way a file may be opened, as named in requests and rules.
 enum FileAccess: String, Sendable, CaseIterable {
@@ -109,39 +106,6 @@ struct ServicePolicy: Sendable {
     var dnsNames: [String] = []
     /// User names for privsep.user.lookup.
     var userNames: [String] = []
-}
-
-/// The loaded policies of every helper, for the broker's service handlers.
-enum ServiceRegistry {
-    /// Config file → one policy per helper slot. A broker reads only its own file's entry.
-    private static let table = Mutex<[String: [ServicePolicy]]>([:])
-
-    /// Parses and checks every helper's service policy and opens its rule directories; the
-    /// problems name the config file and the JSON pointer. On success the policies replace
-    /// any earlier load of the same file.
-    static func load(_ config: BrokerConfig) -> [String] {
-        var policies: [ServicePolicy] = []
-        var problems: [String] = []
-        for helper in config.helpers {
-            let reader = ServicePolicyReader(file: config.file, pointer: "/helpers/" + escapePointer(helper.name))
-            do {
-                policies.append(try reader.read(helper.raw))
-            } catch {
-                problems.append("\(error)")
-            }
-        }
-        guard problems.isEmpty else { return problems }
-        table.withLock { $0[config.file] = policies }
-        return []
-    }
-
-    /// The policy of the helper in `slot` of the broker run from `file`.
-    static func policy(file: String, slot: Int) -> ServicePolicy? {
-        table.withLock { table in
-            guard let policies = table[file], policies.indices.contains(slot) else { return nil }
-            return policies[slot]
-        }
-    }
 }
 
 /// Reads the service members of one helper object; with `openDirectories: false` it only
