@@ -89,6 +89,8 @@ public final class Broker {
     var phase: BrokerPhase = .running
     var outcome: BrokerOutcome = .clean
     var control = ControlState()
+    /// Helpers with output queued in this iteration (see `flushPending`).
+    var pendingFlush: [Helper] = []
     let startedAt = monotonicNanoseconds()
     public internal(set) var counters = BrokerCounters()
 
@@ -116,12 +118,14 @@ public final class Broker {
         for helper in helpers { spawn(helper) }
         while phase != .finished {
             fireDueDeadlines()
+            flushPending()
             if phase == .finished { break }
             let timeout = deadlines.earliest.map { $0 - monotonicNanoseconds() }
             do {
                 try loop.wait(timeoutNanoseconds: timeout) { token, readiness in
                     dispatch(token, readiness)
                 }
+                flushPending()
             } catch {
                 logger.critical("event loop failed", metadata: ["error": "\(error)"])
                 outcome = .brokerError("\(error)")

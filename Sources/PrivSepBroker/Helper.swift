@@ -62,6 +62,8 @@ final class Helper {
     var paused = false
     /// What epoll watches the socket for now.
     var interest: Readiness = .readable
+    /// Output was queued this loop iteration and is written before the next wait.
+    var needsFlush = false
     /// Messages read but not yet handled because the helper was paused mid-batch.
     var held: [Incoming] = []
     var heldHead = 0

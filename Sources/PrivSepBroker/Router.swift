@@ -37,6 +37,8 @@ extension Broker {
             case .frames(let incoming):
                 helper.held.append(contentsOf: incoming)
                 processHeld(helper)
+                // A short read drained the socket: epoll says when there is more.
+                if connection.lastReadWasShort { return }
             }
         }
     }
@@ -336,12 +338,23 @@ extension Broker {
         guard let connection = helper.connection else { return }
         if control.tapping > 0 { tap("out", helper, envelope, type: type ?? envelope.type) }
         do {
-            if try connection.send(envelope, fds: fds.map(\.descriptor)) == .queued {
-                updateInterest(helper)
-                if helper.isFull { scheduleStallCheck(helper) }
+            // Written at the end of this loop iteration, together with everything else for it.
+            try connection.enqueue(envelope, fds: fds.map(\.descriptor))
+            if !helper.needsFlush {
+                helper.needsFlush = true
+                pendingFlush.append(helper)
             }
+            if helper.isFull { scheduleStallCheck(helper) }
         } catch {
             disconnect(helper, reason: "cannot take more output: \(error.message)")
+        }
+    }
+
+    /// Writes what this iteration queued, one flush per helper instead of one write per message.
+    func flushPending() {
+        while let helper = pendingFlush.popLast() {
+            helper.needsFlush = false
+            flushOutput(helper)
         }
     }
 

@@ -98,6 +98,9 @@ extension Broker {
     func disconnect(_ helper: Helper, reason: String) {
         guard let connection = helper.connection else { return }
         logger.info("connection closed: \(reason)", metadata: ["helper": "\(helper.name)"])
+        // Best effort, never blocking: a last error reply (privsep.protocol, the request that
+        // crossed max_violations) is worth delivering if the socket takes it.
+        _ = try? connection.flush()
         loop.remove(connection.socket.rawValue)
         connection.close()
         helper.connection = nil

@@ -1,9 +1,10 @@
 // One end of a privsep socket: recvmsg into a FrameReceiver, frames out with sendmsg.
 //
-// Each outgoing frame is one sendmsg: a frame with descriptors carries them in SCM_RIGHTS on
-// the sendmsg that starts at its length prefix, and only after everything queued before it has
-// been written, so no earlier byte shares that sendmsg. On a non-blocking socket EAGAIN leaves
-// the rest in a bounded queue (descriptors duplicated, so the caller may close its own at once);
+// Outgoing frames are encoded back to back into one buffer and written with as few sendmsg calls
+// as possible. A frame with descriptors carries them in SCM_RIGHTS on a sendmsg of its own that
+// starts at its length prefix, after everything queued before it has been written, and ends with
+// it, so no other frame's bytes share that sendmsg. On a non-blocking socket EAGAIN leaves the
+// rest in a bounded queue (descriptors duplicated, so the caller may close its own at once);
 // `flush()` continues it when the socket is writable.
 
 import CPrivSep
@@ -34,10 +35,11 @@ public enum SendStatus: Sendable, Equatable {
 /// Confined to one thread at a time. Closing (or dropping) the connection closes the socket
 /// and every descriptor received but not handed out or queued for sending.
 public final class Connection: @unchecked Sendable {
-    private struct Pending {
-        var bytes: [UInt8]
-        var sent: Int
-        /// Duplicates owned by the queue; sent with the first byte of `bytes`.
+    /// A queued frame that carries descriptors: where it lies in `output`, and duplicates of
+    /// its descriptors owned by the queue.
+    private struct FDFrame {
+        var start: Int
+        var end: Int
         var fds: [OwnedFD]
     }
 
@@ -46,9 +48,10 @@ public final class Connection: @unchecked Sendable {
     /// Limits for both directions.
     public let limits: WireLimits
     private var receiver: FrameReceiver
-    private var queue: [Pending] = []
-    private var queueHead = 0
-    private var queuedBytes = 0
+    /// Outgoing frames back to back; bytes before `outputStart` are written.
+    private var output: [UInt8] = []
+    private var outputStart = 0
+    private var fdFrames: [FDFrame] = []
     private var queuedFds = 0
     private var inbox: [Incoming] = []
     private var inboxHead = 0
@@ -60,7 +63,10 @@ public final class Connection: @unchecked Sendable {
         self.socket = socket
         self.limits = limits
         self.receiver = FrameReceiver(sender: peer, limits: limits)
-        self.readBuffer = [UInt8](repeating: 0, count: limits.readChunk)
+        // Uninitialised: pages become resident only as reads fill them, so a hundred idle
+        // connections do not cost a hundred zeroed read buffers.
+        let chunk = limits.readChunk
+        self.readBuffer = [UInt8](unsafeUninitializedCapacity: chunk) { _, count in count = chunk }
     }
 
     /// A connected pair of close-on-exec sockets, e.g. broker end and helper end.
@@ -91,10 +97,14 @@ public final class Connection: @unchecked Sendable {
     }
 
     /// Bytes waiting in the outgoing queue.
-    public var pendingOutputBytes: Int { queuedBytes }
+    public var pendingOutputBytes: Int { output.count - outputStart }
 
     /// Whether output is queued (poll for POLLOUT and call `flush()`).
-    public var hasPendingOutput: Bool { queueHead < queue.count }
+    public var hasPendingOutput: Bool { outputStart < output.count }
+
+    /// Whether the last read returned less than a full buffer: the socket is (for now) drained,
+    /// so a non-blocking reader can wait for readiness instead of reading again into EAGAIN.
+    public private(set) var lastReadWasShort = false
 
     /// Descriptors received and not yet claimed by a complete frame.
     public var pendingInputFds: Int { receiver.pendingFdCount }
@@ -102,10 +112,10 @@ public final class Connection: @unchecked Sendable {
     /// Closes the socket and every descriptor held (received or queued).
     public func close() {
         receiver.closeAll()
-        for index in queueHead ..< queue.count { for fd in queue[index].fds { fd.close() } }
-        queue = []
-        queueHead = 0
-        queuedBytes = 0
+        for frame in fdFrames { for fd in frame.fds { fd.close() } }
+        fdFrames = []
+        output = []
+        outputStart = 0
         queuedFds = 0
         inbox = []
         inboxHead = 0
@@ -135,6 +145,7 @@ public final class Connection: @unchecked Sendable {
             if code == EAGAIN || code == EWOULDBLOCK { return .wouldBlock }
             throw .system("recvmsg", errno: code)
         }
+        lastReadWasShort = count < capacity
         let fds = fdSlots.prefix(Int(fdCount)).map { OwnedFD(adopting: $0) }
         if truncated != 0 { throw receiver.controlTruncated(closing: fds) }
         if count == 0 {
@@ -173,44 +184,86 @@ public final class Connection: @unchecked Sendable {
 
     // MARK: Sending
 
-    /// Sends `envelope` with `fds` attached (borrowed: the caller keeps and closes its own).
-    /// `envelope.fds` is set from `fds.count`. Returns `.queued` when a non-blocking socket
-    /// took only part; throws send_queue_full when the queue bound would be passed.
-    @discardableResult
-    public func send(_ envelope: Envelope, fds: [FileDescriptor] = []) throws(WireError) -> SendStatus {
+    /// Appends one frame to the outgoing buffer without writing it, so that everything queued
+    /// for this peer leaves in as few system calls as possible (`flush()`). `fds` are
+    /// borrowed: the queue keeps duplicates, so the caller may close its own at once. Throws
+    /// too_large over max_frame, and send_queue_full when the queue bound would be passed;
+    /// either way nothing is queued.
+    public func enqueue(_ envelope: Envelope, fds: [FileDescriptor] = []) throws(WireError) {
         guard fds.count <= WireLimits.maxFdsPerFrame else {
             throw WireError(code: .tooLarge, reason: .unsendable,
                             message: "\(fds.count) descriptors on one frame; at most 8", isFatal: false)
         }
         var message = envelope
         message.fds = fds.count
-        let bytes = try message.encodeFrame(maxFrame: limits.maxFrame)
-        if hasPendingOutput { _ = try flush() }
-        if hasPendingOutput { try enqueue(bytes, sent: 0, fds: fds); return .queued }
-        let sent = try write(bytes, from: 0, fds: fds.map(\.rawValue))
-        if sent == bytes.count { return .sent }
-        try enqueue(bytes, sent: sent, fds: sent == 0 ? fds : [])
-        return .queued
+        let start = output.count
+        output.append(contentsOf: [0, 0, 0, 0])
+        message.jsonValue.serialize(into: &output)
+        let length = output.count - start - 4
+        guard length <= limits.maxFrame else {
+            output.removeSubrange(start...)
+            throw WireError(code: .tooLarge, reason: .unsendable,
+                            message: "message of \(length) bytes exceeds max_frame \(limits.maxFrame)", isFatal: false)
+        }
+        guard pendingOutputBytes <= limits.maxQueuedBytes, queuedFds + fds.count <= limits.maxQueuedFds else {
+            output.removeSubrange(start...)
+            throw WireError(code: .unavailable, reason: .sendQueueFull,
+                            message: "outgoing queue full (\(pendingOutputBytes) bytes, \(queuedFds) fds queued); the peer is not reading",
+                            isFatal: true)
+        }
+        output[start] = UInt8(truncatingIfNeeded: length >> 24)
+        output[start + 1] = UInt8(truncatingIfNeeded: length >> 16)
+        output[start + 2] = UInt8(truncatingIfNeeded: length >> 8)
+        output[start + 3] = UInt8(truncatingIfNeeded: length)
+        guard !fds.isEmpty else { return }
+        var copies: [OwnedFD] = []
+        for fd in fds {
+            let copy = cps_wire_dup_cloexec(fd.rawValue)
+            guard copy >= 0 else {
+                output.removeSubrange(start...)
+                throw .system("fcntl(F_DUPFD_CLOEXEC)", errno: errno)
+            }
+            copies.append(OwnedFD(adopting: copy))
+        }
+        fdFrames.append(FDFrame(start: start, end: output.count, fds: copies))
+        queuedFds += copies.count
     }
 
-    /// Writes queued output; true once the queue is empty.
+    /// Queues `envelope` (see `enqueue`) and writes what the socket takes now. Returns
+    /// `.queued` when a non-blocking socket took only part.
+    @discardableResult
+    public func send(_ envelope: Envelope, fds: [FileDescriptor] = []) throws(WireError) -> SendStatus {
+        try enqueue(envelope, fds: fds)
+        return try flush() ? .sent : .queued
+    }
+
+    /// Writes queued output; true once the queue is empty. Frames without descriptors go
+    /// together in one sendmsg; a frame with descriptors goes alone, in a sendmsg that starts at
+    /// its length prefix and ends with it, so the receiver can tell whose descriptors they are.
     @discardableResult
     public func flush() throws(WireError) -> Bool {
-        while queueHead < queue.count {
-            let pending = queue[queueHead]
-            let sent = try write(pending.bytes, from: pending.sent, fds: pending.fds.map(\.rawValue))
-            if sent > pending.sent, !pending.fds.isEmpty {
-                for fd in pending.fds { fd.close() }
-                queuedFds -= pending.fds.count
-                queue[queueHead].fds = []
+        while outputStart < output.count {
+            var end = fdFrames.first?.start ?? output.count
+            var attached: [Int32] = []
+            if let frame = fdFrames.first, frame.start == outputStart {
+                end = frame.end
+                attached = frame.fds.map(\.rawValue)
             }
-            queuedBytes -= sent - pending.sent
-            queue[queueHead].sent = sent
-            guard sent == pending.bytes.count else { return false }
-            queueHead += 1
+            let sent = try writeOnce(outputStart, end, fds: attached)
+            guard sent > 0 else {
+                compactOutput()
+                return false
+            }
+            if !attached.isEmpty {
+                // The descriptors went with the frame's first bytes; the rest of it is plain data.
+                let frame = fdFrames.removeFirst()
+                for fd in frame.fds { fd.close() }
+                queuedFds -= frame.fds.count
+            }
+            outputStart += sent
         }
-        queue = []
-        queueHead = 0
+        output.removeAll(keepingCapacity: output.capacity <= 1 << 20)
+        outputStart = 0
         return true
     }
 
@@ -220,50 +273,35 @@ public final class Connection: @unchecked Sendable {
         while try !flush() { try wait(for: Int16(POLLOUT)) }
     }
 
-    /// Writes `bytes[offset...]` until done or EAGAIN; returns the new offset. The descriptors
-    /// go on the first sendmsg only, which starts at `offset` (the frame's first byte).
-    private func write(_ bytes: [UInt8], from offset: Int, fds: [Int32]) throws(WireError) -> Int {
-        var position = offset
-        var attached = fds
-        while position < bytes.count {
-            let count = bytes.withUnsafeBytes { buffer in
-                attached.withUnsafeBufferPointer { fdBuffer in
-                    cps_wire_send(socket.rawValue, buffer.baseAddress! + position, buffer.count - position,
-                                  fdBuffer.baseAddress, Int32(fdBuffer.count))
+    /// One sendmsg of `output[from..<to]`; the bytes written, 0 when the socket is full.
+    private func writeOnce(_ from: Int, _ to: Int, fds: [Int32]) throws(WireError) -> Int {
+        while true {
+            let count = output.withUnsafeBytes { buffer in
+                fds.withUnsafeBufferPointer { fdBuffer in
+                    cps_wire_send(socket.rawValue, buffer.baseAddress! + from, to - from, fdBuffer.baseAddress, Int32(fdBuffer.count))
                 }
             }
-            if count < 0 {
-                let code = errno
-                if code == EINTR { continue }
-                if code == EAGAIN || code == EWOULDBLOCK { break }
-                if code == EPIPE || code == ECONNRESET {
-                    throw WireError(code: .unavailable, reason: .connectionClosed,
-                                    message: "peer closed the connection (\(describeErrno(code)))", isFatal: true, errno: code)
-                }
-                throw .system("sendmsg", errno: code)
+            if count >= 0 { return count }
+            let code = errno
+            if code == EINTR { continue }
+            if code == EAGAIN || code == EWOULDBLOCK { return 0 }
+            if code == EPIPE || code == ECONNRESET {
+                throw WireError(code: .unavailable, reason: .connectionClosed,
+                                message: "peer closed the connection (\(describeErrno(code)))", isFatal: true, errno: code)
             }
-            position += count
-            attached = []
+            throw .system("sendmsg", errno: code)
         }
-        return position
     }
 
-    private func enqueue(_ bytes: [UInt8], sent: Int, fds: [FileDescriptor]) throws(WireError) {
-        let remaining = bytes.count - sent
-        guard queuedBytes + remaining <= limits.maxQueuedBytes, queuedFds + fds.count <= limits.maxQueuedFds else {
-            throw WireError(code: .unavailable, reason: .sendQueueFull,
-                            message: "outgoing queue full (\(queuedBytes) bytes, \(queuedFds) fds queued); the peer is not reading",
-                            isFatal: true)
+    /// Drops written bytes from the front once they are most of the buffer.
+    private func compactOutput() {
+        guard outputStart > 64 << 10, outputStart * 2 > output.count else { return }
+        output.removeSubrange(0..<outputStart)
+        for index in fdFrames.indices {
+            fdFrames[index].start -= outputStart
+            fdFrames[index].end -= outputStart
         }
-        var copies: [OwnedFD] = []
-        for fd in fds {
-            let copy = cps_wire_dup_cloexec(fd.rawValue)
-            guard copy >= 0 else { throw .system("fcntl(F_DUPFD_CLOEXEC)", errno: errno) }
-            copies.append(OwnedFD(adopting: copy))
-        }
-        queue.append(Pending(bytes: bytes, sent: sent, fds: copies))
-        queuedBytes += remaining
-        queuedFds += copies.count
+        outputStart = 0
     }
 
     private func wait(for events: Int16) throws(WireError) {
