@@ -97,6 +97,7 @@ struct PlanNode {
     var requiredCount = 0
     var appliesToObjects = false
     var appliesToArrays = false
+    var appliesInPlace = false
     var allOf = PlanRange()             // $ref and allOf, in `children`
     var anyOf = PlanRange()             // in `children`
     var oneOf = PlanRange()             // in `children`
@@ -376,6 +377,8 @@ struct PlanBuilder {
         planned.appliesToObjects = planned.minProperties > 0 || planned.maxProperties < Int.max || !planned.required.isEmpty
             || !planned.properties.isEmpty || !planned.patternProperties.isEmpty || planned.additionalProperties >= 0
             || planned.requiredCount > 0
+        planned.appliesInPlace = !planned.allOf.isEmpty || !planned.anyOf.isEmpty || !planned.oneOf.isEmpty || planned.not >= 0
+            || planned.condition >= 0
         planned.appliesToArrays = planned.minItems > 0 || planned.maxItems < Int.max || planned.uniqueItems
             || !planned.prefixItems.isEmpty || planned.items >= 0
         return planned
@@ -415,7 +418,7 @@ struct PlanWalker {
         default:
             break
         }
-        return inPlaceValid(node, value, depth)
+        return !node.pointee.appliesInPlace || inPlaceValid(node, value, depth)
     }
 
     /// A subschema outside the plan: the general evaluator, continuing at this depth.
@@ -526,9 +529,16 @@ struct PlanWalker {
     /// Whether `key`'s UTF-8 is exactly the pooled name: member names compare byte for byte.
     @inline(__always)
     private func same(_ key: UnsafeBufferPointer<UInt8>, _ name: PlanName) -> Bool {
-        guard key.count == Int(name.count) else { return false }
-        guard let base = key.baseAddress, key.count > 0 else { return true }
-        return memcmp(base, plan.bytes[name.offset], key.count) == 0
+        let count = key.count
+        guard count == Int(name.count) else { return false }
+        guard let base = key.baseAddress, count > 0 else { return true }
+        let other = plan.bytes[name.offset]
+        // Member names are short: comparing in place beats a call to memcmp.
+        if count <= 16 {
+            for i in 0..<count where base[i] != other[i] { return false }
+            return true
+        }
+        return memcmp(base, other, count) == 0
     }
 
     private func hasAll(_ required: PlanRange, _ object: JSONObject) -> Bool {
