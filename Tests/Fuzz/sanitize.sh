@@ -70,7 +70,7 @@ for step in $steps; do
         # A small quarantine: ASan's default (256 MiB of freed memory kept) would read as growth
         # against the suite's RSS cap.
         run_step hostile-asan env ASAN_OPTIONS="log_path=$reports/hostile-asan:quarantine_size_mb=16" \
-            PRIVSEP_BIN=.build-asan/debug python3 Tests/Hostile/run.py ;;
+            HOSTILE_EVENTS=100000 PRIVSEP_BIN=.build-asan/debug python3 Tests/Hostile/run.py ;;
     *) echo "sanitize: unknown step $step"; failed=1 ;;
     esac
 done

@@ -26,6 +26,8 @@
 #define FD 3
 
 static size_t max_frame = 1048576;
+/* Events sent by the flood modes; "events N" in the mode file overrides it. */
+static long flood_count = 1000000;
 
 static void
 say(const char *fmt, ...)
@@ -391,7 +393,7 @@ m_flood(const char *type)
 {
 	char ev[96];
 	struct timespec a, b;
-	long i, n = 1000000;
+	long i, n = flood_count;
 
 	hello();
 	clock_gettime(CLOCK_MONOTONIC, &a);
@@ -623,6 +625,10 @@ main(int argc, char **argv)
 			if (fgets(mode, sizeof(mode), f) == NULL)
 				snprintf(mode, sizeof(mode), "idle");
 			mode[strcspn(mode, "\n")] = '\0';
+			if (strchr(mode, ' ') != NULL) {
+				flood_count = strtol(strchr(mode, ' ') + 1, NULL, 10);
+				*strchr(mode, ' ') = '\0';
+			}
 			fclose(f);
 			unlink(file);
 		}

@@ -39,6 +39,9 @@ LATENCY_FAIL = float(os.environ.get("HOSTILE_LATENCY_BOUND", "0"))
 ATTACK_TIMEOUT = 20.0
 SLOW_ATTACKS = {"events": 150.0, "eventsvoid": 150.0}  # 10^6 frames take a while on 2 cores
 
+# Events per flood attack (the issue asks for 10^6; sanitizer builds run it smaller).
+EVENTS = int(os.environ.get("HOSTILE_EVENTS", "1000000"))
+
 # mode -> (regex the broker's log must match after the attack starts, description)
 ATTACKS = [
     ("len0", r"reason=frame_too_short", "length prefix 0"),
@@ -59,8 +62,8 @@ ATTACKS = [
     ("spoof", r"reason=from_forbidden", "spoofed from"),
     ("badre", r"hostile: badre: 1000 replies .* ping afterwards ok", "1000 replies to ids never issued"),
     ("dupid", r"request id 7 is already in flight", "duplicate id in flight"),
-    ("events", r"hostile: events: 1000000 hostile.suite.tick events sent", "10^6 events as fast as possible, to a receiver"),
-    ("eventsvoid", r"hostile: events: 1000000 hostile.suite.void events sent", "10^6 events as fast as possible, no receiver"),
+    ("events", rf"hostile: events: {EVENTS} hostile.suite.tick events sent", f"{EVENTS} events as fast as possible, to a receiver"),
+    ("eventsvoid", rf"hostile: events: {EVENTS} hostile.suite.void events sent", f"{EVENTS} events as fast as possible, no receiver"),
     ("fds253", r"reason=control_truncated", "253 fds in one sendmsg"),
     ("fdsnoframe", r"reason=fds_unclaimed", "fds with no declaring frame"),
     ("fdsmissing", r"reason=fds_missing", "fds: 1 declared, none sent"),
@@ -265,7 +268,7 @@ def main():
             log_at = broker.log_size()
             t0 = time.monotonic_ns()
             with open(f"{work}/share/mode", "w") as f:
-                f.write(mode + "\n")
+                f.write(mode + (f" {EVENTS}" if mode.startswith("events") else "") + "\n")
             os.chmod(f"{work}/share/mode", 0o666)
             broker.restart("hostile")
             rx = re.compile(pattern)
