@@ -568,18 +568,25 @@ struct PlanWalker {
             return key.withUTF8 { same($0, plan.properties[range.start + found].pointee.name) } ? range.start + found : -1
         }
         guard range.count > 0 else { return -1 }
-        var key = key
-        return key.withUTF8 { utf8 in
-            var i = hint < range.count ? hint : 0
-            for _ in 0..<range.count {
-                if same(utf8, plan.properties[range.start + i].pointee.name) {
-                    hint = i + 1
-                    return range.start + i
-                }
-                i = i + 1 == range.count ? 0 : i + 1
+        // Borrowing the bytes in place spares the retain and release (atomic, so dearer than
+        // their instruction count) of the copy `withUTF8` needs; only a string not stored as
+        // UTF-8 declines, and is then copied.
+        if let found = key.utf8.withContiguousStorageIfAvailable({ scan(range, $0, hint: &hint) }) { return found }
+        var copy = key
+        return copy.withUTF8 { scan(range, $0, hint: &hint) }
+    }
+
+    @inline(__always)
+    private func scan(_ range: PlanRange, _ utf8: UnsafeBufferPointer<UInt8>, hint: inout Int32) -> Int32 {
+        var i = hint < range.count ? hint : 0
+        for _ in 0..<range.count {
+            if same(utf8, plan.properties[range.start + i].pointee.name) {
+                hint = i + 1
+                return range.start + i
             }
-            return -1
+            i = i + 1 == range.count ? 0 : i + 1
         }
+        return -1
     }
 
     private func objectValid(_ node: UnsafeMutablePointer<PlanNode>, _ object: JSONObject, _ depth: Int) -> Bool {
