@@ -60,9 +60,17 @@ func writeFile(_ path: String, _ text: String) {
     close(fd)
 }
 
-/// Median nanoseconds per call of `body` over `repetitions` batches of `iterations`.
+/// Nanoseconds per call of `body` over `repetitions` batches of `iterations`: the median batch,
+/// and the sink (how many calls returned true).
 @inline(never)
 func measure(_ iterations: Int, _ repetitions: Int, _ body: () -> Bool) -> (Double, Int) {
+    let (samples, sink) = sample(iterations, repetitions, body)
+    return (samples[samples.count / 2], sink)
+}
+
+/// The sorted per-call figures of every batch, and the sink.
+@inline(never)
+func sample(_ iterations: Int, _ repetitions: Int, _ body: () -> Bool) -> ([Double], Int) {
     var samples: [Double] = []
     var sink = 0
     for _ in 0..<repetitions {
@@ -71,7 +79,7 @@ func measure(_ iterations: Int, _ repetitions: Int, _ body: () -> Bool) -> (Doub
         samples.append(Double(now() - start) / Double(iterations))
     }
     samples.sort()
-    return (samples[samples.count / 2], sink)
+    return (samples, sink)
 }
 
 func format(_ value: Double) -> String {
@@ -115,8 +123,9 @@ if let only = getenv("BENCH_SCHEMA_ONLY").map({ String(cString: $0) }) {
     exit(0)
 }
 _ = measure(iterations / 10, 1) { schema.isValid(valid) }
-let (validNs, sinkValid) = measure(iterations, repetitions) { schema.isValid(valid) }
-let (invalidNs, sinkInvalid) = measure(iterations, repetitions) { schema.isValid(invalid) }
+let (validSamples, sinkValid) = sample(iterations, repetitions) { schema.isValid(valid) }
+let (invalidSamples, sinkInvalid) = sample(iterations, repetitions) { schema.isValid(invalid) }
+let validNs = validSamples[repetitions / 2], invalidNs = invalidSamples[repetitions / 2]
 let (detailNs, _) = measure(iterations / 10, repetitions) { schema.validate(invalid).valid }
 let validBytes = Array(validText.utf8)
 let (parseValidateNs, _) = measure(iterations, repetitions) {
@@ -126,8 +135,11 @@ let (parseValidateNs, _) = measure(iterations, repetitions) {
 guard sinkValid == iterations * repetitions, sinkInvalid == 0 else { fail("inconsistent results") }
 
 print("bench-schema: the issue's 6-property message, \(repetitions) x \(iterations) validations, median")
-print("  ours   valid   \(format(validNs)) ns/validation")
-print("  ours   invalid \(format(invalidNs)) ns/validation")
+// The spread over batches goes beside the median: this machine is shared, and a figure without
+// its spread cannot be judged.
+func spread(_ samples: [Double]) -> String { "(min \(format(samples[0])), max \(format(samples[samples.count - 1])))" }
+print("  ours   valid   \(format(validNs)) ns/validation \(spread(validSamples))")
+print("  ours   invalid \(format(invalidNs)) ns/validation \(spread(invalidSamples))")
 print("  ours   invalid with basic output (errors collected) \(format(detailNs)) ns")
 print("  ours   parse + validate (valid, \(validBytes.count) bytes) \(format(parseValidateNs)) ns")
 if arguments.count == 2, let pyValid = Double(arguments[0]), let pyInvalid = Double(arguments[1]) {
