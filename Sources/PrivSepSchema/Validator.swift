@@ -1,7 +1,10 @@
 // Validation: a walk over the compiled SchemaNode graph.
 //
-// The same walk serves both paths. With error collection off it stops at the first failing
-// keyword and builds no strings; with it on, it keeps going and records "basic" output units.
+// `validate` walks it with error collection on: it keeps going and records "basic" output units.
+// `isValid` walks the schema's ValidationPlan instead (ValidationPlan.swift: the same keywords
+// flattened so that the walk costs no reference counting), which hands the subschemas it does
+// not cover to this walk with error collection off: then it stops at the first failing keyword
+// and builds no strings.
 // Annotations (which properties and items were evaluated) are only tracked below a schema that
 // has unevaluatedProperties/Items, since nothing else reads them.
 import PrivSepJSON
