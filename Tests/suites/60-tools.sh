@@ -64,12 +64,14 @@ expect "check good.json: clean" grep -q "good.json: 0 errors, 0 warnings" "$work
 expect "check: exposure table rates dev UNSAFE" grep -Eq '^  dev +9\.0 UNSAFE' "$work/out"
 expect "check: exposure table rates calm OK" grep -Eq '^  calm +0\.0 OK +default sandbox' "$work/out"
 
-# 2. Every shipped example config passes (placeholders replaced as the demo script does).
+# 2. Every shipped example config passes (placeholders and install paths replaced as the demo
+#    and httpd scripts do).
 for template in examples/demo/demo.json.in examples/*/*.json; do
     [ -e "$template" ] || continue
     name=$(echo "$template" | tr / _)
     sed -e "s#@REPO@#$repo#g" -e "s#@SWIFT_HELPER@#$repo/.build/debug/swift-helper#g" \
-        -e "s#@ADDER@#$repo/examples/demo/adder#g" "$template" >"$work/$name"
+        -e "s#@ADDER@#$repo/examples/demo/adder#g" \
+        -e "s#/var/www/html#$repo/examples/httpd/www#g" "$template" >"$work/$name"
     if "$PRIVSEP" check --quiet "$work/$name" >"$work/out" 2>&1; then
         ok "check $template: no errors"
     else
