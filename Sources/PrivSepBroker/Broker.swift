@@ -91,6 +91,8 @@ public final class Broker {
     var control = ControlState()
     /// Helpers with output queued in this iteration (see `flushPending`).
     var pendingFlush: [Helper] = []
+    /// Helpers with messages left after their turn (see `processHeld`).
+    var backlog: [Helper] = []
     let startedAt = monotonicNanoseconds()
     public internal(set) var counters = BrokerCounters()
 
@@ -118,9 +120,11 @@ public final class Broker {
         for helper in helpers { spawn(helper) }
         while phase != .finished {
             fireDueDeadlines()
+            runBacklog()
             flushPending()
             if phase == .finished { break }
-            let timeout = deadlines.earliest.map { $0 - monotonicNanoseconds() }
+            // Work left in the backlog: look at the sockets without sleeping, then go on with it.
+            let timeout = backlog.isEmpty ? deadlines.earliest.map { $0 - monotonicNanoseconds() } : 0
             do {
                 try loop.wait(timeoutNanoseconds: timeout) { token, readiness in
                     dispatch(token, readiness)

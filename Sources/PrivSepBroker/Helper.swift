@@ -64,9 +64,13 @@ final class Helper {
     var interest: Readiness = .readable
     /// Output was queued this loop iteration and is written before the next wait.
     var needsFlush = false
-    /// Messages read but not yet handled because the helper was paused mid-batch.
+    /// Messages read but not yet handled (paused mid-batch, or waiting for the next turn).
     var held: [Incoming] = []
     var heldHead = 0
+    /// Waiting in the broker's backlog for another turn.
+    var inBacklog = false
+
+    var hasHeld: Bool { heldHead < held.count }
     /// Slots paused until this helper's outgoing queue drains.
     var blockedSenders: Set<Int> = []
     /// Requests routed to this helper while it was not ready, forwarded once it says hello.

@@ -10,46 +10,68 @@ import PrivSepJSON
 import PrivSepWire
 
 extension Broker {
-    /// Reads per helper per wakeup: enough to batch, few enough that one busy helper cannot
-    /// starve the others.
+    /// Reads per control client per wakeup.
     static let readsPerWakeup = 8
+    /// Messages handled per helper per turn: enough to batch, few enough that one busy helper
+    /// cannot starve the others.
+    static let messagesPerTurn = 32
 
     // MARK: Reading
 
+    /// One read per wakeup, and no read at all while earlier messages wait: what a helper has
+    /// sent but the broker has not handled stays bounded by one read.
     func readFrom(_ helper: Helper) {
-        processHeld(helper)
-        var reads = 0
-        while !helper.paused, let connection = helper.connection, reads < Broker.readsPerWakeup {
-            reads += 1
-            let status: ReadStatus
-            do {
-                status = try connection.read()
-            } catch {
-                protocolFailure(helper, error)
-                return
-            }
-            switch status {
-            case .wouldBlock:
-                return
-            case .endOfStream:
-                disconnect(helper, reason: "closed its connection")
-                return
-            case .frames(let incoming):
-                helper.held.append(contentsOf: incoming)
-                processHeld(helper)
-                // A short read drained the socket: epoll says when there is more.
-                if connection.lastReadWasShort { return }
-            }
+        guard processHeld(helper), !helper.paused, let connection = helper.connection else { return }
+        let status: ReadStatus
+        do {
+            status = try connection.read()
+        } catch {
+            protocolFailure(helper, error)
+            return
+        }
+        switch status {
+        case .wouldBlock:
+            return
+        case .endOfStream:
+            disconnect(helper, reason: "closed its connection")
+        case .frames(let incoming):
+            helper.held.append(contentsOf: incoming)
+            processHeld(helper)
         }
     }
 
-    /// Handles held messages in order until none are left or a destination is full.
-    func processHeld(_ helper: Helper) {
+    /// Handles held messages in order, at most `messagesPerTurn` of them; true when none are
+    /// left. A helper with more waits for its next turn in the backlog, so one that floods the
+    /// broker costs the others at most a turn's worth of latency. False also when a destination
+    /// is full (the helper is paused until it drains).
+    @discardableResult
+    func processHeld(_ helper: Helper) -> Bool {
+        var budget = Broker.messagesPerTurn
         while helper.connection != nil, let next = helper.nextHeld() {
             if !handle(next, from: helper) {
                 helper.holdAgain(next)
-                return
+                return false
             }
+            budget -= 1
+            if budget == 0 && helper.hasHeld {
+                if !helper.inBacklog {
+                    helper.inBacklog = true
+                    backlog.append(helper)
+                }
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Gives every helper in the backlog one more turn.
+    func runBacklog() {
+        let turn = backlog
+        backlog = []
+        for helper in turn {
+            helper.inBacklog = false
+            guard helper.connection != nil, !helper.paused else { continue }
+            processHeld(helper)
         }
     }
 
