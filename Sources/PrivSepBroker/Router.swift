@@ -291,16 +291,19 @@ extension Broker {
         var fds = message.fds
         if let error = envelope.error {
             outgoing = Envelope.errorReply(to: request.requesterID, code: error.code, message: error.message, data: error.data)
+            outgoing.from = server.name
         } else if let problem = replyProblem(message, request) {
             noteViolation(server, problem)
+            // The server's reply is replaced: what the requester gets is the broker's word.
             outgoing = Envelope.errorReply(
                 to: request.requesterID, code: .invalid,
                 message: "helper \(server.name) sent a reply that does not match \(request.type): \(problem)")
+            outgoing.from = "broker"
             fds = []
         } else {
             outgoing = Envelope.reply(to: request.requesterID, body: envelope.body, more: envelope.more)
+            outgoing.from = server.name
         }
-        outgoing.from = server.name
         if outgoing.more {
             let deadline = monotonicNanoseconds() + server.config.limits.requestTimeoutMs * 1_000_000
             inFlight.extendDeadline(brokerID: re, to: deadline)

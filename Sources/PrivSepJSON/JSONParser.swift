@@ -670,11 +670,11 @@ private struct Parser {
         case 0xF1...0xF3: length = 4
         case 0xF4: length = 4; high = 0x8F
         case 0x80...0xBF:
-            throw fail(.invalidUTF8, at: offset, "invalid UTF-8: unexpected continuation byte \(describe(lead))")
+            throw fail(.invalidUTF8, at: offset, "invalid UTF-8: unexpected continuation \(describe(lead))")
         case 0xC0, 0xC1:
             throw fail(.invalidUTF8, at: offset, "invalid UTF-8: overlong encoding \(describe(lead))")
         default:
-            throw fail(.invalidUTF8, at: offset, "invalid UTF-8: byte \(describe(lead)) never appears in UTF-8")
+            throw fail(.invalidUTF8, at: offset, "invalid UTF-8: \(describe(lead)) never appears in UTF-8")
         }
         guard offset + length <= count else {
             throw fail(.invalidUTF8, at: offset, "invalid UTF-8: truncated sequence")

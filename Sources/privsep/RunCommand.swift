@@ -35,7 +35,11 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(2)
         }
         let format = logFormat.flatMap(LogFormat.init(rawValue:)) ?? setup.config.logFormat
-        let level = (logLevel ?? setup.config.logLevel).flatMap { Logger.Level(rawValue: $0) } ?? .info
+        let levelName = logLevel ?? setup.config.logLevel
+        guard let level = Logger.Level(rawValue: levelName) else {
+            printError("privsep: unknown log level \(levelName)")
+            throw ExitCode(2)
+        }
         LoggingSystem.bootstrap { label in LineLogHandler(label: label, format: format, level: level) }
         let broker: Broker
         do {
