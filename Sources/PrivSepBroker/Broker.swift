@@ -48,6 +48,9 @@ public struct BrokerCounters: Sendable {
     public var finalReplies = 0
     public var repliesDropped = 0
     public var eventsDelivered = 0
+    /// Accepted requests whose requester was gone (exited, killed, restarted) before their final
+    /// reply: nobody is left to answer. requestsAccepted == finalReplies + abandoned.
+    public var abandoned = 0
     public var errorsByCode: [String: Int] = [:]
 }
 
@@ -140,7 +143,7 @@ public final class Broker {
         closeControlSocket()
         logger.info("broker stopped", metadata: [
             "outcome": "\(outcome)", "requests": "\(counters.requestsAccepted)",
-            "final_replies": "\(counters.finalReplies)",
+            "final_replies": "\(counters.finalReplies)", "abandoned": "\(counters.abandoned)",
         ])
         return outcome
     }

@@ -283,6 +283,7 @@ extension Broker {
         let requester = helpers[request.requester.slot]
         guard requester.ref == request.requester, requester.connection != nil else {
             inFlight.remove(brokerID: re)
+            counters.abandoned += 1
             return true
         }
         // Streams are the one open-ended flow towards a requester; hold them when it lags.
@@ -339,7 +340,10 @@ extension Broker {
         }
         inFlight.remove(brokerID: brokerID)
         let requester = helpers[request.requester.slot]
-        guard requester.ref == request.requester else { return }
+        guard requester.ref == request.requester else {
+            counters.abandoned += 1
+            return
+        }
         let server = helpers[request.server.slot]
         reply(to: requester, re: request.requesterID, error: ErrorBody(
             code: .timeout, message: "helper \(server.name) did not answer \(request.type) in time"))
@@ -349,6 +353,10 @@ extension Broker {
 
     /// Sends an error reply (a final reply) from the broker.
     func reply(to helper: Helper, re: Int64, error: ErrorBody) {
+        guard helper.connection != nil else {
+            counters.abandoned += 1
+            return
+        }
         var envelope = Envelope.errorReply(to: re, code: error.code, message: error.message, data: error.data)
         envelope.from = "broker"
         counters.finalReplies += 1

@@ -52,7 +52,9 @@ extension Broker {
         var wireLimits = WireLimits(
             maxFrame: helper.config.limits.maxFrame,
             maxQueuedBytes: helper.config.limits.queueBytes * 2 + helper.config.limits.maxFrame + 4)
-        wireLimits.readChunk = 64 << 10
+        // 16 KiB: a read is parsed whole before any turn budget applies, so its size bounds what
+        // one flooding helper costs the others; large frames still arrive over several reads.
+        wireLimits.readChunk = 16 << 10
         let connection = Connection(socket: brokerEnd, peer: .helper, limits: wireLimits)
         helper.connection = connection
         helper.paused = false
@@ -111,11 +113,14 @@ extension Broker {
         helper.waitingRequests = []
         for request in inFlight.removeAll(servedBy: helper.slot) {
             let requester = helpers[request.requester.slot]
-            guard requester.ref == request.requester else { continue }
+            guard requester.ref == request.requester else {
+                counters.abandoned += 1
+                continue
+            }
             reply(to: requester, re: request.requesterID, error: ErrorBody(
                 code: .unavailable, message: "helper \(helper.name) ended before answering \(request.type)"))
         }
-        _ = inFlight.removeAll(requestedBy: helper.slot)
+        counters.abandoned += inFlight.removeAll(requestedBy: helper.slot).count
         for other in helpers { other.blockedSenders.remove(helper.slot) }
         resumeBlockedSenders(of: helper)
     }
@@ -218,7 +223,10 @@ extension Broker {
     private func answerWaitingRequests(_ helper: Helper) {
         for request in inFlight.removeAll(servedBy: helper.slot) {
             let requester = helpers[request.requester.slot]
-            guard requester.ref == request.requester else { continue }
+            guard requester.ref == request.requester else {
+                counters.abandoned += 1
+                continue
+            }
             reply(to: requester, re: request.requesterID, error: ErrorBody(
                 code: .unavailable, message: "helper \(helper.name) is not running"))
         }
