@@ -6,33 +6,10 @@
 # One line per step (each step's own per-case lines above it), then "N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.." || exit 2
-out=Tests/out/client-c
-rm -rf "$out"
-mkdir -p "$out"
+suite=client-c
+. Tests/suites/lib/client-suite.sh
 stage=$(mktemp -d "${TMPDIR:-/tmp}/privsep-c-stage.XXXXXX") || exit 2
 trap 'rm -rf "$stage"' EXIT
-# The stand-in broker (clients/python/tests/fakebroker.py) runs a helper through a scenario.
-broker() {
-    python3 clients/python/tests/fakebroker.py "$@"
-}
-passed=0 failed=0
-
-# step NAME COMMAND...: runs it, shows its per-case lines, counts the step.
-step() {
-    name=$1
-    shift
-    if "$@" >"$out/$name.log" 2>&1; then
-        grep -E '^(ok|FAIL|n/a) |: [0-9]+ passed, [0-9]+ failed' "$out/$name.log"
-        echo "ok   client-c: $name"
-        passed=$((passed + 1))
-    else
-        grep -E '^(ok|FAIL|n/a) |: [0-9]+ passed, [0-9]+ failed' "$out/$name.log"
-        tail -n 15 "$out/$name.log" | sed 's/^/    /'
-        echo "FAIL client-c: $name (log: $out/$name.log)"
-        failed=$((failed + 1))
-    fi
-}
-
 pc() {
     PKG_CONFIG_PATH="$stage/usr/local/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$stage" pkg-config "$@"
 }
@@ -95,5 +72,4 @@ else
 fi
 step exported-symbols only_api_exported
 
-echo "client-c: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

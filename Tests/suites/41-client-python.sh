@@ -5,30 +5,8 @@
 # One line per step, then "N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.." || exit 2
-out=Tests/out/client-python
-rm -rf "$out"
-mkdir -p "$out"
-# The stand-in broker (clients/python/tests/fakebroker.py) runs a helper through a scenario.
-broker() {
-    python3 clients/python/tests/fakebroker.py "$@"
-}
-passed=0 failed=0
-
-step() {
-    name=$1
-    shift
-    if "$@" >"$out/$name.log" 2>&1; then
-        grep -E '^(ok|FAIL|n/a) |(PASSED|FAILED|SKIPPED)|[0-9]+ passed' "$out/$name.log"
-        echo "ok   client-python: $name"
-        passed=$((passed + 1))
-    else
-        grep -E '^(ok|FAIL|n/a) |(PASSED|FAILED|SKIPPED)|[0-9]+ passed' "$out/$name.log"
-        tail -n 30 "$out/$name.log" | sed 's/^/    /'
-        echo "FAIL client-python: $name (log: $out/$name.log)"
-        failed=$((failed + 1))
-    fi
-}
-
+suite=client-python
+. Tests/suites/lib/client-suite.sh
 doc_helper() {
     awk '/^```python$/ { f = 1; next } /^```$/ { if (f) exit } f' docs/client-python.md >"$out/upper.py"
     PYTHONPATH=clients/python broker --scenario doc --label python_doc -- python3 "$out/upper.py"
@@ -45,5 +23,4 @@ else
     echo "n/a  client-python: mypy-strict (mypy is not installed)"
 fi
 
-echo "client-python: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -5,30 +5,8 @@
 # One line per step (each step's own per-case lines above it), then "N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.." || exit 2
-out=Tests/out/client-sh
-rm -rf "$out"
-mkdir -p "$out"
-# The stand-in broker (clients/python/tests/fakebroker.py) runs a helper through a scenario.
-broker() {
-    python3 clients/python/tests/fakebroker.py "$@"
-}
-passed=0 failed=0
-
-step() {
-    name=$1
-    shift
-    if "$@" >"$out/$name.log" 2>&1; then
-        grep -E '^(ok|FAIL|n/a) |: [0-9]+ passed, [0-9]+ failed' "$out/$name.log"
-        echo "ok   client-sh: $name"
-        passed=$((passed + 1))
-    else
-        grep -E '^(ok|FAIL|n/a) |: [0-9]+ passed, [0-9]+ failed' "$out/$name.log"
-        tail -n 15 "$out/$name.log" | sed 's/^/    /'
-        echo "FAIL client-sh: $name (log: $out/$name.log)"
-        failed=$((failed + 1))
-    fi
-}
-
+suite=client-sh
+. Tests/suites/lib/client-suite.sh
 # The docs' minimal helper, sourcing the client from the tree.
 doc_helper() {
     PRIVSEP_SH=clients/sh/privsep.sh
@@ -52,5 +30,4 @@ for shell in dash bash; do
     step "doc-helper-$shell" doc_helper "$shell"
 done
 
-echo "client-sh: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
