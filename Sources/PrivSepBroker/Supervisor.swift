@@ -111,15 +111,7 @@ extension Broker {
         helper.heldHead = 0
         helper.paused = false
         helper.waitingRequests = []
-        for request in inFlight.removeAll(servedBy: helper.slot) {
-            let requester = helpers[request.requester.slot]
-            guard requester.ref == request.requester else {
-                counters.abandoned += 1
-                continue
-            }
-            reply(to: requester, re: request.requesterID, error: ErrorBody(
-                code: .unavailable, message: "helper \(helper.name) ended before answering \(request.type)"))
-        }
+        answerServedRequests(of: helper) { "helper \(helper.name) ended before answering \($0)" }
         counters.abandoned += inFlight.removeAll(requestedBy: helper.slot).count
         for other in helpers { other.blockedSenders.remove(helper.slot) }
         resumeBlockedSenders(of: helper)
@@ -221,14 +213,19 @@ extension Broker {
 
     /// Requests held for a helper that will not come back are answered now.
     private func answerWaitingRequests(_ helper: Helper) {
+        answerServedRequests(of: helper) { _ in "helper \(helper.name) is not running" }
+    }
+
+    /// Answers privsep.unavailable to every request `helper` was to serve (the message is made
+    /// from the request's type); a requester that is gone itself counts as abandoned.
+    private func answerServedRequests(of helper: Helper, _ message: (String) -> String) {
         for request in inFlight.removeAll(servedBy: helper.slot) {
             let requester = helpers[request.requester.slot]
             guard requester.ref == request.requester else {
                 counters.abandoned += 1
                 continue
             }
-            reply(to: requester, re: request.requesterID, error: ErrorBody(
-                code: .unavailable, message: "helper \(helper.name) is not running"))
+            reply(to: requester, re: request.requesterID, error: ErrorBody(code: .unavailable, message: message(request.type)))
         }
     }
 
