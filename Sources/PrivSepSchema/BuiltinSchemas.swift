@@ -44,7 +44,7 @@ enum BuiltinSchemas {
             "helpers": {
               "type": "object",
               "minProperties": 1,
-              "maxProperties": 256,
+              "maxProperties": 1024,
               "propertyNames": {"$ref": "#/$defs/helper_name"},
               "additionalProperties": {"$ref": "#/$defs/helper"}
             }

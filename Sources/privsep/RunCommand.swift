@@ -27,6 +27,7 @@ struct RunCommand: ParsableCommand {
     var logLevel: String?
 
     func run() throws {
+        raiseDescriptorLimit()
         let setup: BrokerSetup
         do {
             setup = try BrokerLoader.load(configPath: config, launcherPath: launcherPath())
@@ -50,6 +51,23 @@ struct RunCommand: ParsableCommand {
         }
         let outcome = broker.run()
         if outcome.exitStatus != 0 { throw ExitCode(outcome.exitStatus) }
+    }
+
+    /// Raises the soft RLIMIT_NOFILE to the hard limit. Every helper holds five of the broker's
+    /// descriptors (its socket, pidfd, stdout and stderr pipes, the launcher's error pipe) and a
+    /// few more while it starts, so 1024 helpers need over 5000; the usual soft limit is 1024
+    /// (systemd, login shells) under a hard limit of 512K or more, and at the soft limit the
+    /// broker could start only about 200. The hard limit stays the administrator's bound: past it
+    /// a helper's start fails with EMFILE and is logged and retried like any failed start.
+    /// Helpers do not inherit the raised limit: the default and strict sandbox profiles set
+    /// their own nofile (1024, 64); only `profile: none` passes the broker's limit on.
+    private func raiseDescriptorLimit() {
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        var limit = rlimit()
+        guard getrlimit(resource, &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        // A failure leaves the old limit, which is only a bound on the number of helpers.
+        _ = setrlimit(resource, &limit)
     }
 
     /// The launcher sits beside this binary: one build, one install, no PATH lookup.
