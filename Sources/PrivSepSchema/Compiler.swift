@@ -4,6 +4,12 @@
 // Locations are (document, JSON pointer) pairs. A $ref is resolved to a URI, the URI to a schema
 // resource (a document root or a subschema with $id), and the fragment to a pointer or anchor
 // inside it. Nodes are memoised by location, which is also what makes recursive schemas finite.
+//
+// Ownership: a $ref may point back at an ancestor, and a resource's $dynamicAnchor table at the
+// nodes below it, so the graph has cycles. No node owns another: every node a compiler creates
+// belongs to its SchemaGraph, and nodes name each other (and resources their anchors) through
+// `Subschema`, a reference that does not retain. Every `Schema` compiled holds the graph, so a
+// node lives exactly as long as anything that can reach it.
 import Glibc
 import PrivSepJSON
 
@@ -14,7 +20,7 @@ import PrivSepJSON
 /// runtime call on every read in the validator's hot loop.
 ///
 /// Built and linked by `SchemaCompiler`, never mutated afterwards: that is why it may be shared
-/// between threads (`@unchecked Sendable`).
+/// between threads (`@unchecked Sendable`). Owned by the compiler's SchemaGraph alone.
 final class SchemaNode: @unchecked Sendable {
     enum Kind { case accept, reject, keywords }
     @exclusivity(unchecked) var kind: Kind = .keywords
@@ -38,8 +44,24 @@ final class SchemaNode: @unchecked Sendable {
 /// A schema resource, with the `$dynamicAnchor`s it declares.
 final class SchemaResource: @unchecked Sendable {
     let uri: String
-    @exclusivity(unchecked) var dynamicAnchors: [String: SchemaNode] = [:]
+    @exclusivity(unchecked) var dynamicAnchors: [String: Subschema] = [:]
     init(uri: String) { self.uri = uri }
+}
+
+/// A reference from one compiled schema to another (or from a resource to an anchored schema)
+/// that does not keep it alive: both belong to the same SchemaGraph, which outlives every walk
+/// (see the file comment). Unretained, so that following it costs no reference counting.
+struct Subschema {
+    unowned(unsafe) let node: SchemaNode
+    init(_ node: SchemaNode) { self.node = node }
+}
+
+/// Owns every node one compiler creates. The compiler appends while compiling; each `Schema`
+/// compiled from it keeps it alive; nothing else reads it, so sharing it between threads is safe.
+final class SchemaGraph: @unchecked Sendable {
+    private(set) var nodes: [SchemaNode] = []
+
+    func adopt(_ node: SchemaNode) { nodes.append(node) }
 }
 
 /// One keyword of a compiled schema.
@@ -70,20 +92,20 @@ enum Check {
     case maxProperties(Int)
     case required([String])
     case dependentRequired([(String, [String])])
-    case ref(SchemaNode)
-    case dynamicRef(SchemaNode, String)
-    case allOf([SchemaNode])
-    case anyOf([SchemaNode])
-    case oneOf([SchemaNode])
-    case not(SchemaNode)
-    case conditional(SchemaNode, SchemaNode?, SchemaNode?)
+    case ref(Subschema)
+    case dynamicRef(Subschema, String)
+    case allOf([Subschema])
+    case anyOf([Subschema])
+    case oneOf([Subschema])
+    case not(Subschema)
+    case conditional(Subschema, Subschema?, Subschema?)
     case properties(PropertyApplicator)
     case items(ItemApplicator)
-    case contains(SchemaNode, min: Int, max: Int?)
-    case propertyNames(SchemaNode)
-    case dependentSchemas([(String, SchemaNode)])
-    case unevaluatedItems(SchemaNode)
-    case unevaluatedProperties(SchemaNode)
+    case contains(Subschema, min: Int, max: Int?)
+    case propertyNames(Subschema)
+    case dependentSchemas([(String, Subschema)])
+    case unevaluatedItems(Subschema)
+    case unevaluatedProperties(Subschema)
 }
 
 extension Check {
@@ -164,14 +186,14 @@ final class PropertyApplicator: @unchecked Sendable {
         var key: String
         /// The key's UTF-8 bytes: member names are compared byte for byte, as JSON compares them.
         var bytes: [UInt8]
-        var node: SchemaNode
+        var node: Subschema
         /// Listed in the sibling `required`: counted during the pass instead of searched for.
         var required: Bool
     }
     @exclusivity(unchecked) var named: [Named] = []
     @exclusivity(unchecked) var index: [String: Int]?
-    @exclusivity(unchecked) var patterns: [(source: String, regex: ECMARegex, node: SchemaNode)] = []
-    @exclusivity(unchecked) var additional: SchemaNode?
+    @exclusivity(unchecked) var patterns: [(source: String, regex: ECMARegex, node: Subschema)] = []
+    @exclusivity(unchecked) var additional: Subschema?
     /// How many `required` names the pass counts (all of them are in `named`); 0 when the
     /// `required` keyword checks them itself.
     @exclusivity(unchecked) var requiredCount = 0
@@ -227,8 +249,8 @@ func sameKey(_ a: String, _ b: String) -> Bool {
 
 /// prefixItems + items.
 final class ItemApplicator: @unchecked Sendable {
-    @exclusivity(unchecked) var prefix: [SchemaNode] = []
-    @exclusivity(unchecked) var rest: SchemaNode?
+    @exclusivity(unchecked) var prefix: [Subschema] = []
+    @exclusivity(unchecked) var rest: Subschema?
 }
 
 /// Which vocabularies a schema's meta-schema enables.
@@ -269,7 +291,10 @@ public final class SchemaCompiler {
     var resources: [String: Location] = [:]
     var anchors: [String: Location] = [:]
     var dynamicAnchorLocations: [String: [String: Location]] = [:]
-    var nodes: [Location: SchemaNode] = [:]
+    /// Nodes by location; `graph` owns them.
+    var nodes: [Location: Subschema] = [:]
+    /// Owns every node compiled here; shared with each Schema compiled here.
+    let graph = SchemaGraph()
     var resourceObjects: [String: SchemaResource] = [:]
     var regexCache: [String: ECMARegex] = [:]
 
@@ -312,7 +337,7 @@ public final class SchemaCompiler {
 
     /// Compiles the schema at `uri` (a document URI, or with a `#fragment`).
     public func compile(_ uri: String) throws(SchemaError) -> Schema {
-        Schema(root: try compileNode(uri), options: options)
+        Schema(root: try compileNode(uri), graph: graph, options: options)
     }
 
     // MARK: Indexing
@@ -461,13 +486,13 @@ public final class SchemaCompiler {
     // MARK: Compilation
 
     func compile(at location: Location, depth: Int) throws(SchemaError) -> SchemaNode {
-        if let existing = nodes[location] { return existing }
+        if let existing = nodes[location] { return existing.node }
         let (base, start) = context(of: location)
         return try compile(root(of: location), at: location, base: base, resourceStart: start, depth: depth)
     }
 
     private func compile(_ value: JSONValue, at location: Location, base: String, resourceStart: Int, depth: Int) throws(SchemaError) -> SchemaNode {
-        if let existing = nodes[location] { return existing }
+        if let existing = nodes[location] { return existing.node }
         guard depth <= options.maxCompileDepth else {
             throw error(at: location, "schema nesting (with $ref hops) exceeds \(options.maxCompileDepth) levels")
         }
@@ -482,7 +507,8 @@ public final class SchemaCompiler {
         let fragment = Pointer.string(location.pointer[resourceStart...])
         let node = SchemaNode(resource: resourceObject(base), location: base + "#" + fragment)
         node.isResourceRoot = isRoot
-        nodes[location] = node
+        graph.adopt(node)
+        nodes[location] = Subschema(node)
 
         switch value {
         case .bool(let flag):
@@ -496,7 +522,7 @@ public final class SchemaCompiler {
         guard case .object(let object) = value else { return node }
         if isRoot, let dynamic = dynamicAnchorLocations[base] {
             for (name, target) in dynamic.sorted(by: { $0.key < $1.key }) where node.resource.dynamicAnchors[name] == nil {
-                node.resource.dynamicAnchors[name] = try compile(at: target, depth: depth + 1)
+                node.resource.dynamicAnchors[name] = Subschema(try compile(at: target, depth: depth + 1))
             }
         }
         let scope = CompileScope(location: location, base: base, resourceStart: resourceStart, depth: depth,
@@ -519,9 +545,9 @@ public final class SchemaCompiler {
         var vocabularies: Vocabularies
     }
 
-    private func child(_ value: JSONValue, _ scope: CompileScope, _ path: String...) throws(SchemaError) -> SchemaNode {
+    private func child(_ value: JSONValue, _ scope: CompileScope, _ path: String...) throws(SchemaError) -> Subschema {
         let location = scope.location + path
-        return try compile(value, at: location, base: scope.base, resourceStart: scope.resourceStart, depth: scope.depth + 1)
+        return Subschema(try compile(value, at: location, base: scope.base, resourceStart: scope.resourceStart, depth: scope.depth + 1))
     }
 
     static let knownKeywords: Set<String> = [
@@ -557,16 +583,16 @@ public final class SchemaCompiler {
             guard case .number(let number) = value else { throw error(at: here(keyword), "\(keyword) must be a number") }
             return number
         }
-        func schemas(_ keyword: String) throws(SchemaError) -> [SchemaNode]? {
+        func schemas(_ keyword: String) throws(SchemaError) -> [Subschema]? {
             guard let value = object[keyword] else { return nil }
             guard case .array(let items) = value, !items.isEmpty else {
                 throw error(at: here(keyword), "\(keyword) must be a non-empty array of schemas")
             }
-            var nodes: [SchemaNode] = []
+            var nodes: [Subschema] = []
             for (i, item) in items.enumerated() { nodes.append(try child(item, scope, keyword, String(i))) }
             return nodes
         }
-        func schema(_ keyword: String) throws(SchemaError) -> SchemaNode? {
+        func schema(_ keyword: String) throws(SchemaError) -> Subschema? {
             guard let value = object[keyword] else { return nil }
             return try child(value, scope, keyword)
         }
@@ -588,7 +614,7 @@ public final class SchemaCompiler {
         // Core.
         if case .string(let reference)? = object["$ref"] {
             let target = try compile(at: try locate(URI.resolve(reference, against: scope.base), from: documents[scope.location.document].uri, pointer: here("$ref").pointer), depth: scope.depth + 1)
-            applicators.append(Keyword(check: .ref(target), name: "$ref"))
+            applicators.append(Keyword(check: .ref(Subschema(target)), name: "$ref"))
         }
         if case .string(let reference)? = object["$dynamicRef"] {
             let uri = URI.resolve(reference, against: scope.base)
@@ -596,9 +622,9 @@ public final class SchemaCompiler {
             let target = try compile(at: targetLocation, depth: scope.depth + 1)
             let fragment = URI.split(uri).1
             if !fragment.isEmpty, !fragment.hasPrefix("/"), case .string(let declared)? = root(of: targetLocation)["$dynamicAnchor"], declared == fragment {
-                applicators.append(Keyword(check: .dynamicRef(target, fragment), name: "$dynamicRef"))
+                applicators.append(Keyword(check: .dynamicRef(Subschema(target), fragment), name: "$dynamicRef"))
             } else {
-                applicators.append(Keyword(check: .ref(target), name: "$dynamicRef"))
+                applicators.append(Keyword(check: .ref(Subschema(target)), name: "$dynamicRef"))
             }
         }
         if let defs = object["$defs"] {
@@ -734,7 +760,7 @@ public final class SchemaCompiler {
             if let node = try schema("propertyNames") { applicators.append(Keyword(check: .propertyNames(node), name: "propertyNames")) }
             if let value = object["dependentSchemas"] {
                 guard case .object(let map) = value else { throw error(at: here("dependentSchemas"), "dependentSchemas must be an object") }
-                var entries: [(String, SchemaNode)] = []
+                var entries: [(String, Subschema)] = []
                 for (key, schema) in map.members { entries.append((key, try child(schema, scope, "dependentSchemas", key))) }
                 applicators.append(Keyword(check: .dependentSchemas(entries), name: "dependentSchemas"))
             }

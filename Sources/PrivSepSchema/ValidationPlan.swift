@@ -213,7 +213,7 @@ struct PlanBuilder {
         while next < order.count {
             for keyword in order[next].keywords {
                 if case .dynamicRef = keyword.check { usesDynamicScope = true }
-                for child in Self.subschemas(of: keyword.check) { number(child) }
+                for child in Self.subschemas(of: keyword.check) { number(child.node) }
             }
             next += 1
         }
@@ -233,12 +233,12 @@ struct PlanBuilder {
         order.append(node)
     }
 
-    private func index(_ node: SchemaNode) -> Int32 {
+    private func index(_ child: Subschema) -> Int32 {
         // Every subschema was numbered by `build` before any node is planned.
-        indexOf[ObjectIdentifier(node)] ?? -1
+        indexOf[ObjectIdentifier(child.node)] ?? -1
     }
 
-    static func subschemas(of check: Check) -> [SchemaNode] {
+    static func subschemas(of check: Check) -> [Subschema] {
         switch check {
         case .ref(let node), .dynamicRef(let node, _), .not(let node), .contains(let node, _, _), .propertyNames(let node),
              .unevaluatedItems(let node), .unevaluatedProperties(let node):
@@ -266,7 +266,7 @@ struct PlanBuilder {
         return planned
     }
 
-    private mutating func range(_ nodes: [SchemaNode]) -> PlanRange {
+    private mutating func range(_ nodes: [Subschema]) -> PlanRange {
         let start = Int32(children.count)
         for node in nodes { children.append(index(node)) }
         return PlanRange(start: start, count: Int32(nodes.count))
@@ -305,7 +305,7 @@ struct PlanBuilder {
         planned.isLeaf = node.isLeaf
         var sets: [EnumSet] = []
         var nodeBounds: [PlanBound] = []
-        var allOf: [SchemaNode] = []
+        var allOf: [Subschema] = []
         for keyword in node.keywords {
             switch keyword.check {
             case .type(let types): planned.types = types.bits

@@ -11,14 +11,17 @@ import PrivSepJSON
 
 /// A compiled JSON Schema, ready to validate instances. Immutable and shareable between threads.
 public struct Schema: Sendable {
-    /// Owns the node graph, which `plan` refers to without owning it.
+    /// The root node; `graph` owns it and everything it reaches, which `plan` refers to
+    /// without owning.
     let root: SchemaNode
+    let graph: SchemaGraph
     let options: SchemaOptions
     /// The same schema flattened for `isValid` (ValidationPlan.swift).
     let plan: ValidationPlan
 
-    init(root: SchemaNode, options: SchemaOptions) {
+    init(root: SchemaNode, graph: SchemaGraph, options: SchemaOptions) {
         self.root = root
+        self.graph = graph
         self.options = options
         plan = ValidationPlan(root: root)
     }
@@ -286,7 +289,7 @@ struct EvaluationContext {
             }
             return valid
         case .ref(let target):
-            return followReference(target, value, keyword.name, tracking, &local)
+            return followReference(target.node, value, keyword.name, tracking, &local)
         case .dynamicRef(let initial, let anchor):
             var target = initial
             for resource in scope {
@@ -295,10 +298,10 @@ struct EvaluationContext {
                     break
                 }
             }
-            return followReference(target, value, "$dynamicRef", tracking, &local)
+            return followReference(target.node, value, "$dynamicRef", tracking, &local)
         case .allOf(let nodes):
             var valid = true
-            for (i, child) in nodes.enumerated() where !inPlace(child, value, "allOf", .index(i), tracking, &local) {
+            for (i, child) in nodes.enumerated() where !inPlace(child.node, value, "allOf", .index(i), tracking, &local) {
                 valid = false
                 if !collectErrors { return false }
             }
@@ -306,7 +309,7 @@ struct EvaluationContext {
         case .anyOf(let nodes):
             let mark = errors.count
             var matched = false
-            for (i, child) in nodes.enumerated() where inPlace(child, value, "anyOf", .index(i), tracking, &local) {
+            for (i, child) in nodes.enumerated() where inPlace(child.node, value, "anyOf", .index(i), tracking, &local) {
                 matched = true
                 if !tracking && !collectErrors { return true }
             }
@@ -322,7 +325,7 @@ struct EvaluationContext {
             var matchedAnnotations = Evaluated()
             for (i, child) in nodes.enumerated() {
                 var branch = Evaluated()
-                if inPlace(child, value, "oneOf", .index(i), tracking, &branch) {
+                if inPlace(child.node, value, "oneOf", .index(i), tracking, &branch) {
                     matches += 1
                     if matches == 1 {
                         firstMatch = i
@@ -344,18 +347,18 @@ struct EvaluationContext {
             return fail(node, "oneOf", "value matches none of the oneOf schemas")
         case .not(let child):
             var scratch = Evaluated()
-            let matched = quietly(child, value, collect: false, &scratch)
+            let matched = quietly(child.node, value, collect: false, &scratch)
             return !matched || fail(node, "not", "value matches the schema in not")
         case .conditional(let condition, let then, let otherwise):
             var branch = Evaluated()
-            let holds = quietly(condition, value, collect: tracking, &branch)
+            let holds = quietly(condition.node, value, collect: tracking, &branch)
             if holds {
                 if tracking { local.merge(branch) }
                 guard let then else { return true }
-                return inPlace(then, value, "then", nil, tracking, &local)
+                return inPlace(then.node, value, "then", nil, tracking, &local)
             }
             guard let otherwise else { return true }
-            return inPlace(otherwise, value, "else", nil, tracking, &local)
+            return inPlace(otherwise.node, value, "else", nil, tracking, &local)
         case .properties(let applicator):
             guard case .object(let object) = value else { return true }
             return checkProperties(applicator, node, object, tracking, &local)
@@ -363,12 +366,12 @@ struct EvaluationContext {
             guard case .array(let items) = value else { return true }
             var valid = true
             let prefixCount = min(applicator.prefix.count, items.count)
-            for i in 0..<prefixCount where !descend(applicator.prefix[i], items[i], "prefixItems", .index(i), instance: .index(i)) {
+            for i in 0..<prefixCount where !descend(applicator.prefix[i].node, items[i], "prefixItems", .index(i), instance: .index(i)) {
                 valid = false
                 if !collectErrors { return false }
             }
             if let rest = applicator.rest, items.count > prefixCount {
-                for i in prefixCount..<items.count where !descend(rest, items[i], "items", nil, instance: .index(i)) {
+                for i in prefixCount..<items.count where !descend(rest.node, items[i], "items", nil, instance: .index(i)) {
                     valid = false
                     if !collectErrors { return false }
                 }
@@ -383,7 +386,7 @@ struct EvaluationContext {
             var count = 0
             for (i, item) in items.enumerated() {
                 var scratch = Evaluated()
-                if quietly(child, item, collect: false, &scratch) {
+                if quietly(child.node, item, collect: false, &scratch) {
                     count += 1
                     if tracking { local.insertItem(i) } else if count >= minimum && maximum == nil { break }
                     if let maximum, count > maximum, !tracking { break }
@@ -399,7 +402,7 @@ struct EvaluationContext {
         case .propertyNames(let child):
             guard case .object(let object) = value else { return true }
             var valid = true
-            for (key, _) in object.members where !descend(child, .string(key), "propertyNames", nil, instance: .key(key)) {
+            for (key, _) in object.members where !descend(child.node, .string(key), "propertyNames", nil, instance: .key(key)) {
                 valid = false
                 if !collectErrors { return false }
             }
@@ -408,7 +411,7 @@ struct EvaluationContext {
             guard case .object(let object) = value else { return true }
             var valid = true
             for (trigger, child) in entries where Self.has(object, trigger) {
-                if !inPlace(child, value, "dependentSchemas", .key(trigger), tracking, &local) {
+                if !inPlace(child.node, value, "dependentSchemas", .key(trigger), tracking, &local) {
                     valid = false
                     if !collectErrors { return false }
                 }
@@ -419,7 +422,7 @@ struct EvaluationContext {
             if local.allItems || items.count <= local.itemPrefix { return true }
             var valid = true
             for i in local.itemPrefix..<items.count where !local.hasItem(i) {
-                if !descend(child, items[i], "unevaluatedItems", nil, instance: .index(i)) {
+                if !descend(child.node, items[i], "unevaluatedItems", nil, instance: .index(i)) {
                     valid = false
                     if !collectErrors { return false }
                 }
@@ -431,7 +434,7 @@ struct EvaluationContext {
             if local.allProperties { return true }
             var valid = true
             for (key, member) in object.members where !local.hasProperty(key) {
-                if !descend(child, member, "unevaluatedProperties", nil, instance: .key(key)) {
+                if !descend(child.node, member, "unevaluatedProperties", nil, instance: .key(key)) {
                     valid = false
                     if !collectErrors { return false }
                 }
@@ -458,7 +461,7 @@ struct EvaluationContext {
             if let i = applicator.lookup(key, hint: &hint) {
                 matched = true
                 if applicator.named[i].required { requiredSeen += 1 }
-                if !descend(applicator.named[i].node, member, "properties", .key(key), instance: .key(key)) {
+                if !descend(applicator.named[i].node.node, member, "properties", .key(key), instance: .key(key)) {
                     valid = false
                     if !collectErrors { return false }
                 }
@@ -472,13 +475,13 @@ struct EvaluationContext {
                 }
                 guard found else { continue }
                 matched = true
-                if !descend(pattern.node, member, "patternProperties", .key(pattern.source), instance: .key(key)) {
+                if !descend(pattern.node.node, member, "patternProperties", .key(pattern.source), instance: .key(key)) {
                     valid = false
                     if !collectErrors { return false }
                 }
             }
             if !matched, let additional = applicator.additional {
-                if !descend(additional, member, "additionalProperties", nil, instance: .key(key)) {
+                if !descend(additional.node, member, "additionalProperties", nil, instance: .key(key)) {
                     valid = false
                     if !collectErrors { return false }
                 }
