@@ -24,6 +24,11 @@ EXPECTED = [
     ("broker RSS, 100 idle helpers", "broker", "<= 20"),
     ("broker peak RSS, 100 helpers under load", "broker", "<= 40"),
 ]
+# How the broker scales (no limit, reported): one helper pinging with k-1 idle, RSS with k up.
+for k in (1, 10, 100, 500):
+    EXPECTED.append(("scale %d helpers: privsep.ping round trip (C client)" % k, "broker", ""))
+    if k != 100:    # its RSS is "broker RSS, 100 idle helpers"
+        EXPECTED.append(("scale %d helpers: broker RSS" % k, "broker", ""))
 PLACEMENTS = ["same-cpu", "free"]
 
 

@@ -9,6 +9,9 @@
  *   brokerbench ping N REPS lib|raw      privsep.ping round trips (libprivsep or raw frames)
  *   brokerbench routed N REPS lib|raw    bench.broker.echo round trips, served by another helper
  *   brokerbench events N REPS            bench.broker.tick events, pipelined, then one bench.broker.echo
+ *   brokerbench fileopen N REPS lib|raw PATH
+ *                                        privsep.file.open of PATH for reading; the descriptor
+ *                                        comes with the reply (SCM_RIGHTS) and is closed at once
  *   brokerbench server lib|raw           serves bench.broker.echo, swallows bench.broker.tick
  *   brokerbench idle                     hello, then waits for privsep.shutdown
  *   brokerbench load N                   hello, N pings, then waits for privsep.shutdown
@@ -545,6 +548,100 @@ helper_events(long n, int reps)
 	return 0;
 }
 
+/*
+ * privsep.file.open round trips: one request, one reply with the file's descriptor, which is
+ * closed before the next request (the helper's side of what the raw-fd baseline does). Raw
+ * frames read with recvmsg, as the baseline does; or libprivsep, taking the fd from the reply.
+ */
+static void
+raw_file_rounds(struct reader *r, const char *fig, const char *path, long n, int reps)
+{
+	char req[4200 + 128], buf[8192];
+	size_t len;
+	double t0;
+	long i, id = 1000000;
+	int rep, got;
+
+	for (rep = 0; rep <= reps; rep++) {
+		t0 = now_ns();
+		for (i = 0; i < n; i++, id++) {
+			len = (size_t)snprintf(req, sizeof(req),
+			    "{\"type\":\"privsep.file.open\",\"id\":%ld,\"body\":{\"path\":\"%s\",\"access\":[\"read\"]}}",
+			    id, path);
+			write_frame(r->fd, req, len, -1);
+			/* The broker sends a frame with descriptors alone, so this reads exactly it. */
+			if ((got = recv_frame_fd(r->fd, buf, sizeof(buf) - 1)) != 1) {
+				buf[sizeof(buf) - 1] = '\0';
+				fprintf(stderr, "brokerbench: %s: %d fds with the reply: %s\n", fig, got,
+				    got < 0 ? "(read failed)" : buf + 4);
+				exit(1);
+			}
+		}
+		if (rep > 0)
+			printf("BENCH %s %d %.1f\n", fig, rep, (now_ns() - t0) / (double)n);
+		fflush(stdout);
+	}
+}
+
+static void
+lib_file_rounds(struct privsep *ps, const char *fig, const char *path, long n, int reps)
+{
+	struct privsep_error err;
+	struct privsep_msg *m;
+	json_t *body;
+	double t0;
+	long i;
+	int rep, fd;
+
+	for (rep = 0; rep <= reps; rep++) {
+		t0 = now_ns();
+		for (i = 0; i < n; i++) {
+			body = json_pack("{s:s,s:[s]}", "path", path, "access", "read");
+			if (privsep_request(ps, "privsep.file.open", body, NULL, 0, &m, -1, &err) == -1) {
+				fprintf(stderr, "brokerbench: %s: %s: %s\n", fig, err.code, err.message);
+				exit(1);
+			}
+			json_decref(body);
+			if (privsep_msg_error_code(m) != NULL || (fd = privsep_msg_take_fd(m, 0)) == -1) {
+				fprintf(stderr, "brokerbench: %s: no descriptor (%s)\n", fig,
+				    privsep_msg_error_code(m) != NULL ? privsep_msg_error_code(m) : "no error");
+				exit(1);
+			}
+			close(fd);
+			privsep_msg_free(m);
+		}
+		if (rep > 0)
+			printf("BENCH %s %d %.1f\n", fig, rep, (now_ns() - t0) / (double)n);
+		fflush(stdout);
+	}
+}
+
+static int
+helper_fileopen(long n, int reps, int raw, const char *path)
+{
+	static struct reader r;
+	struct privsep *ps;
+	const char *fig = raw ? "fileopen-raw" : "fileopen-lib";
+
+	if (strlen(path) > 4096) {
+		fprintf(stderr, "brokerbench: fileopen: path too long\n");
+		return 2;
+	}
+	if (raw) {
+		raw_connect(&r);
+		raw_file_rounds(&r, fig, path, n, reps);
+		printf("BENCH %s done\n", fig);
+		fflush(stdout);
+		raw_wait_shutdown(&r);
+	}
+	ps = lib_connect();
+	lib_file_rounds(ps, fig, path, n, reps);
+	printf("BENCH %s done\n", fig);
+	fflush(stdout);
+	lib_wait_shutdown(ps);
+	return 0;
+}
+
 /* Serves bench.broker.echo (echoing the body) and counts bench.broker.tick events. */
 static int
 helper_server(int raw)
@@ -630,6 +727,8 @@ main(int argc, char **argv)
 		return helper_rounds("routed", "bench.broker.echo", n, reps, raw);
 	if (strcmp(mode, "events") == 0)
 		return helper_events(n, reps);
+	if (strcmp(mode, "fileopen") == 0 && argc > 5)
+		return helper_fileopen(n, reps, raw, argv[5]);
 	if (strcmp(mode, "server") == 0)
 		return helper_server(argc > 2 && strcmp(argv[2], "raw") == 0);
 	if (strcmp(mode, "idle") == 0)
@@ -637,6 +736,7 @@ main(int argc, char **argv)
 	if (strcmp(mode, "load") == 0)
 		return helper_load(n);
 	fprintf(stderr, "usage: brokerbench raw-rtt|raw-fd|raw-oneway|ping|routed|events N REPS [lib|raw]\n"
+	    "       brokerbench fileopen N REPS lib|raw PATH\n"
 	    "       brokerbench server lib|raw | idle | load N\n");
 	return 2;
 }

@@ -1,9 +1,11 @@
 #!/bin/sh
 # Broker benchmarks: raw socketpair baselines (ping-pong, ping-pong with SCM_RIGHTS, one-way
 # writes) beside the real release broker (`privsep run`) with sandboxed C helpers: privsep.ping,
-# a routed request, routed one-way events, RSS with 100 idle and 100 busy helpers, and scaling at
-# 1, 10, 100, 500 helpers. Runs in each placement of BENCH_PLACEMENT (default: both; same-cpu
-# pins everything to CPU 0 with taskset). Needs root; `make bench` has built the release broker.
+# a routed request, routed one-way events, privsep.file.open with its descriptor, RSS with 100
+# idle and 100 busy helpers, and scaling at 1, 10, 100, 500 helpers. Runs in each placement of
+# BENCH_PLACEMENT (default: both; same-cpu pins everything to CPU 0 with taskset). Needs root;
+# `make bench` has built the release broker. BENCH_BIN: the directory of the release `privsep`
+# and `privsep-sandbox` (default .build/release; another scratch path's release directory).
 set -eu
 cd "$(dirname "$0")/../../.."
 bin=${BENCH_BIN:-.build/release}
