@@ -51,18 +51,10 @@ enum TestPrograms {
         defer { compileLock.unlock() }
         let output = binDirectory + "/" + name
         if FileManager.default.fileExists(atPath: output) { return output }
-        let status = try run(["/usr/bin/cc", "-static", "-O2", "-Wall", "-Werror", "-o", output, helperSources + "/\(name).c"])
-        guard status == 0 else { throw HarnessError("cc \(name).c failed with status \(status)") }
+        let cc = try Spawned.run(["/usr/bin/cc", "-static", "-O2", "-Wall", "-Werror", "-o", output, helperSources + "/\(name).c"],
+                                 timeout: 120)
+        guard cc.status == 0 else { throw HarnessError("cc \(name).c failed with status \(cc.status):\n\(cc.errors)") }
         return output
-    }
-
-    static func run(_ argv: [String]) throws -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: argv[0])
-        process.arguments = Array(argv.dropFirst())
-        try process.run()
-        process.waitUntilExit()
-        return process.terminationStatus
     }
 }
 
@@ -72,11 +64,12 @@ final class TestHelper: @unchecked Sendable {
     /// The relay's pid inside the helper's pid namespace (for the record only).
     let relayPID: Int
     let connection: Connection
-    private let control: FileHandle
+    /// The socket the relay came in on: one byte on it is the relay's exit status.
+    private let control: OwnedFD
     private var buffered: [Incoming] = []
     private var nextID: Int64 = 1
 
-    init(name: String, relayPID: Int, connection: Connection, control: FileHandle) {
+    init(name: String, relayPID: Int, connection: Connection, control: OwnedFD) {
         self.name = name
         self.relayPID = relayPID
         self.connection = connection
@@ -85,8 +78,9 @@ final class TestHelper: @unchecked Sendable {
 
     /// Tells the relay process to exit with `status` (0 = clean).
     func exitProcess(status: UInt8) {
-        try? control.write(contentsOf: [status])
-        try? control.close()
+        var byte = status
+        _ = write(control.rawValue, &byte, 1)
+        control.close()
     }
 
     func send(_ envelope: Envelope, fds: [Int32] = []) throws {
@@ -170,8 +164,8 @@ final class BrokerRun: @unchecked Sendable {
     let socketPath: String
     let configPath: String
     private let listener: Int32
-    private let process = Process()
-    private let log = LogCollector()
+    private var process: Spawned?
+    private var log: LineCollector?
 
     /// `helpers` maps helper names to their config objects; relay helpers get `RELAY_SOCKET`
     /// and a bind of the test directory added by `relayHelper`.
@@ -202,16 +196,14 @@ final class BrokerRun: @unchecked Sendable {
     }
 
     func start(arguments: [String] = ["--log-format", "json", "--log-level", "debug"]) throws {
-        process.executableURL = URL(fileURLWithPath: TestPrograms.privsep)
-        process.arguments = ["run", configPath] + arguments
-        let pipe = Pipe()
-        process.standardError = pipe
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        log.collect(from: pipe.fileHandleForReading)
+        guard process == nil else { throw HarnessError("the broker was already started") }
+        let broker = try Spawned([TestPrograms.privsep, "run", configPath] + arguments, stderr: .pipe)
+        process = broker
+        log = broker.errors.map(LineCollector.init)
     }
 
-    var pid: Int32 { process.processIdentifier }
+    /// The broker's pid (0 before `start`): valid until `stop` or `waitForExit` reaps it.
+    var pid: Int32 { process?.pid ?? 0 }
 
     /// Accepts the next relay and returns the connection it handed over.
     func accept(timeout: Double = 15) throws -> TestHelper {
@@ -219,21 +211,21 @@ final class BrokerRun: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             let remaining = deadline.timeIntervalSinceNow
-            guard remaining > 0 else { throw HarnessError("no relay connected within \(timeout) s; log:\n\(log.text)") }
+            guard remaining > 0 else { throw HarnessError("no relay connected within \(timeout) s; log:\n\(logText)") }
             // Short polls so a broker that exited early fails the test at once.
             let ready = poll(&entry, 1, Int32(min(remaining, 0.2) * 1000) + 1)
             if ready > 0 { break }
-            if log.hasEnded { throw HarnessError("the broker exited; log:\n\(log.text)") }
+            if log?.hasEnded != false { throw HarnessError("the broker exited (or never started); log:\n\(logText)") }
         }
         let client = Glibc.accept(listener, nil, nil)
         guard client >= 0 else { throw HarnessError("accept failed: errno \(errno)") }
+        let control = OwnedFD(adopting: client)
         let (line, fd) = try receiveLineAndFD(client)
         let parts = line.split(separator: " ")
         guard parts.count == 2, let pid = Int(parts[1]), fd >= 0 else { throw HarnessError("bad relay greeting \(line)") }
         let connection = Connection(socket: OwnedFD(adopting: fd), peer: .broker)
         try connection.setNonBlocking(true)
-        return TestHelper(name: String(parts[0]), relayPID: pid, connection: connection,
-                          control: FileHandle(fileDescriptor: client, closeOnDealloc: true))
+        return TestHelper(name: String(parts[0]), relayPID: pid, connection: connection, control: control)
     }
 
     /// Accepts relays until every name in `names` has connected; returns them by name.
@@ -246,110 +238,48 @@ final class BrokerRun: @unchecked Sendable {
         return helpers
     }
 
-    /// Sends SIGTERM and waits (bounded) for the broker to exit; returns its exit status.
+    /// Sends `signal` and waits (bounded) for the broker to exit; returns its exit status.
     func stop(signal: Int32 = SIGTERM, timeout: Double = 20) throws -> Int32 {
-        if process.isRunning { kill(process.processIdentifier, signal) }
+        process?.signal(signal)
         return try waitForExit(timeout: timeout)
     }
 
+    /// Waits (bounded) for the broker to exit and its log to end; returns its exit code (128 + n
+    /// when signal n ended it). When the time runs out the broker is killed and this throws.
     func waitForExit(timeout: Double = 20) throws -> Int32 {
-        guard log.waitForEnd(timeout: timeout) else {
-            kill(process.processIdentifier, SIGKILL)
-            throw HarnessError("broker did not exit within \(timeout) s; log:\n\(log.text)")
+        guard let process, let log else { throw HarnessError("the broker was never started") }
+        let deadline = Deadline(seconds: timeout)
+        let status: Int32
+        do {
+            status = try process.wait(timeout: timeout)
+        } catch {
+            throw HarnessError("\(error); log:\n\(log.text)")
         }
-        process.waitUntilExit()
-        return process.terminationStatus
+        // Every line the broker wrote is in `logEntries` once this returns.
+        guard log.waitForEnd(timeout: max(deadline.remainingSeconds, 0)) else {
+            throw HarnessError("the broker exited with \(status) but its stderr stayed open for \(timeout) s; log:\n\(log.text)")
+        }
+        return status
     }
 
     /// The broker's log lines so far, parsed.
-    var logEntries: [JSONObject] { log.lines.compactMap { try? JSONParser.parse($0).objectValue ?? nil } }
+    var logEntries: [JSONObject] { (log?.lines ?? []).compactMap { try? JSONParser.parse($0).objectValue ?? nil } }
 
-    var logText: String { log.text }
+    var logText: String { log?.text ?? "" }
 
     /// Waits until a log line satisfies `predicate`.
     func waitForLog(timeout: Double = 15, _ predicate: @escaping (JSONObject) -> Bool) throws -> JSONObject {
-        if let found = log.waitFor(timeout: timeout, { line in (try? JSONParser.parse(line).objectValue).flatMap { $0 }.map(predicate) ?? false }) {
+        let isMatch = { (line: String) in (try? JSONParser.parse(line).objectValue).flatMap { $0 }.map(predicate) ?? false }
+        if let found = log?.waitFor(timeout: timeout, isMatch) {
             return try JSONParser.parse(found).objectValue ?? [:]
         }
-        throw HarnessError("no matching log line within \(timeout) s; log:\n\(log.text)")
+        throw HarnessError("no matching log line within \(timeout) s; log:\n\(logText)")
     }
 
     deinit {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        process?.kill()
         close(listener)
         try? FileManager.default.removeItem(atPath: directory)
-    }
-}
-
-/// Collects a pipe's lines on a background thread; waiters block on a condition, never sleep.
-final class LogCollector: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var collected: [String] = []
-    private var ended = false
-
-    func collect(from handle: FileHandle) {
-        let thread = Thread { [self] in
-            var partial = Data()
-            while true {
-                let chunk = handle.availableData
-                if chunk.isEmpty { break }
-                partial.append(chunk)
-                while let newline = partial.firstIndex(of: UInt8(ascii: "\n")) {
-                    let line = String(decoding: partial[partial.startIndex..<newline], as: UTF8.self)
-                    partial.removeSubrange(partial.startIndex...newline)
-                    condition.lock()
-                    collected.append(line)
-                    condition.broadcast()
-                    condition.unlock()
-                }
-            }
-            condition.lock()
-            ended = true
-            condition.broadcast()
-            condition.unlock()
-        }
-        thread.start()
-    }
-
-    var lines: [String] {
-        condition.lock()
-        defer { condition.unlock() }
-        return collected
-    }
-
-    var text: String { lines.joined(separator: "\n") }
-
-    var hasEnded: Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        return ended
-    }
-
-    func waitFor(timeout: Double, _ predicate: (String) -> Bool) -> String? {
-        let deadline = Date().addingTimeInterval(timeout)
-        condition.lock()
-        defer { condition.unlock() }
-        var checked = 0
-        while true {
-            while checked < collected.count {
-                if predicate(collected[checked]) { return collected[checked] }
-                checked += 1
-            }
-            if ended || !condition.wait(until: deadline) { return nil }
-        }
-    }
-
-    func waitForEnd(timeout: Double) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        condition.lock()
-        defer { condition.unlock() }
-        while !ended {
-            if !condition.wait(until: deadline) { return ended }
-        }
-        return true
     }
 }
 

@@ -6,23 +6,11 @@ import PrivSepJSON
 import PrivSepWire
 import Testing
 
-/// Runs `privsep ARGS` to completion; returns its exit status and stdout.
+/// Runs `privsep ARGS` to completion (at most 30 s); returns its exit status and stdout.
 func privsepCLI(_ arguments: [String], asUser uid: UInt32? = nil) throws -> (status: Int32, output: String) {
-    let process = Process()
-    if let uid {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        process.arguments = ["--reuid", "\(uid)", "--regid", "\(uid)", "--clear-groups", TestPrograms.privsep] + arguments
-    } else {
-        process.executableURL = URL(fileURLWithPath: TestPrograms.privsep)
-        process.arguments = arguments
-    }
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    let user = uid.map { ["/usr/bin/setpriv", "--reuid", "\($0)", "--regid", "\($0)", "--clear-groups"] } ?? []
+    let run = try Spawned.run(user + [TestPrograms.privsep] + arguments, timeout: 30)
+    return (run.status, run.output)
 }
 
 @Suite(.serialized, .enabled(if: isRoot, "the broker's sandbox needs root"))
@@ -54,29 +42,25 @@ struct ControlTests {
         #expect(body["broker"]?["phase"] == "running")
 
         // tap: a live stream; the password is redacted, the user is not.
-        let tap = Process()
-        tap.executableURL = URL(fileURLWithPath: TestPrograms.privsep)
-        tap.arguments = ["tap", "--json", "--socket", socket, "--type", "test.broker.login"]
-        let tapOutput = Pipe(), tapErrors = Pipe()
-        tap.standardOutput = tapOutput
-        tap.standardError = tapErrors
-        try tap.run()
-        defer { if tap.isRunning { tap.terminate() } }
-        let lines = LineReaderForTest(tapOutput.fileHandleForReading)
+        // (Killed, if still running, when `tap` goes away.)
+        let tap = try Spawned([TestPrograms.privsep, "tap", "--json", "--socket", socket, "--type", "test.broker.login"],
+                              stdout: .pipe, stderr: .pipe)
+        let lines = LineCollector(try #require(tap.output)), notices = LineCollector(try #require(tap.errors))
         // The broker acknowledges the tap before it shows anything: from then on nothing is missed.
-        #expect(try LineReaderForTest(tapErrors.fileHandleForReading).next(timeout: 10) == "privsep tap: started")
+        #expect(notices.waitFor(timeout: 10) { _ in true } == "privsep tap: started")
         try client.send(Envelope.request("test.broker.login", id: 900, body: ["user": "alice", "password": "hunter2"]))
         let forwarded = try server.nextMessage()
         #expect(forwarded.envelope.body["password"] == "hunter2")
         try server.send(Envelope.reply(to: try #require(forwarded.envelope.id)))
         #expect(try client.nextMessage().envelope.re == 900)
-        let record = try JSONParser.parse(try lines.next(timeout: 10))
+        let record = try JSONParser.parse(try #require(lines.waitFor(timeout: 10) { _ in true }, "no tap line within 10 s"))
         #expect(record["direction"] == "in")
         #expect(record["helper"] == "client")
         #expect(record["verdict"] == "accepted")
         #expect(record["body"]?["user"] == "alice")
         #expect(record["body"]?["password"] == "<redacted>")
-        tap.terminate()
+        tap.signal(SIGTERM)
+        _ = try tap.wait(timeout: 10)
 
         // A non-owner is refused even when the file mode would let it in.
         chmod(socket, 0o666)
@@ -101,40 +85,5 @@ struct ControlTests {
         }
         #expect(try run.waitForExit() == 0)
         #expect(access(socket, F_OK) != 0, "the broker removes its control socket")
-    }
-}
-
-/// Reads lines from a pipe on a background thread, with a bounded wait for each.
-final class LineReaderForTest: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var lines: [String] = []
-
-    init(_ handle: FileHandle) {
-        Thread { [self] in
-            var partial = Data()
-            while true {
-                let chunk = handle.availableData
-                if chunk.isEmpty { return }
-                partial.append(chunk)
-                while let newline = partial.firstIndex(of: UInt8(ascii: "\n")) {
-                    let line = String(decoding: partial[partial.startIndex..<newline], as: UTF8.self)
-                    partial.removeSubrange(partial.startIndex...newline)
-                    condition.lock()
-                    lines.append(line)
-                    condition.broadcast()
-                    condition.unlock()
-                }
-            }
-        }.start()
-    }
-
-    func next(timeout: Double) throws -> String {
-        let deadline = Date().addingTimeInterval(timeout)
-        condition.lock()
-        defer { condition.unlock() }
-        while lines.isEmpty {
-            guard condition.wait(until: deadline) else { throw HarnessError("no tap line within \(timeout) s") }
-        }
-        return lines.removeFirst()
     }
 }
