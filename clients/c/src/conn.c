@@ -23,7 +23,6 @@
 #include "privsep_int.h"
 
 #define READ_CHUNK	65536u
-#define FRAME_GUESS	1020u	/* most frames serialize in one pass into this much */
 
 static int	fail(struct privsep *, struct privsep_error *, const char *, const char *,
 		    const char *, ...) __attribute__((format(printf, 5, 6)));
@@ -222,6 +221,7 @@ privsep_close(struct privsep *ps)
 	}
 	close_batches(ps);
 	close(ps->fd);
+	free(ps->obuf.p);
 	free(ps->in);
 	free(ps->helper);
 	free(ps);
@@ -272,50 +272,66 @@ privsep_want_write(const struct privsep *ps)
 
 /* --- Output ---------------------------------------------------------------- */
 
-/* Writes as much of the head frame as the socket takes: 1 frame done, 0 would block, -1 error. */
+/*
+ * One sendmsg of len bytes, with fds when nfds > 0 (they ride on the frame's
+ * first byte); *sent is what the socket took, 0 when it would block.
+ */
 static int
-write_head(struct privsep *ps, struct privsep_error *err)
+send_some(struct privsep *ps, const unsigned char *bytes, size_t len, const int *fds,
+    size_t nfds, size_t *sent, struct privsep_error *err)
 {
 	union {
 		struct cmsghdr	hdr;
 		char		buf[CMSG_SPACE(sizeof(int) * PRIVSEP_FDS_MAX)];
 	} cmsgbuf;
-	struct outframe *f = ps->out;
 	struct cmsghdr *cmsg;
 	struct msghdr msg;
 	struct iovec iov;
 	ssize_t n;
 
+	*sent = 0;
 	memset(&msg, 0, sizeof(msg));
-	iov.iov_base = f->bytes + f->off;
-	iov.iov_len = f->len - f->off;
+	iov.iov_base = (void *)bytes;
+	iov.iov_len = len;
 	msg.msg_iov = &iov;
 	msg.msg_iovlen = 1;
-	/* The fds ride on the sendmsg that starts at the frame's length prefix. */
-	if (f->off == 0 && f->nfds > 0) {
+	if (nfds > 0) {
 		memset(&cmsgbuf, 0, sizeof(cmsgbuf));
 		msg.msg_control = cmsgbuf.buf;
-		msg.msg_controllen = CMSG_SPACE(sizeof(int) * f->nfds);
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
 		cmsg = CMSG_FIRSTHDR(&msg);
 		cmsg->cmsg_level = SOL_SOCKET;
 		cmsg->cmsg_type = SCM_RIGHTS;
-		cmsg->cmsg_len = CMSG_LEN(sizeof(int) * f->nfds);
-		memcpy(CMSG_DATA(cmsg), f->fds, sizeof(int) * f->nfds);
+		cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
 	}
 	do {
 		n = sendmsg(ps->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 	} while (n == -1 && errno == EINTR);
-	if (n == -1) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return 0;
-		if (errno == EPIPE || errno == ECONNRESET)
-			return fail(ps, err, PRIVSEP_E_UNAVAILABLE, "connection_closed", "send: broker closed the connection");
-		return fail(ps, err, PRIVSEP_E_INTERNAL, "system", "send: %s", strerror(errno));
+	if (n >= 0) {
+		*sent = (size_t)n;
+		return 0;
 	}
-	f->off += (size_t)n;
-	if (f->nfds > 0) {
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return 0;
+	if (errno == EPIPE || errno == ECONNRESET)
+		return fail(ps, err, PRIVSEP_E_UNAVAILABLE, "connection_closed", "send: broker closed the connection");
+	return fail(ps, err, PRIVSEP_E_INTERNAL, "system", "send: %s", strerror(errno));
+}
+
+/* Writes as much of the head frame as the socket takes: 1 frame done, 0 would block, -1 error. */
+static int
+write_head(struct privsep *ps, struct privsep_error *err)
+{
+	struct outframe *f = ps->out;
+	size_t n, i;
+
+	if (send_some(ps, f->bytes + f->off, f->len - f->off, f->fds, f->off == 0 ? f->nfds : 0,
+	    &n, err) == -1)
+		return -1;
+	f->off += n;
+	if (n > 0 && f->nfds > 0) {
 		/* the kernel holds its own references now */
-		size_t i;
 		for (i = 0; i < f->nfds; i++)
 			close(f->fds[i]);
 		f->nfds = 0;
@@ -362,54 +378,51 @@ flush_wait(struct privsep *ps, int64_t deadline, struct privsep_error *err)
 	}
 }
 
-/* Serializes and queues one frame; the caller has checked the envelope. */
+/* The largest write buffer kept between frames; a larger one is freed after its frame. */
+#define OBUF_KEEP	65536u
+
+/* Starts a frame in the connection's write buffer: room for the length prefix. */
+static struct privsep_buf *
+frame_begin(struct privsep *ps)
+{
+	struct privsep_buf *b = &ps->obuf;
+
+	b->len = 0;
+	b->status = 0;
+	b->limit = 4 + ps->max_frame;
+	privsep_buf_put(b, "\0\0\0\0", 4);
+	return b;
+}
+
+static void
+frame_end(struct privsep *ps)
+{
+	if (ps->obuf.cap > OBUF_KEEP) {
+		free(ps->obuf.p);
+		ps->obuf.p = NULL;
+		ps->obuf.cap = 0;
+	}
+}
+
+/* Queues bytes[off..len) of a frame (fds not sent yet when off is 0), with our own duplicates. */
 static int
-enqueue(struct privsep *ps, json_t *env, const int *fds, size_t nfds, struct privsep_error *err)
+enqueue(struct privsep *ps, const unsigned char *bytes, size_t len, size_t off, const int *fds,
+    size_t nfds, struct privsep_error *err)
 {
 	struct outframe *f;
-	size_t n, i;
+	size_t i;
 
-	/* One pass in the common case: serialize into a guess, again only if it was short. */
-	if ((f = calloc(1, sizeof(*f))) == NULL || (f->bytes = malloc(FRAME_GUESS + 4)) == NULL) {
+	if (ps->out_bytes + len - off > PRIVSEP_OUTQ_MAX)
+		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "send_queue_full",
+		    "send: output queue full (%zu bytes pending)", ps->out_bytes);
+	if ((f = calloc(1, sizeof(*f))) == NULL || (f->bytes = malloc(len - off)) == NULL) {
 		free(f);
 		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "system", "send: out of memory");
 	}
-	n = json_dumpb(env, (char *)f->bytes + 4, FRAME_GUESS, JSON_COMPACT);
-	if (n > FRAME_GUESS && n <= ps->max_frame) {
-		unsigned char *p = realloc(f->bytes, n + 4);
-		if (p == NULL) {
-			outframe_free(f);
-			return privsep_seterr(err, PRIVSEP_E_INTERNAL, "system", "send: out of memory");
-		}
-		f->bytes = p;
-		if (json_dumpb(env, (char *)f->bytes + 4, n, JSON_COMPACT) != n) {
-			outframe_free(f);
-			return privsep_seterr(err, PRIVSEP_E_INTERNAL, "system",
-			    "send: serialization changed size");
-		}
-	}
-	if (n == 0) {
-		outframe_free(f);
-		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument",
-		    "send: envelope cannot be serialized");
-	}
-	if (n > ps->max_frame) {
-		outframe_free(f);
-		return privsep_seterr(err, PRIVSEP_E_TOO_LARGE, "unsendable",
-		    "send: frame of %zu bytes over max_frame %zu", n, ps->max_frame);
-	}
-	if (ps->out_bytes + n + 4 > PRIVSEP_OUTQ_MAX) {
-		outframe_free(f);
-		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "send_queue_full",
-		    "send: output queue full (%zu bytes pending)", ps->out_bytes);
-	}
-	f->bytes[0] = (unsigned char)(n >> 24);
-	f->bytes[1] = (unsigned char)(n >> 16);
-	f->bytes[2] = (unsigned char)(n >> 8);
-	f->bytes[3] = (unsigned char)n;
-	f->len = n + 4;
-	/* Our own duplicates: the caller may close its fds while the frame waits. */
-	for (i = 0; i < nfds; i++) {
+	memcpy(f->bytes, bytes + off, len - off);
+	f->len = len - off;
+	/* The caller may close its fds while the frame waits. */
+	for (i = 0; off == 0 && i < nfds; i++) {
 		if ((f->fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 0)) == -1) {
 			int saved = errno;
 			outframe_free(f);
@@ -422,6 +435,62 @@ enqueue(struct privsep *ps, json_t *env, const int *fds, size_t nfds, struct pri
 	ps->out_tail = &f->next;
 	ps->out_bytes += f->len;
 	return 0;
+}
+
+/* Names the caller's first closed fd as the old dup did; 0 when all are open. */
+static int
+bad_fd(const int *fds, size_t nfds, struct privsep_error *err)
+{
+	size_t i;
+
+	for (i = 0; i < nfds; i++)
+		if (fcntl(fds[i], F_GETFD) == -1)
+			return privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "send: fd %d: %s",
+			    fds[i], strerror(errno));
+	return 0;
+}
+
+/*
+ * Sends the frame in the write buffer: straight to the socket when nothing
+ * waits before it (the fds go as they are: the kernel takes its own
+ * references), queueing what the socket does not take; then flushes as the
+ * mode says.
+ */
+static int
+frame_send(struct privsep *ps, const int *fds, size_t nfds, struct privsep_error *err)
+{
+	struct privsep_buf *b = &ps->obuf;
+	size_t n = b->len - 4, sent = 0;
+	int r;
+
+	if (b->status == PRIVSEP_BUF_BAD)
+		r = privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "send: envelope cannot be serialized");
+	else if (b->status == PRIVSEP_BUF_NOMEM)
+		r = privsep_seterr(err, PRIVSEP_E_INTERNAL, "system", "send: out of memory");
+	else if (n > ps->max_frame)
+		r = privsep_seterr(err, PRIVSEP_E_TOO_LARGE, "unsendable",
+		    "send: frame of %zu bytes over max_frame %zu", n, ps->max_frame);
+	else {
+		b->p[0] = (unsigned char)(n >> 24);
+		b->p[1] = (unsigned char)(n >> 16);
+		b->p[2] = (unsigned char)(n >> 8);
+		b->p[3] = (unsigned char)n;
+		r = 0;
+		if (ps->out == NULL) {
+			if (nfds > 0 && bad_fd(fds, nfds, err) == -1)
+				r = -1;
+			else
+				r = send_some(ps, b->p, b->len, fds, nfds, &sent, err);
+		}
+		if (r == 0 && sent < b->len)
+			r = enqueue(ps, b->p, b->len, sent, fds, nfds, err);
+	}
+	frame_end(ps);
+	if (r == -1)
+		return -1;
+	if (ps->nonblocking)
+		return privsep_flush(ps, err) == -1 ? -1 : 0;
+	return flush_wait(ps, deadline_of(ps, -1), err);
 }
 
 int
@@ -447,45 +516,8 @@ privsep_send(struct privsep *ps, json_t *env, const int *fds, size_t nfds,
 	if (want != nfds || (nfds > 0 && fds == NULL))
 		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument",
 		    "send: envelope declares %zu fds, %zu given", want, nfds);
-	if (enqueue(ps, env, fds, nfds, err) == -1)
-		return -1;
-	if (ps->nonblocking)
-		return privsep_flush(ps, err) == -1 ? -1 : 0;
-	return flush_wait(ps, deadline_of(ps, -1), err);
-}
-
-/* Builds {type?, id?, re?, body|error, more?, fds?}; NULL on allocation failure. */
-static json_t *
-build(const char *type, int64_t id, int64_t re, json_t *body, size_t nfds, int more)
-{
-	json_t *env;
-
-	if ((env = json_object()) == NULL)
-		return NULL;
-	if ((type != NULL && json_object_set_new(env, "type", json_string(type)) == -1) ||
-	    (id > 0 && json_object_set_new(env, "id", json_integer(id)) == -1) ||
-	    (re > 0 && json_object_set_new(env, "re", json_integer(re)) == -1) ||
-	    (body != NULL && json_object_set(env, "body", body) == -1) ||
-	    (body == NULL && json_object_set_new(env, "body", json_object()) == -1) ||
-	    (more && json_object_set_new(env, "more", json_true()) == -1) ||
-	    (nfds > 0 && json_object_set_new(env, "fds", json_integer((json_int_t)nfds)) == -1)) {
-		json_decref(env);
-		return NULL;
-	}
-	return env;
-}
-
-static int
-send_built(struct privsep *ps, json_t *env, const int *fds, size_t nfds,
-    struct privsep_error *err)
-{
-	int r;
-
-	if (env == NULL)
-		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "system", "send: out of memory");
-	r = privsep_send(ps, env, fds, nfds, err);
-	json_decref(env);
-	return r;
+	privsep_buf_json(frame_begin(ps), env, 1);
+	return frame_send(ps, fds, nfds, err);
 }
 
 static int
@@ -499,6 +531,57 @@ check_body_fds(json_t *body, size_t nfds, struct privsep_error *err)
 	return 0;
 }
 
+/*
+ * Writes {type?, id?, re?, body, more?, fds?} straight into a frame and sends
+ * it: the members privsep_send() would check are made right here, so only the
+ * type needs the check (the same error privsep_send() reports).
+ */
+static int
+send_envelope(struct privsep *ps, const char *type, int64_t id, int64_t re, json_t *body,
+    const int *fds, size_t nfds, int more, struct privsep_error *err)
+{
+	struct privsep_buf *b;
+
+	if (ps->failed)
+		return failed(ps, err);
+	if (type != NULL && !privsep_type_valid(type, strlen(type)))
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "bad_type", "envelope: member 'type' must match "
+		    "^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+$");
+	if (nfds > 0 && fds == NULL)
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument",
+		    "send: envelope declares %zu fds, %zu given", nfds, nfds);
+	b = frame_begin(ps);
+	privsep_buf_put(b, "{", 1);
+	if (type != NULL) {
+		privsep_buf_put(b, "\"type\":", 7);
+		privsep_buf_string(b, type, strlen(type));
+		privsep_buf_put(b, ",", 1);
+	}
+	if (id > 0) {
+		privsep_buf_put(b, "\"id\":", 5);
+		privsep_buf_int(b, id);
+		privsep_buf_put(b, ",", 1);
+	}
+	if (re > 0) {
+		privsep_buf_put(b, "\"re\":", 5);
+		privsep_buf_int(b, re);
+		privsep_buf_put(b, ",", 1);
+	}
+	privsep_buf_put(b, "\"body\":", 7);
+	if (body != NULL)
+		privsep_buf_json(b, body, 2);
+	else
+		privsep_buf_put(b, "{}", 2);
+	if (more)
+		privsep_buf_put(b, ",\"more\":true", 12);
+	if (nfds > 0) {
+		privsep_buf_put(b, ",\"fds\":", 7);
+		privsep_buf_int(b, (int64_t)nfds);
+	}
+	privsep_buf_put(b, "}", 1);
+	return frame_send(ps, fds, nfds, err);
+}
+
 int
 privsep_send_request(struct privsep *ps, const char *type, json_t *body, const int *fds,
     size_t nfds, int64_t *idp, struct privsep_error *err)
@@ -509,7 +592,7 @@ privsep_send_request(struct privsep *ps, const char *type, json_t *body, const i
 		return type == NULL ? privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "send: no type") : -1;
 	id = ps->next_id;
 	ps->next_id = id == PRIVSEP_ID_MAX ? 1 : id + 1;
-	if (send_built(ps, build(type, id, 0, body, nfds, 0), fds, nfds, err) == -1)
+	if (send_envelope(ps, type, id, 0, body, fds, nfds, 0, err) == -1)
 		return -1;
 	if (idp != NULL)
 		*idp = id;
@@ -524,7 +607,7 @@ privsep_event(struct privsep *ps, const char *type, json_t *body, const int *fds
 		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "send: no type");
 	if (check_body_fds(body, nfds, err) == -1)
 		return -1;
-	return send_built(ps, build(type, 0, 0, body, nfds, 0), fds, nfds, err);
+	return send_envelope(ps, type, 0, 0, body, fds, nfds, 0, err);
 }
 
 int
@@ -535,8 +618,20 @@ privsep_reply(struct privsep *ps, const struct privsep_msg *req, json_t *body, c
 		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "reply: message is not a request");
 	if (check_body_fds(body, nfds, err) == -1)
 		return -1;
-	return send_built(ps, build(NULL, 0, privsep_msg_id(req), body, nfds, more), fds, nfds,
-	    err);
+	return send_envelope(ps, NULL, 0, privsep_msg_id(req), body, fds, nfds, more, err);
+}
+
+static int
+send_built(struct privsep *ps, json_t *env, const int *fds, size_t nfds,
+    struct privsep_error *err)
+{
+	int r;
+
+	if (env == NULL)
+		return privsep_seterr(err, PRIVSEP_E_INTERNAL, "system", "send: out of memory");
+	r = privsep_send(ps, env, fds, nfds, err);
+	json_decref(env);
+	return r;
 }
 
 int
@@ -779,6 +874,7 @@ privsep_feed(struct privsep *ps, const void *data, size_t len, const int *fds, s
 static int
 take_frame(struct privsep *ps, struct privsep_msg **mp, struct privsep_error *err)
 {
+	struct envelope_members mb;
 	struct privsep_error cause;
 	struct privsep_msg *m;
 	struct fdbatch *head;
@@ -828,8 +924,8 @@ take_frame(struct privsep *ps, struct privsep_msg **mp, struct privsep_error *er
 			    (unsigned long long)start, ps->in_len);
 		return 0;
 	}
-	if (privsep_decode(ps->in + 4, n, &env, &cause) == -1 ||
-	    privsep_envelope_preflight(env, ps->peer_helper, &declared, &cause) == -1) {
+	if (privsep_decode_members(ps->in + 4, n, &env, &mb, &cause) == -1 ||
+	    privsep_envelope_preflight(&mb, ps->peer_helper, &declared, &cause) == -1) {
 		json_decref(env);
 		return fail_with(ps, err, &cause);
 	}
@@ -855,13 +951,13 @@ take_frame(struct privsep *ps, struct privsep_msg **mp, struct privsep_error *er
 	ps->in_off += 4 + n;
 	if (ps->in_len > 0)
 		memmove(ps->in, ps->in + 4 + n, ps->in_len);
-	if (privsep_envelope_validate(env, err) == -1) {
+	if (privsep_envelope_validate(env, &mb, err) == -1) {
 		/* refused: the stream is still in step */
 		close_fds(claimed, nclaimed);
 		json_decref(env);
 		return -1;
 	}
-	if ((m = privsep_msg_new(env, err)) == NULL) {
+	if ((m = privsep_msg_new(env, &mb, err)) == NULL) {
 		close_fds(claimed, nclaimed);
 		return fail(ps, err, PRIVSEP_E_INTERNAL, "system", "receive: out of memory");
 	}
@@ -945,7 +1041,7 @@ privsep_wait_reply(struct privsep *ps, int64_t id, struct privsep_msg **mp, int 
 
 	*mp = NULL;
 	for (link = &ps->pending; *link != NULL; link = &(*link)->next) {
-		if ((*link)->kind == PRIVSEP_REPLY && privsep_msg_re(*link) == id) {
+		if ((*link)->kind == PRIVSEP_REPLY && (*link)->re == id) {
 			*mp = pending_pop(ps, link);
 			return 0;
 		}
@@ -964,7 +1060,7 @@ privsep_wait_reply(struct privsep *ps, int64_t id, struct privsep_msg **mp, int 
 			return -1;
 		}
 		if (r == 1) {
-			if (m->kind == PRIVSEP_REPLY && privsep_msg_re(m) == id) {
+			if (m->kind == PRIVSEP_REPLY && m->re == id) {
 				*mp = m;
 				return 0;
 			}

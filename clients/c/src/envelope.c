@@ -86,26 +86,68 @@ depth_of(json_t *v, size_t level, size_t limit)
 	return max;
 }
 
+/* Keys are compared with their length: a key may hold "\u0000". */
+static int
+key_is(const char *key, size_t keylen, const char *name)
+{
+	return keylen == strlen(name) && memcmp(key, name, keylen) == 0;
+}
+
+void
+privsep_envelope_members(const json_t *env, struct envelope_members *m)
+{
+	const char *key;
+	size_t keylen;
+	json_t *v, **slot;
+
+	memset(m, 0, sizeof(*m));
+	json_object_keylen_foreach((json_t *)env, key, keylen, v) {
+		slot = NULL;
+		switch (keylen) {
+		case 2:
+			slot = key_is(key, keylen, "id") ? &m->id : key_is(key, keylen, "re") ? &m->re : NULL;
+			break;
+		case 3:
+			slot = key_is(key, keylen, "fds") ? &m->fds : NULL;
+			break;
+		case 4:
+			slot = key_is(key, keylen, "type") ? &m->type : key_is(key, keylen, "body") ?
+			    &m->body : key_is(key, keylen, "more") ? &m->more : key_is(key, keylen,
+			    "from") ? &m->from : NULL;
+			break;
+		case 5:
+			slot = key_is(key, keylen, "error") ? &m->error : NULL;
+			break;
+		}
+		if (slot != NULL)
+			*slot = v;
+		else if (m->unknown == NULL)
+			m->unknown = key;
+	}
+}
+
 /*
  * jansson stores integers in 64 bits and reads "1.0" as a real. The envelope's
  * integers (id, re, fds) are compared by value, so an integral real in range
  * becomes the integer it names.
  */
 static void
-normalize_integer(json_t *env, const char *key)
+normalize_integer(json_t *env, const char *key, json_t **member)
 {
-	json_t *v = json_object_get(env, key);
+	json_t *n;
 	double d;
 
-	if (!json_is_real(v))
+	if (!json_is_real(*member))
 		return;
-	d = json_real_value(v);
-	if (d >= -(double)PRIVSEP_ID_MAX && d <= (double)PRIVSEP_ID_MAX && d == (double)(int64_t)d)
-		json_object_set_new(env, key, json_integer((json_int_t)d));
+	d = json_real_value(*member);
+	if (d >= -(double)PRIVSEP_ID_MAX && d <= (double)PRIVSEP_ID_MAX && d == (double)(int64_t)d &&
+	    (n = json_integer((json_int_t)d)) != NULL && json_object_set_new(env, key, n) == 0)
+		*member = n;
 }
 
 int
-privsep_decode(const void *body, size_t len, json_t **envelope, struct privsep_error *err)
+privsep_decode_members(const void *body, size_t len, json_t **envelope,
+    struct envelope_members *m, struct privsep_error *err)
 {
 	/* JSON_ALLOW_NUL: "\u0000" is valid I-JSON; lengths are used, never strlen. */
 	const size_t flags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY;
@@ -135,11 +177,20 @@ privsep_decode(const void *body, size_t len, json_t **envelope, struct privsep_e
 		return protocol_error(err, "invalid_json", "frame: nesting deeper than %u",
 		    PRIVSEP_DEPTH_MAX);
 	}
-	normalize_integer(v, "id");
-	normalize_integer(v, "re");
-	normalize_integer(v, "fds");
+	privsep_envelope_members(v, m);
+	normalize_integer(v, "id", &m->id);
+	normalize_integer(v, "re", &m->re);
+	normalize_integer(v, "fds", &m->fds);
 	*envelope = v;
 	return 0;
+}
+
+int
+privsep_decode(const void *body, size_t len, json_t **envelope, struct privsep_error *err)
+{
+	struct envelope_members m;
+
+	return privsep_decode_members(body, len, envelope, &m, err);
 }
 
 int
@@ -181,13 +232,6 @@ is_string_valid_type(const json_t *v)
 	return json_is_string(v) && privsep_type_valid(json_string_value(v), json_string_length(v));
 }
 
-/* Keys are compared with their length: a key may hold "\u0000". */
-static int
-key_is(const char *key, size_t keylen, const char *name)
-{
-	return keylen == strlen(name) && memcmp(key, name, keylen) == 0;
-}
-
 /* A per-message error: the message is refused, the stream stays in step. */
 static int
 refuse(const json_t *env, struct privsep_error *err, const char *reason, const char *fmt, ...)
@@ -215,16 +259,16 @@ refuse(const json_t *env, struct privsep_error *err, const char *reason, const c
 }
 
 int
-privsep_envelope_preflight(const json_t *env, int sender_is_helper, size_t *declared,
-    struct privsep_error *err)
+privsep_envelope_preflight(const struct envelope_members *m, int sender_is_helper,
+    size_t *declared, struct privsep_error *err)
 {
 	json_t *v;
 
 	*declared = 0;
-	if (sender_is_helper && json_object_get(env, "from") != NULL)
+	if (sender_is_helper && m->from != NULL)
 		return protocol_error(err, "from_forbidden",
 		    "envelope: member 'from' sent by a helper: identity comes from the socket");
-	if ((v = json_object_get(env, "fds")) == NULL)
+	if ((v = m->fds) == NULL)
 		return 0;
 	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
 	    json_integer_value(v) > PRIVSEP_FDS_MAX)
@@ -258,76 +302,52 @@ check_error_member(const json_t *env, const json_t *e, struct privsep_error *err
 	return 0;
 }
 
-static int
-known_member(const char *key, size_t keylen)
-{
-	static const char *known[] = {
-		"type", "id", "re", "body", "error", "more", "fds", "from"
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-		if (key_is(key, keylen, known[i]))
-			return 1;
-	return 0;
-}
-
 int
-privsep_envelope_validate(const json_t *env, struct privsep_error *err)
+privsep_envelope_validate(const json_t *env, const struct envelope_members *m,
+    struct privsep_error *err)
 {
-	int has_type, has_id, has_body, has_error, has_more;
-	const char *key;
-	size_t keylen;
 	json_t *v;
 
-	json_object_keylen_foreach((json_t *)env, key, keylen, v) {
-		if (!known_member(key, keylen))
-			return refuse(env, err, "unknown_member",
-			    "envelope: unknown top-level member '%.64s'", key);
-	}
-	if ((v = json_object_get(env, "type")) != NULL && !is_string_valid_type(v))
+	if (m->unknown != NULL)
+		return refuse(env, err, "unknown_member",
+		    "envelope: unknown top-level member '%.64s'", m->unknown);
+	if ((v = m->type) != NULL && !is_string_valid_type(v))
 		return refuse(env, err, "bad_type", "envelope: member 'type' must match "
 		    "^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+$");
-	if ((v = json_object_get(env, "id")) != NULL && !is_id(v))
+	if ((v = m->id) != NULL && !is_id(v))
 		return refuse(env, err, "bad_id",
 		    "envelope: member 'id' must be an integer in 1..2^53-1");
-	if ((v = json_object_get(env, "re")) != NULL && !is_id(v))
+	if ((v = m->re) != NULL && !is_id(v))
 		return refuse(env, err, "bad_re",
 		    "envelope: member 're' must be an integer in 1..2^53-1");
-	if ((v = json_object_get(env, "body")) != NULL && !json_is_object(v))
+	if ((v = m->body) != NULL && !json_is_object(v))
 		return refuse(env, err, "bad_body", "envelope: member 'body' must be an object");
-	if ((v = json_object_get(env, "error")) != NULL && check_error_member(env, v, err) == -1)
+	if ((v = m->error) != NULL && check_error_member(env, v, err) == -1)
 		return -1;
-	if ((v = json_object_get(env, "more")) != NULL && !json_is_true(v))
+	if ((v = m->more) != NULL && !json_is_true(v))
 		return refuse(env, err, "bad_more", "envelope: member 'more' must be true when present");
-	if ((v = json_object_get(env, "from")) != NULL &&
-	    (!json_is_string(v) || json_string_length(v) == 0))
+	if ((v = m->from) != NULL && (!json_is_string(v) || json_string_length(v) == 0))
 		return refuse(env, err, "bad_from",
 		    "envelope: member 'from' must be a non-empty string");
-	has_type = json_object_get(env, "type") != NULL;
-	has_id = json_object_get(env, "id") != NULL;
-	has_body = json_object_get(env, "body") != NULL;
-	has_error = json_object_get(env, "error") != NULL;
-	has_more = json_object_get(env, "more") != NULL;
-	if (json_object_get(env, "re") != NULL) {
-		if (has_type)
+	if (m->re != NULL) {
+		if (m->type != NULL)
 			return refuse(env, err, "bad_kind", "envelope: a reply ('re') has no 'type'");
-		if (has_id)
+		if (m->id != NULL)
 			return refuse(env, err, "bad_kind", "envelope: a reply ('re') has no 'id'");
-		if (has_error && has_body)
+		if (m->error != NULL && m->body != NULL)
 			return refuse(env, err, "bad_kind",
 			    "envelope: a reply has 'body' or 'error', not both");
-		if (has_error && has_more)
+		if (m->error != NULL && m->more != NULL)
 			return refuse(env, err, "bad_more",
 			    "envelope: a failed reply is final: 'more' is not allowed");
 		return 0;
 	}
-	if (!has_type)
+	if (m->type == NULL)
 		return refuse(env, err, "bad_kind",
 		    "envelope: neither 'type' (request, event) nor 're' (reply) is present");
-	if (has_error)
+	if (m->error != NULL)
 		return refuse(env, err, "bad_kind", "envelope: 'error' is only allowed on a reply");
-	if (has_more)
+	if (m->more != NULL)
 		return refuse(env, err, "bad_more", "envelope: 'more' is only allowed on a reply");
 	return 0;
 }
@@ -335,27 +355,19 @@ privsep_envelope_validate(const json_t *env, struct privsep_error *err)
 int
 privsep_envelope_check(const json_t *env, int from_broker, struct privsep_error *err)
 {
+	struct envelope_members m;
 	size_t declared;
 
 	if (!json_is_object(env))
 		return protocol_error(err, "not_object", "envelope: not an object");
-	if (privsep_envelope_preflight(env, !from_broker, &declared, err) == -1)
+	privsep_envelope_members(env, &m);
+	if (privsep_envelope_preflight(&m, !from_broker, &declared, err) == -1)
 		return -1;
-	return privsep_envelope_validate(env, err);
-}
-
-enum privsep_kind
-privsep_kind_of(const json_t *env)
-{
-	if (json_object_get(env, "re") != NULL)
-		return PRIVSEP_REPLY;
-	if (json_object_get(env, "id") != NULL)
-		return PRIVSEP_REQUEST;
-	return PRIVSEP_EVENT;
+	return privsep_envelope_validate(env, &m, err);
 }
 
 struct privsep_msg *
-privsep_msg_new(json_t *env, struct privsep_error *err)
+privsep_msg_new(json_t *env, const struct envelope_members *mb, struct privsep_error *err)
 {
 	struct privsep_msg *m;
 
@@ -365,7 +377,8 @@ privsep_msg_new(json_t *env, struct privsep_error *err)
 		return NULL;
 	}
 	m->json = env;
-	m->kind = privsep_kind_of(env);
+	m->kind = mb->re != NULL ? PRIVSEP_REPLY : mb->id != NULL ? PRIVSEP_REQUEST : PRIVSEP_EVENT;
+	m->re = json_integer_value(mb->re);
 	return m;
 }
 

@@ -30,10 +30,36 @@ struct fdbatch {
 	uint64_t	 read_end;
 };
 
+/*
+ * A growing byte buffer with a hard limit. Writing past the limit keeps
+ * counting len (to report the size) but stores nothing more.
+ */
+struct privsep_buf {
+	unsigned char	*p;
+	size_t		 len;
+	size_t		 cap;
+	size_t		 limit;
+	int		 status;	/* 0 or one of: */
+#define PRIVSEP_BUF_OVER	1	/* past limit */
+#define PRIVSEP_BUF_NOMEM	2
+#define PRIVSEP_BUF_BAD		3	/* a value JSON cannot carry: bad UTF-8, too deep */
+#define PRIVSEP_BUF_FAILED(b)	((b)->status > PRIVSEP_BUF_OVER)
+};
+
+/* Deepest value the writer follows (jansson's own parser bound); deeper is a loop, or no JSON. */
+#define PRIVSEP_WRITE_DEPTH_MAX	2048u
+
+/* The top-level members of an envelope, found in one pass; NULL when absent. */
+struct envelope_members {
+	json_t		*type, *id, *re, *body, *error, *more, *fds, *from;
+	const char	*unknown;	/* the first member of another name */
+};
+
 struct privsep_msg {
 	struct privsep_msg *next;	/* in the pending list */
 	json_t		*json;
 	enum privsep_kind kind;
+	int64_t		 re;		/* as received, for matching replies */
 	int		 fds[PRIVSEP_FDS_MAX];
 	size_t		 nfds;
 };
@@ -66,6 +92,7 @@ struct privsep {
 	size_t		 npending;
 
 	/* output */
+	struct privsep_buf obuf;	/* the frame being written */
 	struct outframe	*out;
 	struct outframe	**out_tail;
 	size_t		 out_bytes;
@@ -78,15 +105,25 @@ struct privsep {
 /* Records an error; returns -1 so callers can `return seterr(...)`. */
 int	 privsep_seterr(struct privsep_error *, const char *code, const char *reason,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* The fatal checks (from by a helper, fds shape) and the number of fds declared. */
-int	 privsep_envelope_preflight(const json_t *, int sender_is_helper, size_t *declared,
+/* privsep_decode(), also returning the envelope's members. */
+int	 privsep_decode_members(const void *, size_t, json_t **, struct envelope_members *,
 	    struct privsep_error *);
+void	 privsep_envelope_members(const json_t *, struct envelope_members *);
+/* The fatal checks (from by a helper, fds shape) and the number of fds declared. */
+int	 privsep_envelope_preflight(const struct envelope_members *, int sender_is_helper,
+	    size_t *declared, struct privsep_error *);
 /* The per-message checks; failures are privsep.invalid with err->id set for requests. */
-int	 privsep_envelope_validate(const json_t *, struct privsep_error *);
-/* Builds a message from a decoded envelope; takes the json reference. */
-struct privsep_msg *privsep_msg_new(json_t *, struct privsep_error *);
-/* Classifies an envelope that passed privsep_envelope_check(). */
-enum privsep_kind privsep_kind_of(const json_t *);
+int	 privsep_envelope_validate(const json_t *, const struct envelope_members *,
+	    struct privsep_error *);
+/* Builds a message from a checked envelope; takes the json reference. */
+struct privsep_msg *privsep_msg_new(json_t *, const struct envelope_members *,
+	    struct privsep_error *);
 int	 privsep_type_valid(const char *, size_t);
+
+/* The compact JSON writer (json.c): bytes identical to json_dumpb(JSON_COMPACT). */
+void	 privsep_buf_put(struct privsep_buf *, const void *, size_t);
+void	 privsep_buf_int(struct privsep_buf *, int64_t);
+void	 privsep_buf_string(struct privsep_buf *, const char *, size_t);
+void	 privsep_buf_json(struct privsep_buf *, const json_t *, size_t depth);
 
 #endif /* PRIVSEP_INT_H */
