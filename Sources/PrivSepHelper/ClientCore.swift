@@ -12,7 +12,6 @@
 import Glibc
 import PrivSepJSON
 import PrivSepWire
-import Synchronization
 import SystemPackage
 
 /// Who waits for the replies to one of our requests.
@@ -45,9 +44,9 @@ final class ClientCore: Sendable {
     }
 
     let options: ClientOptions
-    let state = Mutex(State())
+    let state = Locked(State())
     /// The writing half. Lock order: `writer` before `state`, never the reverse.
-    private let writer: Mutex<Connection>
+    private let writer: Locked<Connection>
     let incoming: AsyncStream<IncomingMessage>
     private let incomingSink: AsyncStream<IncomingMessage>.Continuation
     /// A self-pipe that wakes the I/O thread from poll; closed only when the core goes away,
@@ -80,7 +79,7 @@ final class ClientCore: Sendable {
             for end in ends { Glibc.close(end) }
             throw PrivSepError(error)
         }
-        writer = Mutex(ClientCore.writerConnection(OwnedFD(adopting: copy), maxFrame: WireLimits.defaultMaxFrame, options: options))
+        writer = Locked(ClientCore.writerConnection(OwnedFD(adopting: copy), maxFrame: WireLimits.defaultMaxFrame, options: options))
         try startThread { [self] in self.run(connection) }
     }
 

@@ -3,7 +3,6 @@
 import Glibc
 import PrivSepJSON
 import PrivSepWire
-import Synchronization
 import SystemPackage
 
 /// A failure reported by the broker (or another helper) as an error reply, or raised locally by
@@ -56,9 +55,9 @@ public struct PrivSepError: Error, Sendable, Equatable, CustomStringConvertible 
 /// gone, unless the application took them with `takeFDs()`, after which it closes them itself.
 final class ReceivedFDs: Sendable {
     // Messages may be copied to several tasks; whichever takes first gets them.
-    private let owned: Mutex<[OwnedFD]>
+    private let owned: Locked<[OwnedFD]>
 
-    init(_ owned: [OwnedFD]) { self.owned = Mutex(owned) }
+    init(_ owned: [OwnedFD]) { self.owned = Locked(owned) }
 
     var borrowed: [FileDescriptor] { owned.withLock { $0.filter(\.isOpen).map(\.descriptor) } }
 

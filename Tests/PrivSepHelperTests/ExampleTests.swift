@@ -40,7 +40,14 @@ private struct Child {
         defer { close(socketCopy) }
         posix_spawn_file_actions_adddup2(&actions, socketCopy, 3)
         posix_spawn_file_actions_adddup2(&actions, errWrite.rawValue, 2)
-        let environment: [String] = ["PRIVSEP_FD=3", "PRIVSEP_HELPER=swift-helper", "PRIVSEP_PROTOCOL=1"]
+        // Sanitizer settings pass through, so that a sanitized helper reports where the run
+        // collects reports (Tests/Fuzz/sanitize.sh).
+        let sanitizerVariables: [String] = ["ASAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS", "UBSAN_OPTIONS"]
+        let sanitizers = sanitizerVariables.compactMap { (name: String) -> String? in
+            guard let value = getenv(name) else { return nil }
+            return name + "=" + String(cString: value)
+        }
+        let environment: [String] = ["PRIVSEP_FD=3", "PRIVSEP_HELPER=swift-helper", "PRIVSEP_PROTOCOL=1"] + sanitizers
         let argv: [UnsafeMutablePointer<CChar>?] = [strdup(binary), nil]
         let env: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
         defer { for pointer in argv + env { free(pointer) } }
@@ -91,7 +98,7 @@ struct ExampleTests {
         }
         #expect(await child.peer.finish() == [])
         let (status, stderr) = try child.finish()
-        #expect(status == 0)
+        #expect(status == 0, "stderr: \(stderr)")
         let summary = try JSONParser.parse(String(stderr.split(separator: "\n").first ?? ""))
         for key in ["uid", "gid", "no_new_privs", "seccomp", "root_read_only"] {
             #expect(summary[key] != nil, "summary lacks \(key): \(stderr)")
@@ -110,7 +117,7 @@ struct ExampleTests {
             _ = try peer.next()  // the log line; then hang up
         }
         #expect(await child.peer.finish() == [])
-        let (status, _) = try child.finish()
-        #expect(status == 0)
+        let (status, stderr) = try child.finish()
+        #expect(status == 0, "stderr: \(stderr)")
     }
 }

@@ -2,10 +2,11 @@
 // script on its own POSIX thread with a blocking PrivSepWire.Connection. No Foundation.
 
 import Glibc
-import PrivSepHelper
+// @testable for Locked: the client's lock, which (unlike Synchronization.Mutex) the thread
+// sanitizer sees, so the sanitized test run reports no race that is not one.
+@testable import PrivSepHelper
 import PrivSepJSON
 import PrivSepWire
-import Synchronization
 import SystemPackage
 
 /// A setup or peer failure outside #expect.
@@ -16,7 +17,7 @@ struct TestFailure: Error, CustomStringConvertible {
 
 /// A one-shot flag a thread raises and tasks await.
 final class Signal: Sendable {
-    private let state = Mutex<(raised: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private let state = Locked<(raised: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
     func raise() {
         let waiters = state.withLock { state in
@@ -40,7 +41,7 @@ final class Signal: Sendable {
 
 /// A thread-safe count.
 final class Counter: Sendable {
-    private let count = Mutex(0)
+    private let count = Locked(0)
     func add(_ amount: Int) { count.withLock { $0 += amount } }
     var value: Int { count.withLock { $0 } }
 }
@@ -48,7 +49,7 @@ final class Counter: Sendable {
 /// The broker's side of the socketpair.
 final class Peer: @unchecked Sendable {
     let connection: Connection
-    private let failures = Mutex<[String]>([])
+    private let failures = Locked<[String]>([])
     private let done = Signal()
 
     /// The client's end, to pass to `PrivSepClient.connect(socket:)`.
