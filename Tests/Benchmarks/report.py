@@ -46,10 +46,16 @@ def main():
     lines_path, out_path, failed = sys.argv[1], sys.argv[2], sys.argv[3:]
     rows = []
     with open(lines_path) as f:
-        for line in f:
+        for lineno, line in enumerate(f, 1):
             line = line.strip()
-            if line:
+            if not line:
+                continue
+            try:
                 rows.append(json.loads(line))
+            except ValueError as e:
+                # One benchmark's broken line must not cost the whole table: its figure shows as
+                # not reported.
+                sys.stderr.write("report: %s:%d: not JSON (%s), skipped: %s\n" % (lines_path, lineno, e, line[:200]))
     for figure, bench, goal in EXPECTED:
         for placement in PLACEMENTS:
             if any(r["figure"] == figure and r["placement"] == placement for r in rows):
