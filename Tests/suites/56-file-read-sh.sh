@@ -1,7 +1,9 @@
 #!/bin/sh
 # Suite: privsep.file.read from the shell client (clients/sh/privsep.sh) under the real broker:
 # a permitted file comes back as its text, the same file over max_bytes is privsep.too_large,
-# a file outside the rules is privsep.denied; each decision has its audit line.
+# a file outside the rules is privsep.denied; each decision has its audit line. The error
+# replies' data reach the script through privsep_error_data: the denial's reason, and for a
+# body the schema refuses (privsep.invalid) the JSON pointer of the bad member.
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 repo=$(pwd)
@@ -32,7 +34,9 @@ printf "%s status=%s %s\n" read $? "$body" >&2
 body=$(privsep_request privsep.file.read "{\"path\":\"$DATA\",\"max_bytes\":4}")
 printf "%s status=%s %s\n" small $? "$body" >&2
 body=$(privsep_request privsep.file.read '{"path":"/etc/passwd"}')
-printf "%s status=%s %s\n" outside $? "$body" >&2
+printf "%s status=%s %s %s\n" outside $? "$body" "$(privsep_error_data)" >&2
+body=$(privsep_request privsep.file.read "{\"path\":\"$DATA\",\"max_bytes\":0}")
+printf "%s status=%s %s %s\n" invalid $? "$body" "$(privsep_error_data)" >&2
 SH
 cat >"$work/config.json" <<JSON
 {
@@ -61,7 +65,7 @@ def lines():
             except ValueError: pass
     return result
 deadline = time.monotonic() + 30
-while not any(l.get("message", "").startswith("outside status=") for l in lines()):
+while not any(l.get("message", "").startswith("invalid status=") for l in lines()):
     if time.monotonic() > deadline:
         print("FAIL file-read-sh: no result from the shell helper\n" + open(log).read()[-3000:]); sys.exit(1)
     time.sleep(0.05)
@@ -71,7 +75,12 @@ checks = [
     ("content as utf-8 text", messages.get("read", "").startswith("read status=0 ")
         and json.loads(messages["read"].split(" ", 2)[2]) == {"encoding": "utf-8", "content": "hello from the broker\n", "size": 22}),
     ("over max_bytes: privsep.too_large", messages.get("small") == "small status=1 privsep.too_large"),
-    ("outside the rules: privsep.denied", messages.get("outside") == "outside status=1 privsep.denied"),
+    ("outside the rules: privsep.denied, data {reason: no_rule}",
+        messages.get("outside") == 'outside status=1 privsep.denied {"reason":"no_rule"}'),
+    ("a body the schema refuses: privsep.invalid, data points at /max_bytes",
+        messages.get("invalid", "").startswith("invalid status=1 privsep.invalid {")
+        and any(e.get("instanceLocation") == "/max_bytes"
+                for e in json.loads(messages["invalid"].split(" ", 3)[3]).get("errors", []))),
     ("three audit lines", [a.get("decision") for a in audits] == ["granted", "failed", "denied"]),
 ]
 failed = 0

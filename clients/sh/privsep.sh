@@ -24,6 +24,8 @@
 #   privsep_reply_error ID CODE MESSAGE
 #   privsep_log LEVEL MESSAGE      a privsep.log event (trace debug info notice warning error critical)
 #   privsep_error_code, privsep_error_reason   print those of the last failure
+#   privsep_error_data             prints the last error reply's error.data as compact JSON
+#                                  (nothing, status 1, when it had none)
 #   privsep_close                  removes the client's state directory
 # A failure prints "privsep: CODE (REASON): MESSAGE" on stderr and leaves
 # "CODE REASON ID" in "$PRIVSEP_STATE/error"; a fatal one ends the connection.
@@ -43,6 +45,7 @@ _privsep_error() {
     printf 'privsep: %s (%s): %s\n' "$_pe_code" "$_pe_reason" "$*" >&2
     if [ -n "${PRIVSEP_STATE:-}" ]; then
         printf '%s %s %s\n' "$_pe_code" "$_pe_reason" "$_pe_id" >"$PRIVSEP_STATE/error"
+        rm -f "$PRIVSEP_STATE/error_data"
         if [ "$_pe_fatal" = 1 ]; then
             printf '%s %s %s\n' "$_pe_code" "$_pe_reason" "$*" >"$PRIVSEP_STATE/failed"
         fi
@@ -94,6 +97,11 @@ privsep_error_reason() {
     [ -s "${PRIVSEP_STATE:-/nonexistent}/error" ] && cut -d' ' -f2 "$PRIVSEP_STATE/error"
 }
 
+# The `data` of the last failure's error reply, compact JSON on one line ("" if it had none).
+privsep_error_data() {
+    [ -s "${PRIVSEP_STATE:-/nonexistent}/error_data" ] && cat "$PRIVSEP_STATE/error_data"
+}
+
 privsep_close() {
     if [ -n "${PRIVSEP_STATE:-}" ] && [ -d "$PRIVSEP_STATE" ]; then
         rm -rf "$PRIVSEP_STATE"
@@ -111,6 +119,7 @@ _privsep_usable() {
         read -r _pu_code _pu_reason _pu_msg <"$PRIVSEP_STATE/failed"
         printf 'privsep: %s (%s): %s\n' "$_pu_code" "$_pu_reason" "$_pu_msg" >&2
         printf '%s %s -\n' "$_pu_code" "$_pu_reason" >"$PRIVSEP_STATE/error"
+        rm -f "$PRIVSEP_STATE/error_data"
         return 1
     fi
     return 0
@@ -473,6 +482,7 @@ privsep_request() {
     if [ "$_rq_code" != - ]; then
         printf '%s\n' "$_rq_envelope" | jq -r '"privsep: error reply: \(.error.code): \(.error.message)"' >&2
         printf '%s\n' "$_rq_code" >"$PRIVSEP_STATE/error"
+        printf '%s\n' "$_rq_envelope" | jq -c '.error | if has("data") then .data else empty end' >"$PRIVSEP_STATE/error_data"
         echo "$_rq_code"
         return 1
     fi

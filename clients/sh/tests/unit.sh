@@ -49,6 +49,25 @@ check "request: error reply prints the code, status 1" \
     'expect:{"type":"t.x","id":1,"body":{}}' \
     "write:$(hexframe '{"re":1,"error":{"code":"privsep.denied","message":"no"}}')"
 
+check "request: error_data prints the error reply's data as compact JSON" \
+    'out=$(privsep_request t.x 2>/dev/null); st=$?; [ "$st" = 1 ] && [ "$out" = privsep.invalid ] &&
+     [ "$(privsep_error_data)" = "{\"errors\":[{\"instanceLocation\":\"/seq\",\"error\":\"below 0\"}]}" ]' \
+    'expect:{"type":"t.x","id":1,"body":{}}' \
+    "write:$(hexframe '{"re":1,"from":"broker","error":{"code":"privsep.invalid","message":"bad body",
+      "data": { "errors": [ {"instanceLocation": "/seq", "error": "below 0"} ] }}}')"
+
+check "request: error_data is empty for an error without data, and after other failures" \
+    'privsep_request t.x >/dev/null 2>&1; [ "$(privsep_error_data)" = "\"why\"" ] &&
+     privsep_request t.y >/dev/null 2>&1; [ $? = 1 ] && ! privsep_error_data >/dev/null &&
+     privsep_request t.z >/dev/null 2>&1; [ "$(privsep_error_data)" = "\"again\"" ] &&
+     ! privsep_send nope 2>/dev/null && [ -z "$(privsep_error_data)" ]' \
+    'expect:{"type":"t.x","id":1,"body":{}}' \
+    "write:$(hexframe '{"re":1,"error":{"code":"privsep.denied","message":"no","data":"why"}}')" \
+    'expect:{"type":"t.y","id":2,"body":{}}' \
+    "write:$(hexframe '{"re":2,"error":{"code":"privsep.denied","message":"no"}}')" \
+    'expect:{"type":"t.z","id":3,"body":{}}' \
+    "write:$(hexframe '{"re":3,"error":{"code":"privsep.denied","message":"no","data":"again"}}')"
+
 check "request: ids increase, also across command substitutions" \
     'a=$(privsep_request t.x) && b=$(privsep_request t.y) && [ "$a$b" = "{}{}" ]' \
     'expect:{"type":"t.x","id":1,"body":{}}' "write:$(hexframe '{"re":1,"body":{}}')" \
