@@ -2,12 +2,16 @@
  * The connection: framing, fd passing, output queue, blocking and
  * non-blocking use.
  *
- * The socket is always O_NONBLOCK; "blocking" calls wait with poll(2) and a
- * deadline, so every wait is bounded.
+ * Every read and write that must not wait passes MSG_DONTWAIT. A blocking call
+ * waits for input with one recvmsg(2) bounded by SO_RCVTIMEO while the socket
+ * is in blocking mode (the default), else with poll(2); either way until a
+ * deadline, so every wait is bounded. The socket is O_NONBLOCK in non-blocking
+ * mode, for the application's event loop.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -138,7 +142,8 @@ privsep_open_fd(struct privsep **psp, int fd, const char *helper, struct privsep
 	*psp = NULL;
 	if (fd < 0)
 		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "open: fd %d is not valid", fd);
-	if ((flags = fcntl(fd, F_GETFL)) == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1 ||
+	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
+	    ((flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == -1) ||
 	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1)
 		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "open: fd %d: %s", fd,
 		    strerror(errno));
@@ -243,7 +248,15 @@ privsep_set_peer_helper(struct privsep *ps, int on)
 void
 privsep_set_nonblocking(struct privsep *ps, int on)
 {
+	int flags;
+
 	ps->nonblocking = on != 0;
+	/* If this fails, waits keep to poll(2) and every read and write to MSG_DONTWAIT. */
+	if ((flags = fcntl(ps->fd, F_GETFL)) != -1 &&
+	    fcntl(ps->fd, F_SETFL, on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK) != -1)
+		ps->sock_nonblock = on != 0;
+	else
+		ps->sock_nonblock = 1;
 }
 
 const char *
@@ -776,8 +789,12 @@ ingest(struct privsep *ps, uint64_t start, size_t len, const int *fds, size_t nf
 	return 0;
 }
 
-int
-privsep_read(struct privsep *ps, struct privsep_error *err)
+/*
+ * One recvmsg: 1 read bytes, 0 nothing read (would block; without
+ * MSG_DONTWAIT also SO_RCVTIMEO ran out or a signal came), -1 error or EOF.
+ */
+static int
+read_once(struct privsep *ps, int dontwait, struct privsep_error *err)
 {
 	union {
 		struct cmsghdr	hdr;
@@ -808,11 +825,12 @@ privsep_read(struct privsep *ps, struct privsep_error *err)
 	msg.msg_iovlen = 1;
 	msg.msg_control = cmsgbuf.buf;
 	msg.msg_controllen = sizeof(cmsgbuf.buf);
+	/* A blocking read returns on a signal: the caller recomputes what is left of its wait. */
 	do {
-		n = recvmsg(ps->fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-	} while (n == -1 && errno == EINTR);
+		n = recvmsg(ps->fd, &msg, MSG_CMSG_CLOEXEC | dontwait);
+	} while (n == -1 && errno == EINTR && dontwait);
 	if (n == -1) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return 0;
 		if (errno == ECONNRESET) {
 			ps->eof = 1;
@@ -846,6 +864,12 @@ privsep_read(struct privsep *ps, struct privsep_error *err)
 	if (ingest(ps, ps->in_off + ps->in_len, (size_t)n, fds, nfds, err) == -1)
 		return -1;
 	return 1;
+}
+
+int
+privsep_read(struct privsep *ps, struct privsep_error *err)
+{
+	return read_once(ps, MSG_DONTWAIT, err);
 }
 
 int
@@ -990,6 +1014,58 @@ privsep_take(struct privsep *ps, struct privsep_msg **mp, struct privsep_error *
 	return take_frame(ps, mp, err);
 }
 
+/*
+ * SO_RCVTIMEO counts in jiffies and rounds up: a blocking read is bounded a
+ * little short of the deadline, and poll(2) waits out the last stretch.
+ */
+#define RCVTIMEO_SLACK_MS	10
+
+/* left keeping its 3 leading bits: the same timeout gives the same bound, set once. */
+static int64_t
+coarse(int64_t left)
+{
+	int shift = 0;
+
+	while (left >= 8) {
+		left >>= 1;
+		shift++;
+	}
+	return left << shift;
+}
+
+/*
+ * Waits for input with one blocking recvmsg bounded by SO_RCVTIMEO (one system
+ * call instead of poll and a read): 1 done (read, or the bound or a signal
+ * came first: the caller looks again), 0 when poll(2) must wait instead, -1
+ * error.
+ */
+static int
+read_wait(struct privsep *ps, int64_t deadline, struct privsep_error *err)
+{
+	int64_t left = deadline - now_ms(), bound;
+	struct timeval tv;
+	int r, flags;
+
+	if (left <= 2 * RCVTIMEO_SLACK_MS)
+		return 0;
+	bound = coarse(left - RCVTIMEO_SLACK_MS);
+	if (bound != ps->rcvtimeo_ms) {
+		tv.tv_sec = (time_t)(bound / 1000);
+		tv.tv_usec = (suseconds_t)(bound % 1000 * 1000);
+		if (setsockopt(ps->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == -1)
+			return 0;
+		ps->rcvtimeo_ms = bound;
+	}
+	r = read_once(ps, 0, err);
+	if (r == 0 && now_ms() < deadline - left + bound &&
+	    ((flags = fcntl(ps->fd, F_GETFL)) == -1 || (flags & O_NONBLOCK)))
+		ps->sock_nonblock = 1;	/* made non-blocking behind our back: poll from now on */
+	/* On EOF the frames already buffered are still delivered. */
+	if (r == -1 && !(ps->eof && !ps->failed))
+		return -1;
+	return 1;
+}
+
 /* Waits for input (flushing output meanwhile) until the deadline, then reads once. */
 static int
 wait_input(struct privsep *ps, int64_t deadline, struct privsep_error *err)
@@ -999,6 +1075,8 @@ wait_input(struct privsep *ps, int64_t deadline, struct privsep_error *err)
 
 	if (ps->eof)
 		return closed_error(err, "receive: broker closed the connection");
+	if (ps->out == NULL && !ps->sock_nonblock && (r = read_wait(ps, deadline, err)) != 0)
+		return r == -1 ? -1 : 0;
 	r = wait_fd(ps, POLLIN | (ps->out != NULL ? POLLOUT : 0), deadline, &revents, err);
 	if (r == -1)
 		return -1;

@@ -70,6 +70,8 @@ struct privsep {
 	size_t		 max_frame;
 	int		 timeout_ms;
 	int		 nonblocking;
+	int		 sock_nonblock;	/* O_NONBLOCK is set on fd (it follows nonblocking) */
+	int64_t		 rcvtimeo_ms;	/* the SO_RCVTIMEO last set, 0 for none */
 	int64_t		 next_id;
 
 	int		 peer_helper;	/* decode as the broker: "from" is forbidden */

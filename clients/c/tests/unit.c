@@ -4,6 +4,7 @@
  * so both sides of the wire are checked independently.
  */
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -11,6 +12,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "privsep.h"
@@ -627,6 +630,74 @@ t_timeout(void)
 	return 0;
 }
 
+static int64_t
+elapsed_ms(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)(t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static void
+on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/*
+ * The waits that block in recvmsg under SO_RCVTIMEO end at the deadline, not
+ * before, whatever the mode, and however often a signal interrupts them.
+ */
+static int
+t_timeout_long(void)
+{
+	static const int modes[] = { 0, 1, 2 };	/* blocking, non-blocking, O_NONBLOCK set by the app */
+	struct itimerval every = { { 0, 3000 }, { 0, 3000 } }, off = { { 0, 0 }, { 0, 0 } };
+	struct sigaction sa, old;
+	struct privsep_error err;
+	struct privsep_msg *m;
+	struct privsep *ps;
+	struct timespec t0;
+	int64_t took;
+	size_t i;
+	int sv[2], signals;
+
+	for (signals = 0; signals <= 1; signals++) {
+		for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+			CHECK(pair(sv) == 0);
+			CHECK(privsep_open_fd(&ps, sv[0], "t", &err) == 0);
+			if (modes[i] == 1)
+				privsep_set_nonblocking(ps, 1);
+			if (modes[i] == 2)
+				CHECK(fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK) == 0);
+			if (signals) {
+				memset(&sa, 0, sizeof(sa));
+				sa.sa_handler = on_alarm;
+				sa.sa_flags = SA_RESTART;
+				CHECK(sigaction(SIGALRM, &sa, &old) == 0);
+				CHECK(setitimer(ITIMER_REAL, &every, NULL) == 0);
+			}
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			CHECK(privsep_recv(ps, &m, 250, &err) == -1);
+			took = elapsed_ms(&t0);
+			if (signals) {
+				setitimer(ITIMER_REAL, &off, NULL);
+				sigaction(SIGALRM, &old, NULL);
+			}
+			CHECK_CODE(err, PRIVSEP_E_TIMEOUT);
+			CHECK(took >= 250 && took < 5000);
+			/* and a message that comes is taken at once */
+			CHECK(raw_frame(sv[1], "{\"type\":\"a.b\"}", NULL, 0) == 0);
+			CHECK(privsep_recv(ps, &m, 1000, &err) == 0);
+			privsep_msg_free(m);
+			privsep_close(ps);
+			close(sv[1]);
+		}
+	}
+	return 0;
+}
+
 /* --- sending -------------------------------------------------------------- */
 
 static int
@@ -1044,7 +1115,12 @@ t_open_env(void)
 	setenv("PRIVSEP_HELPER", "svc", 1);
 	CHECK(privsep_open_env(&ps, &err) == 0);
 	CHECK(strcmp(privsep_helper(ps), "svc") == 0 && privsep_fd(ps) == sv[0]);
+	/* blocking mode leaves the socket blocking; non-blocking mode makes it O_NONBLOCK */
+	CHECK((fcntl(sv[0], F_GETFL) & O_NONBLOCK) == 0);
+	privsep_set_nonblocking(ps, 1);
 	CHECK((fcntl(sv[0], F_GETFL) & O_NONBLOCK) != 0);
+	privsep_set_nonblocking(ps, 0);
+	CHECK((fcntl(sv[0], F_GETFL) & O_NONBLOCK) == 0);
 	privsep_close(ps);
 	close(sv[1]);
 	return 0;
@@ -1069,6 +1145,7 @@ main(void)
 		{ "fds: MSG_CTRUNC is a protocol error", t_ctrunc },
 		{ "stream: EOF after a frame, truncated body", t_eof },
 		{ "stream: receive timeout", t_timeout },
+		{ "stream: long timeouts end at the deadline in every mode, signals or not", t_timeout_long },
 		{ "send: envelope, fds and size checks", t_send_checks },
 		{ "send: non-blocking queue and flush", t_nonblocking_flush },
 		{ "receive: event loop until the end of the stream", t_event_loop },
