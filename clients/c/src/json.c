@@ -43,12 +43,12 @@ room(struct privsep_buf *b, size_t n)
 
 	if (b->status != 0)
 		return NULL;	/* over the limit: only the length is counted */
-	if (want <= b->cap)
-		return b->p + b->len;
 	if (want > b->limit) {
 		b->status = PRIVSEP_BUF_OVER;
 		return NULL;
 	}
+	if (want <= b->cap)
+		return b->p + b->len;
 	cap = b->cap < 256 ? 256 : b->cap;
 	while (cap < want)
 		cap *= 2;
