@@ -79,7 +79,8 @@ final class TestHelper: @unchecked Sendable {
     /// Tells the relay process to exit with `status` (0 = clean).
     func exitProcess(status: UInt8) {
         var byte = status
-        _ = write(control.rawValue, &byte, 1)
+        // A relay that is already gone must not SIGPIPE the test process.
+        _ = Glibc.send(control.rawValue, &byte, 1, Int32(MSG_NOSIGNAL))
         control.close()
     }
 
@@ -220,6 +221,9 @@ final class BrokerRun: @unchecked Sendable {
         let client = Glibc.accept(listener, nil, nil)
         guard client >= 0 else { throw HarnessError("accept failed: errno \(errno)") }
         let control = OwnedFD(adopting: client)
+        // The relay greets as soon as it connects; a relay that does not must not block the test.
+        var greeting = pollfd(fd: client, events: Int16(POLLIN), revents: 0)
+        guard poll(&greeting, 1, 10_000) == 1 else { throw HarnessError("a relay connected but sent no greeting within 10 s") }
         let (line, fd) = try receiveLineAndFD(client)
         let parts = line.split(separator: " ")
         guard parts.count == 2, let pid = Int(parts[1]), fd >= 0 else { throw HarnessError("bad relay greeting \(line)") }
