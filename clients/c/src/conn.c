@@ -1042,7 +1042,7 @@ coarse(int64_t left)
 static int
 read_wait(struct privsep *ps, int64_t deadline, struct privsep_error *err)
 {
-	int64_t left = deadline - now_ms(), bound;
+	int64_t start = now_ms(), left = deadline - start, bound;
 	struct timeval tv;
 	int r, flags;
 
@@ -1057,9 +1057,10 @@ read_wait(struct privsep *ps, int64_t deadline, struct privsep_error *err)
 		ps->rcvtimeo_ms = bound;
 	}
 	r = read_once(ps, 0, err);
-	if (r == 0 && now_ms() < deadline - left + bound &&
+	/* Nothing, and early: a signal, or the socket was made non-blocking behind our back. */
+	if (r == 0 && now_ms() < start + bound &&
 	    ((flags = fcntl(ps->fd, F_GETFL)) == -1 || (flags & O_NONBLOCK)))
-		ps->sock_nonblock = 1;	/* made non-blocking behind our back: poll from now on */
+		ps->sock_nonblock = 1;	/* poll from now on */
 	/* On EOF the frames already buffered are still delivered. */
 	if (r == -1 && !(ps->eof && !ps->failed))
 		return -1;

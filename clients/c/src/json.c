@@ -555,7 +555,7 @@ read_object(struct reader *r, size_t depth)
 {
 	json_t *obj, *v;
 	const char *key;
-	size_t keylen;
+	size_t keylen, size;
 	char *kcopy;
 
 	if ((obj = json_object()) == NULL)
@@ -573,10 +573,6 @@ read_object(struct reader *r, size_t depth)
 			goto fail;
 		if (memchr(key, '\0', keylen) != NULL) {
 			read_error(r, "NUL byte in an object key");
-			goto fail;
-		}
-		if (json_object_getn(obj, key, keylen) != NULL) {
-			read_error(r, "duplicate object key");
 			goto fail;
 		}
 		/* the key may live in the scratch buffer, which the value reuses */
@@ -597,8 +593,12 @@ read_object(struct reader *r, size_t depth)
 			skip_space(r);
 			v = read_value(r, depth);
 		}
+		/* a key seen before replaces its value: the size tells, without a lookup first */
+		size = json_object_size(obj);
 		if (v != NULL && json_object_setn_new_nocheck(obj, kcopy, keylen, v) == -1)
 			v = read_error(r, "out of memory");
+		else if (v != NULL && json_object_size(obj) == size)
+			v = read_error(r, "duplicate object key");
 		if (kcopy != key)
 			free(kcopy);
 		if (v == NULL)
