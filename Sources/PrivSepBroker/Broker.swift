@@ -87,6 +87,9 @@ public final class Broker {
     var helpers: [Helper] = []
     /// Request type → the slot that serves it (unique by config check).
     var servers: [String: Int] = [:]
+    /// Event type → the slots whose configured policy receives it. Policies only shrink at run
+    /// time (privsep.restrict), so this is a superset; delivery checks the current policy.
+    var configuredReceivers: [String: [Int]] = [:]
     var inFlight = InFlightTable()
     var deadlines = DeadlineQueue()
     var phase: BrokerPhase = .running
@@ -106,6 +109,7 @@ public final class Broker {
         for (slot, (helperConfig, plan)) in zip(setup.config.helpers, setup.plans).enumerated() {
             helpers.append(Helper(slot: slot, config: helperConfig, plan: plan))
             for type in helperConfig.policy.serves { servers[type] = slot }
+            for type in helperConfig.policy.receives { configuredReceivers[type, default: []].append(slot) }
         }
     }
 

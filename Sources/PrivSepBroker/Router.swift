@@ -170,25 +170,23 @@ extension Broker {
         case .service(let service):
             answer(helper, id, type, service(helper, envelope, message.fds))
         case .route(let server):
-            forward(envelope, fds: message.fds, type: type, id: id, from: helper, to: server)
+            forward(message, type: type, id: id, from: helper, to: server)
         }
         return true
     }
 
-    private func forward(_ envelope: Envelope, fds: [OwnedFD], type: String, id: Int64, from helper: Helper,
-                         to server: Helper)
-    {
+    private func forward(_ message: ReceivedMessage, type: String, id: Int64, from helper: Helper, to server: Helper) {
         let deadline = monotonicNanoseconds() + server.config.limits.requestTimeoutMs * 1_000_000
         let brokerID = inFlight.insert(
             requester: helper.ref, requesterID: id, server: server.ref, type: type, deadline: deadline)
         deadlines.schedule(at: deadline, .requestTimeout(brokerID: brokerID, server: server.slot))
-        var forwarded = Envelope.request(type, id: brokerID, body: envelope.body)
+        var forwarded = Envelope.request(type, id: brokerID, body: message.envelope.body)
         forwarded.from = helper.name
         if server.isReady {
-            deliver(forwarded, fds: fds, to: server)
+            deliver(forwarded, fds: message.fds, to: server, rawBody: message.rawBody)
         } else {
             // Starting or restarting: it gets the request after its hello, or the timeout answers.
-            server.waitingRequests.append((brokerID, forwarded, fds))
+            server.waitingRequests.append((brokerID, forwarded, message.fds))
         }
     }
 
@@ -256,15 +254,24 @@ extension Broker {
             handler(helper, envelope)
             return true
         }
-        let receivers = helpers.filter { $0.slot != helper.slot && $0.isReady && $0.policy.receives.contains(type) }
+        let candidates = configuredReceivers[type] ?? []
         // All or nothing: never deliver to some receivers and then wait for the rest.
-        if let full = receivers.first(where: { $0.isFull }) { return block(helper, on: full) }
+        for slot in candidates where receives(helpers[slot], type, from: helper) && helpers[slot].isFull {
+            return block(helper, on: helpers[slot])
+        }
         helper.count(type)
         var delivered = Envelope.event(type, body: envelope.body)
         delivered.from = helper.name
-        for receiver in receivers { deliver(delivered, fds: message.fds, to: receiver, type: type) }
-        counters.eventsDelivered += receivers.count
+        for slot in candidates where receives(helpers[slot], type, from: helper) {
+            deliver(delivered, fds: message.fds, to: helpers[slot], type: type, rawBody: message.rawBody)
+            counters.eventsDelivered += 1
+        }
         return true
+    }
+
+    /// Whether `receiver` gets `type` from `sender` now: ready, not the sender, still allowed.
+    private func receives(_ receiver: Helper, _ type: String, from sender: Helper) -> Bool {
+        receiver.slot != sender.slot && receiver.isReady && receiver.policy.receives.contains(type)
     }
 
     // MARK: Replies
@@ -290,6 +297,7 @@ extension Broker {
         if envelope.more && requester.isFull { return block(server, on: requester) }
         var outgoing: Envelope
         var fds = message.fds
+        var rawBody: ArraySlice<UInt8>? = nil
         if let error = envelope.error {
             outgoing = Envelope.errorReply(to: request.requesterID, code: error.code, message: error.message, data: error.data)
             outgoing.from = server.name
@@ -304,6 +312,7 @@ extension Broker {
         } else {
             outgoing = Envelope.reply(to: request.requesterID, body: envelope.body, more: envelope.more)
             outgoing.from = server.name
+            rawBody = message.rawBody
         }
         if outgoing.more {
             let deadline = monotonicNanoseconds() + server.config.limits.requestTimeoutMs * 1_000_000
@@ -313,7 +322,7 @@ extension Broker {
             counters.finalReplies += 1
             if let code = outgoing.error?.code { count(error: code) }
         }
-        deliver(outgoing, fds: fds, to: requester, type: request.type)
+        deliver(outgoing, fds: fds, to: requester, type: request.type, rawBody: rawBody)
         return true
     }
 
@@ -366,13 +375,16 @@ extension Broker {
 
     /// Queues `envelope` (with `fds`, borrowed) to `helper`. A helper whose queue passes its
     /// hard cap is stuck: it is disconnected and its restart policy applies.
-    /// `type` names a reply's request type for the tap.
-    func deliver(_ envelope: Envelope, fds: [OwnedFD] = [], to helper: Helper, type: String? = nil) {
+    /// `type` names a reply's request type for the tap; `rawBody` is the body as received, when
+    /// it is passed on unchanged.
+    func deliver(_ envelope: Envelope, fds: [OwnedFD] = [], to helper: Helper, type: String? = nil,
+                 rawBody: ArraySlice<UInt8>? = nil)
+    {
         guard let connection = helper.connection else { return }
         if control.tapping > 0 { tap("out", helper, envelope, type: type ?? envelope.type) }
         do {
             // Written at the end of this loop iteration, together with everything else for it.
-            try connection.enqueue(envelope, fds: fds.map(\.descriptor))
+            try connection.enqueue(envelope, fds: fds.map(\.descriptor), rawBody: rawBody)
             if !helper.needsFlush {
                 helper.needsFlush = true
                 pendingFlush.append(helper)

@@ -127,6 +127,21 @@ public enum JSONParser {
         return try parser.parseDocument()
     }
 
+    /// Parses exactly one JSON value from UTF-8 `bytes` and reports where the value of the
+    /// top-level object's member `member` lies in them (nil when the document is not an object
+    /// or has no such member), so a caller can pass that value on without serializing it again.
+    public static func parse(_ bytes: UnsafeRawBufferPointer, limits: JSONLimits = .default, locating member: String)
+        throws(JSONParseError) -> (value: JSONValue, span: Range<Int>?)
+    {
+        guard let base = bytes.baseAddress, bytes.count > 0 else {
+            throw JSONParseError(kind: .unexpectedEnd, offset: 0, reason: "empty input")
+        }
+        var parser = Parser(base: base.assumingMemoryBound(to: UInt8.self), count: bytes.count, limits: limits)
+        parser.locatedKey = member
+        let value = try parser.parseDocument()
+        return (value, parser.located)
+    }
+
     /// Parses exactly one JSON value from UTF-8 `bytes`.
     public static func parse(_ bytes: [UInt8], limits: JSONLimits = .default) throws(JSONParseError) -> JSONValue {
         let result = bytes.withUnsafeBytes { raw in
@@ -250,6 +265,12 @@ private struct Parser {
     var depth = 0
     /// Unescaped bytes of the string being decoded, reused between strings.
     var scratch: [UInt8] = []
+    /// The top-level member whose value's byte range is wanted (`JSONParser.parse(_:limits:locating:)`).
+    var locatedKey: String? = nil
+    /// Where that value lies, once parsed.
+    var located: Range<Int>? = nil
+    /// Where the value being parsed as a top-level member began.
+    var topLevelValueStart = 0
 
     /// `limits.maxDepth`, capped at `JSONLimits.depthCeiling`.
     let maxDepth: Int
@@ -292,6 +313,7 @@ private struct Parser {
         parseValue: while true {
             skipWhitespace()
             guard index < count else { throw unexpected(at: index, expecting: "a value") }
+            if depth == 1 { topLevelValueStart = index }
             nodes += 1
             if nodes > limits.maxNodes {
                 throw fail(.nodeLimit, at: index, "more than \(limits.maxNodes) values (maxNodes)")
@@ -341,6 +363,9 @@ private struct Parser {
             while depth > 0 {
                 let isObject = current.isObject
                 if isObject {
+                    if depth == 1, let locatedKey, sameUTF8(current.members[current.members.count - 1].key, locatedKey) {
+                        located = topLevelValueStart ..< index
+                    }
                     current.members[current.members.count - 1].value = consume value
                 } else {
                     if current.elements.isEmpty { current.elements.reserveCapacity(4) }

@@ -189,7 +189,10 @@ public final class Connection: @unchecked Sendable {
     /// borrowed: the queue keeps duplicates, so the caller may close its own at once. Throws
     /// too_large over max_frame, and send_queue_full when the queue bound would be passed;
     /// either way nothing is queued.
-    public func enqueue(_ envelope: Envelope, fds: [FileDescriptor] = []) throws(WireError) {
+    /// `rawBody` is the body's bytes as received, written instead of encoding `body` again.
+    public func enqueue(_ envelope: Envelope, fds: [FileDescriptor] = [], rawBody: ArraySlice<UInt8>? = nil)
+        throws(WireError)
+    {
         guard fds.count <= WireLimits.maxFdsPerFrame else {
             throw WireError(code: .tooLarge, reason: .unsendable,
                             message: "\(fds.count) descriptors on one frame; at most 8", isFatal: false)
@@ -198,7 +201,7 @@ public final class Connection: @unchecked Sendable {
         message.fds = fds.count
         let start = output.count
         output.append(contentsOf: [0, 0, 0, 0])
-        message.jsonValue.serialize(into: &output)
+        message.serialize(into: &output, rawBody: rawBody)
         let length = output.count - start - 4
         guard length <= limits.maxFrame else {
             output.removeSubrange(start...)

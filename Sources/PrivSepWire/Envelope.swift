@@ -123,11 +123,47 @@ public struct Envelope: Sendable, Equatable {
         return .object(JSONObject(uniqueMembers: members))
     }
 
+    /// Appends the envelope's compact JSON to `output`: the bytes of `jsonValue.serialized()`,
+    /// without building the tree first. `rawBody`, when given, stands in for `body`: a body's
+    /// bytes as they arrived (strictly parsed, so valid JSON), passed on without re-encoding.
+    public func serialize(into output: inout [UInt8], rawBody: ArraySlice<UInt8>? = nil) {
+        var first = true
+        func key(_ name: StaticString) {
+            if !first { output.append(UInt8(ascii: ",")) }
+            first = false
+            output.append(UInt8(ascii: "\""))
+            output.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            output.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        }
+        output.append(UInt8(ascii: "{"))
+        if let type { key("type"); JSONValue.string(type).serialize(into: &output) }
+        if let id { key("id"); JSONValue.number(JSONNumber(id)).serialize(into: &output) }
+        if let re { key("re"); JSONValue.number(JSONNumber(re)).serialize(into: &output) }
+        if let error {
+            var detail: [(key: String, value: JSONValue)] = [
+                ("code", .string(error.code.rawValue)), ("message", .string(error.message)),
+            ]
+            if let data = error.data { detail.append(("data", data)) }
+            key("error")
+            JSONValue.object(JSONObject(uniqueMembers: detail)).serialize(into: &output)
+        } else if let rawBody {
+            key("body")
+            output.append(contentsOf: rawBody)
+        } else {
+            key("body")
+            JSONValue.object(body).serialize(into: &output)
+        }
+        if more { key("more"); output.append(contentsOf: "true".utf8) }
+        if fds > 0 { key("fds"); JSONValue.number(JSONNumber(fds)).serialize(into: &output) }
+        if let from { key("from"); JSONValue.string(from).serialize(into: &output) }
+        output.append(UInt8(ascii: "}"))
+    }
+
     /// Encodes the frame: 4-byte big-endian length, then the compact JSON.
     /// Fails with privsep.too_large when the body exceeds `maxFrame`.
     public func encodeFrame(maxFrame: Int = WireLimits.defaultMaxFrame) throws(WireError) -> [UInt8] {
         var bytes: [UInt8] = [0, 0, 0, 0]
-        jsonValue.serialize(into: &bytes)
+        serialize(into: &bytes)
         let length = bytes.count - 4
         guard length <= maxFrame, length <= Int(UInt32.max) else {
             throw WireError(code: .tooLarge, reason: .unsendable,
@@ -141,18 +177,19 @@ public struct Envelope: Sendable, Equatable {
     }
 }
 
-/// The members an envelope may have.
-private let envelopeMembers: Set<String> = ["type", "id", "re", "body", "error", "more", "fds", "from"]
-
 extension Envelope {
     /// The descriptors a frame declares, read before full validation because the fd FIFO must
     /// stay in step even when the message is refused: 0 when absent; a protocol error when
     /// `from` comes from a helper or `fds` is not an integer in 1...8.
     public static func preflight(_ object: JSONObject, sender: Sender) throws(WireError) -> Int {
-        if sender == .helper, object["from"] != nil {
+        try preflight(from: object["from"], fds: object["fds"], sender: sender)
+    }
+
+    private static func preflight(from: JSONValue?, fds: JSONValue?, sender: Sender) throws(WireError) -> Int {
+        if sender == .helper, from != nil {
             throw .protocolViolation(.fromForbidden, "member 'from' sent by a helper: identity comes from the socket")
         }
-        guard let value = object["fds"] else { return 0 }
+        guard let value = fds else { return 0 }
         guard case .number(let number) = value, let count = number.int64Value, number.isIntegral,
               count >= 1, count <= Int64(WireLimits.maxFdsPerFrame)
         else {
@@ -161,54 +198,81 @@ extension Envelope {
         return Int(count)
     }
 
+    /// The envelope's members, picked out of a frame's object in one pass.
+    private struct Members {
+        var type, id, re, body, error, more, fds, from: JSONValue?
+        /// The first member that is not an envelope member.
+        var unknown: String?
+
+        init(_ object: JSONObject) {
+            for (key, value) in object.members {
+                // Matched by UTF-8 length first: a string canonically equal to an ASCII name but
+                // spelled differently (U+212A for K) has more bytes, so with equal lengths `==` is
+                // byte equality, which is what I-JSON keys need.
+                switch key.utf8.count {
+                case 2 where key == "id": id = value
+                case 2 where key == "re": re = value
+                case 3 where key == "fds": fds = value
+                case 4 where key == "type": type = value
+                case 4 where key == "body": body = value
+                case 4 where key == "more": more = value
+                case 4 where key == "from": from = value
+                case 5 where key == "error": error = value
+                default: if unknown == nil { unknown = key }
+                }
+            }
+        }
+    }
+
     /// Validates a frame's object as an envelope sent by `sender`.
     ///
     /// Throws a fatal (protocol) error for `from` from a helper and a malformed `fds`, and a
     /// per-message privsep.invalid error for everything else.
     public init(validating object: JSONObject, sender: Sender) throws(WireError) {
-        let fdCount = try Envelope.preflight(object, sender: sender)
-        for (key, _) in object.members where !envelopeMembers.contains(key) {
+        let found = Members(object)
+        let fdCount = try Envelope.preflight(from: found.from, fds: found.fds, sender: sender)
+        if let key = found.unknown {
             throw .invalidMessage(.unknownMember, "unknown top-level member '\(key)'")
         }
         self.init(fds: fdCount)
-        if let value = object["type"] {
+        if let value = found.type {
             guard case .string(let name) = value, MessageType.isValid(name) else {
                 throw .invalidMessage(.badType, "member 'type' must match ^[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+$, got \(value.jsonText)")
             }
             type = name
         }
-        if let value = object["id"] {
+        if let value = found.id {
             guard let number = Envelope.messageId(value) else {
                 throw .invalidMessage(.badId, "member 'id' must be an integer in 1...2^53-1, got \(value.jsonText)")
             }
             id = number
         }
-        if let value = object["re"] {
+        if let value = found.re {
             guard let number = Envelope.messageId(value) else {
                 throw .invalidMessage(.badRe, "member 're' must be an integer in 1...2^53-1, got \(value.jsonText)")
             }
             re = number
         }
-        if let value = object["body"] {
+        if let value = found.body {
             guard case .object(let payload) = value else {
                 throw .invalidMessage(.badBody, "member 'body' must be an object, got \(value.typeName)")
             }
             body = payload
         }
-        if let value = object["error"] { error = try Envelope.errorBody(value) }
-        if let value = object["more"] {
+        if let value = found.error { error = try Envelope.errorBody(value) }
+        if let value = found.more {
             guard case .bool(true) = value else {
                 throw .invalidMessage(.badMore, "member 'more' must be true when present, got \(value.jsonText)")
             }
             more = true
         }
-        if let value = object["from"] {
+        if let value = found.from {
             guard case .string(let name) = value, !name.isEmpty else {
                 throw .invalidMessage(.badFrom, "member 'from' must be a non-empty string, got \(value.jsonText)")
             }
             from = name
         }
-        try checkKind(hasBody: object["body"] != nil)
+        try checkKind(hasBody: found.body != nil)
     }
 
     /// Decodes and validates one frame body: protocol errors for bad JSON or a non-object.
@@ -218,16 +282,25 @@ extension Envelope {
 
     /// Parses a frame body into an object; any failure is a protocol error.
     public static func parseObject(_ body: [UInt8], limits: JSONLimits = .default) throws(WireError) -> JSONObject {
+        try parseFrame(body, limits: limits).object
+    }
+
+    /// `parseObject`, and where the value of member `body` lies in `frame`, for forwarding it as is.
+    static func parseFrame(_ frame: [UInt8], limits: JSONLimits) throws(WireError) -> (object: JSONObject, bodySpan: Range<Int>?) {
+        let parsed = frame.withUnsafeBytes { bytes in
+            Result { () throws(JSONParseError) in try JSONParser.parse(bytes, limits: limits, locating: "body") }
+        }
         let value: JSONValue
+        let span: Range<Int>?
         do {
-            value = try JSONParser.parse(body, limits: limits)
+            (value, span) = try parsed.get()
         } catch {
             throw .protocolViolation(.invalidJSON, "frame is not valid I-JSON: \(error)")
         }
         guard case .object(let object) = value else {
             throw .protocolViolation(.notObject, "frame holds a JSON \(value.typeName), not an object")
         }
-        return object
+        return (object, span)
     }
 
     private static func messageId(_ value: JSONValue) -> Int64? {

@@ -16,6 +16,15 @@ public struct ReceivedMessage: Sendable {
     public var envelope: Envelope
     /// Exactly `envelope.fds` descriptors, in the order sent.
     public var fds: [OwnedFD]
+    /// The bytes of `body` as they arrived (nil when the frame had no `body`), so a body passed
+    /// on unchanged is not encoded again (`Connection.enqueue(_:fds:rawBody:)`).
+    public var rawBody: ArraySlice<UInt8>?
+
+    public init(envelope: Envelope, fds: [OwnedFD], rawBody: ArraySlice<UInt8>? = nil) {
+        self.envelope = envelope
+        self.fds = fds
+        self.rawBody = rawBody
+    }
 }
 
 /// A message refused by envelope validation; the connection stays usable.
@@ -149,7 +158,7 @@ public struct FrameReceiver: Sendable {
     }
 
     private mutating func deliver(_ frame: RawFrame) throws(WireError) -> Incoming {
-        let object = try Envelope.parseObject(frame.body, limits: limits.json)
+        let (object, bodySpan) = try Envelope.parseFrame(frame.body, limits: limits.json)
         let declared = try Envelope.preflight(object, sender: sender)
         var claimed: [OwnedFD] = []
         let end = frame.start + 4 + frame.body.count
@@ -167,7 +176,7 @@ public struct FrameReceiver: Sendable {
         }
         do {
             let envelope = try Envelope(validating: object, sender: sender)
-            return .message(ReceivedMessage(envelope: envelope, fds: claimed))
+            return .message(ReceivedMessage(envelope: envelope, fds: claimed, rawBody: bodySpan.map { frame.body[$0] }))
         } catch {
             if error.isFatal { throw error }
             for fd in claimed { fd.close() }

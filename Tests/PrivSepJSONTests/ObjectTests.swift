@@ -95,3 +95,24 @@ import Testing
     #expect(try JSONParser.parse("1").boolValue == nil)
     #expect(Set([JSONValue.bool(true), .number(JSONNumber(1))]).count == 2)
 }
+
+@Test func locatingATopLevelMember() throws {
+    let cases: [(String, String?)] = [
+        (#"{"body":{"a":[1,{"body":2}]},"id":1}"#, #"{"a":[1,{"body":2}]}"#),
+        (#"{ "id" : 1 , "body" :  "x\"y"  }"#, #""x\"y""#),
+        (#"{"body":{}}"#, "{}"),
+        (#"{"body":-1.5e3}"#, "-1.5e3"),
+        (#"{"x":{"body":1}}"#, nil),
+        (#"[{"body":1}]"#, nil),
+        (#"{"\u0062ody":true}"#, "true"),
+        ("\"body\"", nil),
+    ]
+    for (input, expected) in cases {
+        let bytes = Array(input.utf8)
+        let (value, span) = try bytes.withUnsafeBytes { raw in
+            try JSONParser.parse(raw, locating: "body")
+        }
+        #expect(value == (try JSONParser.parse(bytes)), "\(input)")
+        #expect(span.map { String(decoding: bytes[$0], as: UTF8.self) } == expected, "\(input)")
+    }
+}

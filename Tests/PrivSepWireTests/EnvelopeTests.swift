@@ -110,4 +110,53 @@ import Testing
             _ = try Welcome(validatingReply: .errorReply(to: 1, code: .protocol, message: "no"))
         }
     }
+
+    /// The direct writer must give exactly the bytes of the tree, member order included.
+    @Test func serializeMatchesTheTree() {
+        let envelopes: [Envelope] = [
+            .request("privsep.hello", id: 1, body: ["protocol": 1, "client": "swift/0.1"]),
+            .event("files.changed", body: ["path": "/x\u{0}\"\\é", "n": [1, "2.5", nil, true, -3]]),
+            .reply(to: 9_007_199_254_740_991, body: ["n": 1], more: true),
+            .reply(to: 9),
+            .errorReply(to: 3, code: ErrorCode("privsep.not_found"), message: "gone \n", data: ["at": "/a"]),
+            .errorReply(to: 4, code: .timeout, message: ""),
+            Envelope(type: "a.b", fds: 2, from: "files"),
+            Envelope(re: 7, body: ["x": ["y": [:]]], more: true, fds: 8, from: "broker"),
+        ]
+        for envelope in envelopes {
+            var direct: [UInt8] = []
+            envelope.serialize(into: &direct)
+            #expect(direct == envelope.jsonValue.serialized(), "\(envelope)")
+        }
+    }
+
+    /// A body forwarded as received keeps its bytes (whitespace, escapes) and still decodes to
+    /// the same value; the rest of the envelope is the broker's.
+    @Test func rawBodyIsSplicedAsReceived() throws {
+        let frame = Array(#"{ "type" : "a.b", "body" : { "k" : "\u00e9" , "n":[1 ,2] } , "id":5}"#.utf8)
+        var receiver = FrameReceiver(sender: .helper)
+        let incoming = try receiver.receive([0, 0, 0, UInt8(frame.count)] + frame)
+        guard case .message(let message)? = incoming.first, incoming.count == 1 else {
+            Issue.record("expected one message, got \(incoming)")
+            return
+        }
+        let raw = try #require(message.rawBody)
+        #expect(String(decoding: raw, as: UTF8.self) == #"{ "k" : "\u00e9" , "n":[1 ,2] }"#)
+        var forwarded = Envelope.request("a.b", id: 77, body: message.envelope.body)
+        forwarded.from = "alpha"
+        var bytes: [UInt8] = []
+        forwarded.serialize(into: &bytes, rawBody: raw)
+        #expect(String(decoding: bytes, as: UTF8.self) == #"{"type":"a.b","id":77,"body":{ "k" : "\u00e9" , "n":[1 ,2] },"from":"alpha"}"#)
+        #expect(try Envelope.decode(frame: bytes, sender: .broker) == forwarded)
+    }
+
+    @Test func envelopeMembersMatchByBytes() {
+        // "ｔype" (fullwidth t) and a key that is only canonically equal are unknown members.
+        for key in ["ｔype", "Type", "bodyy", "i", "e\u{301}rror"] {
+            var object = JSONObject()
+            object["type"] = "a.b"
+            object[key] = 1
+            #expect(throws: WireError.self) { _ = try Envelope(validating: object, sender: .helper) }
+        }
+    }
 }
