@@ -27,7 +27,7 @@ struct RunCommand: ParsableCommand {
     var logLevel: String?
 
     func run() throws {
-        raiseDescriptorLimit()
+        let descriptorLimit = raiseDescriptorLimit()
         let setup: BrokerSetup
         do {
             setup = try BrokerLoader.load(configPath: config, launcherPath: launcherPath())
@@ -42,9 +42,11 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(2)
         }
         LoggingSystem.bootstrap { label in LineLogHandler(label: label, format: format, level: level) }
+        let logger = Logger(label: "privsep")
+        warnIfTooFewDescriptors(limit: descriptorLimit, helpers: setup.plans.count, logger: logger)
         let broker: Broker
         do {
-            broker = try Broker(setup: setup, logger: Logger(label: "privsep"))
+            broker = try Broker(setup: setup, logger: logger)
         } catch {
             printError("privsep: \(error)")
             throw ExitCode(1)
@@ -61,13 +63,29 @@ struct RunCommand: ParsableCommand {
     /// a helper's start fails with EMFILE and is logged and retried like any failed start.
     /// Helpers do not inherit the raised limit: the default and strict sandbox profiles set
     /// their own nofile (1024, 64); only `profile: none` passes the broker's limit on.
-    private func raiseDescriptorLimit() {
+    /// Returns the soft limit now in force (nil if it cannot be read).
+    private func raiseDescriptorLimit() -> UInt64? {
         let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
         var limit = rlimit()
-        guard getrlimit(resource, &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
-        limit.rlim_cur = limit.rlim_max
-        // A failure leaves the old limit, which is only a bound on the number of helpers.
-        _ = setrlimit(resource, &limit)
+        guard getrlimit(resource, &limit) == 0 else { return nil }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = rlimit(rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max)
+            // A failure leaves the old limit, which is only a bound on the number of helpers.
+            withUnsafePointer(to: raised) { if setrlimit(resource, $0) == 0 { limit = raised } }
+        }
+        return UInt64(limit.rlim_cur)
+    }
+
+    /// Says at start, not after the 200th spawn, when the hard limit is too low for the config:
+    /// the helpers past it would each fail to start with EMFILE.
+    private func warnIfTooFewDescriptors(limit: UInt64?, helpers: Int, logger: Logger) {
+        // Five per running helper; the rest is the broker's own: stdio, epoll, signalfd, the
+        // control socket and its clients, one directory per files rule, a start in progress.
+        let perHelper: UInt64 = 5
+        let reserve: UInt64 = 64
+        guard let limit, UInt64(helpers) * perHelper + reserve > limit else { return }
+        let room = limit > reserve ? (limit - reserve) / perHelper : 0
+        logger.warning("RLIMIT_NOFILE is \(limit): room for about \(room) helpers, the config has \(helpers); the others will fail to start with EMFILE (raise the hard limit: ulimit -Hn, or LimitNOFILE= in a systemd unit)")
     }
 
     /// The launcher sits beside this binary: one build, one install, no PATH lookup.
