@@ -83,7 +83,14 @@ for step in $steps; do
             failed=1
             continue
         fi
-        run_step "swift-$step" "$SWIFT" test --scratch-path "$dir" --sanitize="$kind" --skip-build ;;
+        # Under TSan the broker cannot answer privsep.dns.resolve: glibc runs getaddrinfo_a
+        # lookups on a thread it starts internally, unseen by TSan, whose malloc interceptor then
+        # crashes the process (SIGSEGV in __tsan::user_alloc from glibc's resolv/gai_misc.c
+        # handle_requests). The ASan step runs that test.
+        skip=""
+        [ "$step" = tsan ] && skip="--skip dnsAndUserLookupsFollowTheirNameLists"
+        # shellcheck disable=SC2086
+        run_step "swift-$step" "$SWIFT" test --scratch-path "$dir" --sanitize="$kind" --skip-build $skip ;;
     hostile-asan)
         [ -x .build-asan/debug/privsep ] || build_sanitized address .build-asan >Tests/out/sanitize/build-asan.log 2>&1 ||
             { echo "sanitize: hostile-asan: build failed (Tests/out/sanitize/build-asan.log)"; failed=1; continue; }
