@@ -286,7 +286,7 @@ privsep_want_write(const struct privsep *ps)
 /* --- Output ---------------------------------------------------------------- */
 
 /*
- * One sendmsg of len bytes, with fds when nfds > 0 (they ride on the frame's
+ * One send of len bytes, with fds when nfds > 0 (they ride on the frame's
  * first byte); *sent is what the socket took, 0 when it would block.
  */
 static int
@@ -303,12 +303,17 @@ send_some(struct privsep *ps, const unsigned char *bytes, size_t len, const int 
 	ssize_t n;
 
 	*sent = 0;
-	memset(&msg, 0, sizeof(msg));
-	iov.iov_base = (void *)bytes;
-	iov.iov_len = len;
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	if (nfds > 0) {
+	if (nfds == 0) {
+		/* send(2): the kernel copies in no message header */
+		do {
+			n = send(ps->fd, bytes, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		} while (n == -1 && errno == EINTR);
+	} else {
+		memset(&msg, 0, sizeof(msg));
+		iov.iov_base = (void *)bytes;
+		iov.iov_len = len;
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
 		memset(&cmsgbuf, 0, sizeof(cmsgbuf));
 		msg.msg_control = cmsgbuf.buf;
 		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
@@ -317,10 +322,10 @@ send_some(struct privsep *ps, const unsigned char *bytes, size_t len, const int 
 		cmsg->cmsg_type = SCM_RIGHTS;
 		cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
 		memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
+		do {
+			n = sendmsg(ps->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		} while (n == -1 && errno == EINTR);
 	}
-	do {
-		n = sendmsg(ps->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-	} while (n == -1 && errno == EINTR);
 	if (n >= 0) {
 		*sent = (size_t)n;
 		return 0;
