@@ -506,6 +506,8 @@ frame_send(struct privsep *ps, const int *fds, size_t nfds, struct privsep_error
 	frame_end(ps);
 	if (r == -1)
 		return -1;
+	if (ps->out == NULL)
+		return 0;	/* written through */
 	if (ps->nonblocking)
 		return privsep_flush(ps, err) == -1 ? -1 : 0;
 	return flush_wait(ps, deadline_of(ps, -1), err);
