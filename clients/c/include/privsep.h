@@ -87,7 +87,11 @@ void	privsep_close(struct privsep *);
 void	privsep_set_peer_helper(struct privsep *, int on);
 /* Bounds the waits of send functions in blocking mode (ms, > 0). */
 void	privsep_set_timeout(struct privsep *, int timeout_ms);
-/* In non-blocking mode send functions never wait; the event loop calls privsep_flush(). */
+/*
+ * In non-blocking mode send functions never wait (the event loop calls
+ * privsep_flush()) and the socket is O_NONBLOCK; in blocking mode, the default,
+ * it is not, and waits for input block in recvmsg bounded by SO_RCVTIMEO.
+ */
 void	privsep_set_nonblocking(struct privsep *, int on);
 
 /* Sends privsep.hello and waits for its reply; a NULL client names this library. */
