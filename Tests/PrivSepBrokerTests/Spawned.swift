@@ -2,11 +2,13 @@
 // without Foundation's Process.
 //
 // swift-corelibs-foundation's Process learns of every child's exit on one shared run-loop
-// thread, through a socket pair the child inherits, and `waitUntilExit` has no deadline: one
-// missed or late notice (a descendant holding the socket, a launch racing the exit notice)
-// parks the waiting test forever. Here each child is posix_spawned with fds 0-2 set up and
-// everything else closed, tracked by a pidfd of its own, and every wait has a deadline; a wait
-// that runs out kills the child and fails the test with the command in the message.
+// thread, from end of file on a socket (made without close-on-exec) that the child inherits,
+// and `waitUntilExit` has no deadline. A child that exits before `run()` has marked it running
+// leaves that thread waiting for a signal nobody sends, and a copy of the socket in any other
+// process (a child another test spawns at that moment) delays the notice until it exits too;
+// either parks the waiting test for good. Here each child is posix_spawned with fds 0-2 set up
+// and everything else closed, tracked by a pidfd of its own, and every wait has a deadline; a
+// wait that runs out kills the child and fails the test with the command in the message.
 
 import CPrivSep
 import Foundation
