@@ -163,7 +163,7 @@ public final class Broker {
                 // Gone while we were not reading it: what it still had queued was never accepted.
                 disconnect(helper, reason: "hung up while paused")
             } else if !readiness.isDisjoint(with: [.readable, .hangup]) {
-                readFrom(helper)
+                readFrom(helper, hungUp: !readiness.isDisjoint(with: .hangup))
             }
         case .helperStdout, .helperStderr:
             guard let helper = helper(for: token) else { return }
@@ -195,6 +195,7 @@ public final class Broker {
             case .requestTimeout(let brokerID, _): requestTimedOut(brokerID)
             case .restart(let slot, let generation): restartDue(slot: slot, generation: generation)
             case .helloTimeout(let slot, let generation): helloTimedOut(slot: slot, generation: generation)
+            case .rateRefilled(let slot, let generation): rateRefilled(slot: slot, generation: generation)
             case .stallCheck(let slot, let generation, let flushedBytes):
                 stallCheck(slot: slot, generation: generation, flushedBytes: flushedBytes)
             case .shutdownPhase: advanceShutdown()

@@ -55,6 +55,11 @@ public struct HelperLimits: Sendable, Equatable {
     public var maxViolations: Int = 100
     /// How long the helper's queue may stay full without it reading before it is killed.
     public var stallTimeoutMs: Int64 = 10_000
+    /// Messages per second the broker takes from the helper, in bursts of up to a tenth of a
+    /// second's worth; beyond it the broker stops reading until the allowance refills, so a
+    /// flooding helper waits on its own socket instead of taking the CPUs from the others.
+    /// 0: no limit.
+    public var maxRate: Int = 20_000
 
     public init() {}
 }
@@ -214,6 +219,7 @@ public struct ConfigReader {
             case "hello_timeout_ms": limits.helloTimeoutMs = try integer(member, at: at, in: 1...600_000)
             case "max_violations": limits.maxViolations = Int(try integer(member, at: at, in: 1...1_000_000))
             case "stall_timeout_ms": limits.stallTimeoutMs = try integer(member, at: at, in: 1...86_400_000)
+            case "max_rate": limits.maxRate = Int(try integer(member, at: at, in: 0...100_000_000))
             default: throw failure(at, "unknown member \"\(key)\"")
             }
         }

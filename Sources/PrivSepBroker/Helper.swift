@@ -69,6 +69,14 @@ final class Helper {
     var heldHead = 0
     /// Waiting in the broker's backlog for another turn.
     var inBacklog = false
+    /// Messages it may still send now under `max_rate`: refilled with time, spent per message
+    /// handled (below zero by at most what one read held).
+    var rateAllowance = 0.0
+    var rateUpdatedAt: Int64 = 0
+    /// Over its rate: not read until the allowance refills.
+    var throttled = false
+    /// Times this process went over its rate (the first is logged).
+    var throttles = 0
 
     var hasHeld: Bool { heldHead < held.count }
     /// Slots paused until this helper's outgoing queue drains.
@@ -103,6 +111,9 @@ final class Helper {
     }
 
     var ref: HelperRef { HelperRef(slot: slot, generation: generation) }
+
+    /// The most messages taken from it in one burst: a tenth of a second at `max_rate`.
+    var rateBurst: Int { max(config.limits.maxRate / 10, Broker.messagesPerTurn) }
 
     var isReady: Bool { phase == .ready && connection != nil }
 

@@ -19,9 +19,12 @@ extension Broker {
     // MARK: Reading
 
     /// One read per wakeup, and no read at all while earlier messages wait: what a helper has
-    /// sent but the broker has not handled stays bounded by one read.
-    func readFrom(_ helper: Helper) {
+    /// sent but the broker has not handled stays bounded by one read. A helper over its rate is
+    /// not read until its allowance refills, unless it hung up: then what is left is bounded by
+    /// its socket buffer, and the messages it sent before going are still handled.
+    func readFrom(_ helper: Helper, hungUp: Bool = false) {
         guard processHeld(helper), !helper.paused, let connection = helper.connection else { return }
+        if !hungUp && overRate(helper) { return }
         let status: ReadStatus
         do {
             status = try connection.read()
@@ -52,6 +55,7 @@ extension Broker {
                 helper.holdAgain(next)
                 return false
             }
+            helper.rateAllowance -= 1
             budget -= 1
             if budget == 0 && helper.hasHeld {
                 if !helper.inBacklog {
@@ -421,11 +425,47 @@ extension Broker {
     func updateInterest(_ helper: Helper) {
         guard let connection = helper.connection else { return }
         var interest: Readiness = []
-        if !helper.paused { interest.insert(.readable) }
+        if !helper.paused && !helper.throttled { interest.insert(.readable) }
         if connection.hasPendingOutput { interest.insert(.writable) }
         guard interest != helper.interest else { return }
         helper.interest = interest
         try? loop.modify(connection.socket.rawValue, token: token(.helperSocket, helper), interest: interest)
+    }
+
+    // MARK: Rate
+
+    /// Refills the helper's allowance for the time passed; when it is spent, stops reading the
+    /// helper and schedules the read that follows the refill. True when the helper must wait.
+    func overRate(_ helper: Helper) -> Bool {
+        let rate = helper.config.limits.maxRate
+        guard rate > 0 else { return false }
+        let now = monotonicNanoseconds()
+        let refill = Double(now - helper.rateUpdatedAt) * Double(rate) / 1e9
+        helper.rateAllowance = min(helper.rateAllowance + refill, Double(helper.rateBurst))
+        helper.rateUpdatedAt = now
+        guard helper.rateAllowance <= 0 else { return false }
+        if !helper.throttled {
+            helper.throttled = true
+            helper.throttles += 1
+            if helper.throttles == 1 {
+                logger.notice("over its max_rate: not read until its allowance refills", metadata: [
+                    "helper": "\(helper.name)", "max_rate": "\(rate)",
+                ])
+            }
+            updateInterest(helper)
+            // Back when one turn's worth is there: waking for every message would cost more than it saves.
+            let wanted = Double(min(Broker.messagesPerTurn, helper.rateBurst)) - helper.rateAllowance
+            deadlines.schedule(at: now + Int64(wanted * 1e9 / Double(rate)) + 1,
+                               .rateRefilled(slot: helper.slot, generation: helper.generation))
+        }
+        return true
+    }
+
+    func rateRefilled(slot: Int, generation: UInt16) {
+        let helper = helpers[slot]
+        guard helper.generation == generation, helper.connection != nil, helper.throttled else { return }
+        helper.throttled = false
+        updateInterest(helper)
     }
 
     // MARK: Backpressure

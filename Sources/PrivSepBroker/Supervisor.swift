@@ -59,6 +59,10 @@ extension Broker {
         helper.connection = connection
         helper.paused = false
         helper.interest = .readable
+        helper.throttled = false
+        helper.throttles = 0
+        helper.rateAllowance = Double(helper.rateBurst)
+        helper.rateUpdatedAt = monotonicNanoseconds()
         helper.process = HelperProcess(
             pid: launched.pid, pidfd: launched.pidfd, stdout: LineReader(fd: stdout.read),
             stderr: LineReader(fd: stderr.read), errorPipe: launched.errorPipe, startedAt: monotonicNanoseconds())
@@ -110,6 +114,7 @@ extension Broker {
         helper.held = []
         helper.heldHead = 0
         helper.paused = false
+        helper.throttled = false
         helper.waitingRequests = []
         answerServedRequests(of: helper) { "helper \(helper.name) ended before answering \($0)" }
         counters.abandoned += inFlight.removeAll(requestedBy: helper.slot).count

@@ -111,7 +111,8 @@ enum BuiltinSchemas {
                 "request_timeout_ms": {"type": "integer", "minimum": 1, "maximum": 86400000, "default": 30000},
                 "hello_timeout_ms": {"type": "integer", "minimum": 1, "maximum": 600000, "default": 10000},
                 "max_violations": {"type": "integer", "minimum": 1, "maximum": 1000000, "default": 100},
-                "stall_timeout_ms": {"type": "integer", "minimum": 1, "maximum": 86400000, "default": 10000}
+                "stall_timeout_ms": {"type": "integer", "minimum": 1, "maximum": 86400000, "default": 10000},
+                "max_rate": {"description": "Messages per second taken from the helper (bursts of a tenth of a second's worth); 0: no limit.", "type": "integer", "minimum": 0, "maximum": 100000000, "default": 20000}
               },
               "additionalProperties": false
             },

@@ -96,6 +96,37 @@ struct BrokerRoutingTests {
         try stopCleanly(run, client, server)
     }
 
+    /// A helper over its max_rate waits on its own socket: everything it sent arrives, in order,
+    /// no faster than the rate allows, and the broker serves the others meanwhile.
+    @Test func aHelperOverItsRateIsReadNoFasterThanItAndOthersAreServed() throws {
+        let (run, client, server) = try startTwoHelpers(server: ["limits": ["max_rate": 1000]])
+        let ticks = 1500
+        var burst: [UInt8] = []
+        for n in 0..<ticks { burst += try Envelope.event("test.broker.tick", body: ["n": .number(JSONNumber(Int64(n)))]).encodeFrame() }
+        let clock = ContinuousClock()
+        let started = clock.now
+        try server.sendRaw(burst)
+        try client.send(Envelope.request("privsep.ping", id: 1))
+        var seen = 0
+        var ticksBeforePong: Int?
+        while seen < ticks || ticksBeforePong == nil {
+            let message = try client.nextMessage()
+            if message.envelope.re == 1 {
+                ticksBeforePong = seen
+                continue
+            }
+            #expect(message.envelope.body["n"] == .number(JSONNumber(Int64(seen))))
+            seen += 1
+        }
+        let elapsed = clock.now - started
+        // A burst of 100 (a tenth of a second), one read's worth of debt (16 KiB, about 330
+        // of these frames), and the rest at 1000 per second.
+        #expect(elapsed >= .milliseconds(900), "1500 events at max_rate 1000 took only \(elapsed)")
+        #expect(try #require(ticksBeforePong) < ticks, "the ping was answered only after the throttled helper's flood")
+        _ = try run.waitForLog { $0["message"] == "over its max_rate: not read until its allowance refills" && $0["helper"] == "server" }
+        try stopCleanly(run, client, server)
+    }
+
     @Test func fdsTravelWithRequestsAndReplies() throws {
         let (run, client, server) = try startTwoHelpers()
 

@@ -59,7 +59,8 @@ for line in $pingers; do
     rounds=${rest##*|}
     coord="$coord, \"$name=$rounds\""
     entry="    \"$name\": {\"command\": $argv, \"sandbox\": {\"ro_bind\": [\"$repo:/opt/privsep\", \"$work:/opt/bench\"]},
-      \"may_send\": [\"privsep.ping\", \"bench.clients.turn\", \"bench.clients.done\"], \"restart\": {\"policy\": \"never\"}}"
+      \"may_send\": [\"privsep.ping\", \"bench.clients.turn\", \"bench.clients.done\"], \"restart\": {\"policy\": \"never\"},
+      \"limits\": {\"max_rate\": 0}}"
     entries="${entries:+$entries,
 }$entry"
 done
