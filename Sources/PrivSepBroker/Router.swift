@@ -90,7 +90,9 @@ extension Broker {
             }
             if helper.isFull { return block(helper, on: helper) }
             counters.requestsAccepted += 1
-            reply(to: helper, re: id, error: ErrorBody(code: refused.error.code, message: refused.error.message))
+            reply(to: helper, re: id, error: ErrorBody(
+                code: refused.error.code, message: refused.error.message,
+                data: .object(["reason": .string(refused.error.reason.rawValue)])))
             noteViolation(helper, "refused message: \(refused.error.message)")
             return true
         case .message(let message):
@@ -154,7 +156,7 @@ extension Broker {
         if helper.isFull { return block(helper, on: helper) }
         if inFlight.contains(requester: helper.slot, id: id) {
             protocolFailure(helper, WireError.protocolViolation(
-                .badKind, "request id \(id) is already in flight: ids must be unique among a sender's open requests"))
+                .duplicateId, "request id \(id) is already in flight: ids must be unique among a sender's open requests"))
             return true
         }
         let admission = admit(message, type: type, from: helper)

@@ -84,6 +84,9 @@ public struct WireError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let fdsUnclaimed = Reason(rawValue: "fds_unclaimed")
         /// recvmsg reported MSG_CTRUNC (more fds than the receiver accepts) or a foreign cmsg.
         public static let controlTruncated = Reason(rawValue: "control_truncated")
+        /// A request reused the id of one of the sender's requests still in flight (the broker
+        /// cannot tell their replies apart).
+        public static let duplicateId = Reason(rawValue: "duplicate_id")
 
         // Per-message errors (code privsep.invalid; the connection stays open).
         /// A top-level member outside the envelope.

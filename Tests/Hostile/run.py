@@ -61,7 +61,7 @@ ATTACKS = [
     ("unknown", r"refused: .*unknown top-level member 'evil'", "unknown top-level member"),
     ("spoof", r"reason=from_forbidden", "spoofed from"),
     ("badre", r"hostile: badre: 1000 replies .* ping afterwards ok", "1000 replies to ids never issued"),
-    ("dupid", r"request id 7 is already in flight", "duplicate id in flight"),
+    ("dupid", r"request id 7 is already in flight.*reason=duplicate_id", "duplicate id in flight"),
     ("events", rf"hostile: events: {EVENTS} hostile.suite.tick events sent", f"{EVENTS} events as fast as possible, to a receiver"),
     ("eventsvoid", rf"hostile: events: {EVENTS} hostile.suite.void events sent", f"{EVENTS} events as fast as possible, no receiver"),
     ("fds253", r"reason=control_truncated", "253 fds in one sendmsg"),

@@ -207,6 +207,7 @@ struct BrokerRefusalTests {
         let bogus = try client.nextMessage()
         #expect(bogus.envelope.re == 9)
         #expect(errorCode(bogus) == "privsep.invalid")
+        #expect(bogus.envelope.error?.data == ["reason": "unknown_member"])
         let ping = try client.request("privsep.ping", ["seq": 3])
         #expect(ping.envelope.body == ["seq": 3])
 
