@@ -47,29 +47,29 @@ run_step() {
     # A small ASan quarantine (freed memory held back to catch use after free): the default
     # 256 MiB, even 8 MiB, reads as growth against the broker tests' 64 MiB RSS bound; 4 MiB
     # still covers the last few dozen freed frame buffers.
-    if ASAN_OPTIONS=${ASAN_OPTIONS:-log_path=$reports/$name:quarantine_size_mb=4$symbolizer} \
+    ASAN_OPTIONS=${ASAN_OPTIONS:-log_path=$reports/$name:quarantine_size_mb=4$symbolizer} \
         TSAN_OPTIONS=${TSAN_OPTIONS:-log_path=$reports/$name$symbolizer} \
         LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$lsan_suppressions:print_suppressions=0} \
-        UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1} "$@" >"$log" 2>&1; then
-        echo "sanitize: $name: clean ($(grep -Eo 'Test run with [0-9]+ tests.*|[a-z_]+: [0-9]+ passed, [0-9]+ failed.*' "$log" | tr '\n' ';' | sed 's/;$//'))"
-    else
-        failed=1
-        echo "sanitize: $name: FAILED (log: $log)"
-        # The JSON Schema suite lists its known optional failures as "optional FAIL": not news.
-        grep -E '(ERROR|WARNING): [A-Za-z]*Sanitizer|runtime error|✘|FAIL' "$log" | grep -v 'optional FAIL' | head -8
-    fi
+        UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1} "$@" >"$log" 2>&1
+    status=$?
     # A sanitizer report fails the step even when the process still exited 0 (a child's exit
     # status may never reach the step). The sanitizers only create a log_path file to report
     # something, so any such file counts, whatever it says.
     found=$(cat "$log" "$reports/$name".* 2>/dev/null |
         grep -c -E '(ERROR|WARNING): [A-Za-z]*Sanitizer|Sanitizer CHECK failed|runtime error:')
     files=$(find "$reports" -name "$name.*" -type f | wc -l)
-    if [ "$found" -gt 0 ] || [ "$files" -gt 0 ]; then
-        failed=1
-        echo "sanitize: $name: $found sanitizer reports in $files report files ($reports/$name.*):"
-        cat "$log" "$reports/$name".* 2>/dev/null |
-            grep -E '^(SUMMARY|==[0-9]+==(ERROR|WARNING)|(ERROR|WARNING): [A-Za-z]*Sanitizer)' | sort | uniq -c | sort -rn | head -8
+    counts=$(grep -Eo 'Test run with [0-9]+ tests.*|[a-z_]+: [0-9]+ passed, [0-9]+ failed.*' "$log" | tr '\n' ';' | sed 's/;$//')
+    if [ "$status" -eq 0 ] && [ "$found" -eq 0 ] && [ "$files" -eq 0 ]; then
+        echo "sanitize: $name: clean ($counts)"
+        return
     fi
+    failed=1
+    echo "sanitize: $name: FAILED (exit $status; $found sanitizer reports, $files report files; log: $log, reports: $reports/$name.*)"
+    # The JSON Schema suite lists its known optional failures as "optional FAIL": not news.
+    grep -E '✘|FAIL' "$log" | grep -v 'optional FAIL' | head -8
+    cat "$log" "$reports/$name".* 2>/dev/null |
+        grep -E '^(SUMMARY|==[0-9]+==(ERROR|WARNING)|(ERROR|WARNING): [A-Za-z]*Sanitizer)|runtime error:' |
+        sort | uniq -c | sort -rn | head -8
 }
 
 for step in $steps; do
