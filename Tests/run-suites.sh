@@ -23,10 +23,12 @@ run_suite() {
     fi
 }
 
-# `swift test` is bounded: a hung test process (seen rarely: a test thread stuck inside
-# Foundation's Process machinery) fails after 10 minutes instead of eating CI's budget, and is
-# retried once, loudly, so one such hang does not hide every other result. The process group is
-# killed, so no broker or helper of the hung run survives it.
+# `swift test` is bounded: a hung test process fails after 10 minutes instead of eating CI's
+# budget, and is retried once, loudly, so one such hang does not hide every other result. The
+# process group is killed, so no broker or helper of the hung run survives it. (The hang seen
+# twice was in Foundation's Process, which the tests no longer use: children are started with
+# posix_spawn and waited for on a pidfd with a deadline, Tests/PrivSepBrokerTests/Spawned.swift.
+# The bound stays as a safety net.)
 swift_test() {
     timeout --kill-after=20 600 swift test
     status=$?

@@ -243,6 +243,8 @@ extension Broker {
             "phase": .string("\(phase)"),
             "requests": .number(JSONNumber(counters.requestsAccepted)),
             "final_replies": .number(JSONNumber(counters.finalReplies)),
+            "abandoned": .number(JSONNumber(counters.abandoned)),
+            "in_flight": .number(JSONNumber(inFlight.count)),
             "replies_dropped": .number(JSONNumber(counters.repliesDropped)),
             "events_delivered": .number(JSONNumber(counters.eventsDelivered)),
             "errors": .object(errors),

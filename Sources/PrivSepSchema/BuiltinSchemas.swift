@@ -510,6 +510,8 @@ enum BuiltinSchemas {
                       "phase",
                       "requests",
                       "final_replies",
+                      "abandoned",
+                      "in_flight",
                       "replies_dropped",
                       "events_delivered",
                       "open_fds",
@@ -538,6 +540,16 @@ enum BuiltinSchemas {
                         "minimum": 0
                       },
                       "final_replies": {
+                        "type": "integer",
+                        "minimum": 0
+                      },
+                      "abandoned": {
+                        "description": "Accepted requests whose requester was gone before their final reply: requests = final_replies + abandoned + in_flight.",
+                        "type": "integer",
+                        "minimum": 0
+                      },
+                      "in_flight": {
+                        "description": "Accepted requests routed to a helper and not yet answered.",
                         "type": "integer",
                         "minimum": 0
                       },

@@ -36,24 +36,32 @@ enum TestPrograms {
 
     static let helperSources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("helpers").path
 
-    /// Compiled test helpers live here (outside the build tree so the sandbox can bind it alone).
+    /// Compiled test helpers live here (outside the build tree so the sandbox can bind it alone),
+    /// shared by every test run: binaries are named by their source's content, so runs reuse them
+    /// and nothing piles up.
     static let binDirectory: String = {
-        let directory = "/tmp/privsep-test-bin-\(getpid())"
+        let directory = "/tmp/privsep-test-bin"
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         return directory
     }()
 
     private static let compileLock = NSLock()
 
-    /// Compiles helpers/NAME.c statically (once) and returns the binary's path.
+    /// Compiles helpers/NAME.c statically (once per content) and returns the binary's path.
     static func compiled(_ name: String) throws -> String {
         compileLock.lock()
         defer { compileLock.unlock() }
-        let output = binDirectory + "/" + name
+        let source = helperSources + "/\(name).c"
+        guard let text = FileManager.default.contents(atPath: source) else { throw HarnessError("cannot read \(source)") }
+        // FNV-1a: stable across processes, unlike Hasher.
+        let digest = text.reduce(UInt64(0xcbf2_9ce4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+        let output = binDirectory + "/\(name)-" + String(digest, radix: 16)
         if FileManager.default.fileExists(atPath: output) { return output }
-        let cc = try Spawned.run(["/usr/bin/cc", "-static", "-O2", "-Wall", "-Werror", "-o", output, helperSources + "/\(name).c"],
-                                 timeout: 120)
+        // Built aside and renamed into place, so a concurrent run never sees half a binary.
+        let partial = output + ".\(getpid())"
+        let cc = try Spawned.run(["/usr/bin/cc", "-static", "-O2", "-Wall", "-Werror", "-o", partial, source], timeout: 120)
         guard cc.status == 0 else { throw HarnessError("cc \(name).c failed with status \(cc.status):\n\(cc.errors)") }
+        guard rename(partial, output) == 0 else { throw HarnessError("rename \(partial): \(String(cString: strerror(errno)))") }
         return output
     }
 }

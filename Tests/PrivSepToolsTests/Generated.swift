@@ -140,6 +140,10 @@ public struct PrivsepControlStatusReply: Codable, Sendable, Equatable {
         public var phase: String
         public var requests: Int64
         public var finalReplies: Int64
+        /// Accepted requests whose requester was gone before their final reply: requests = final_replies + abandoned + in_flight.
+        public var abandoned: Int64
+        /// Accepted requests routed to a helper and not yet answered.
+        public var inFlight: Int64
         public var repliesDropped: Int64
         public var eventsDelivered: Int64
         /// Final error replies by code.
@@ -147,12 +151,14 @@ public struct PrivsepControlStatusReply: Codable, Sendable, Equatable {
         public var openFds: Int64
         public var rssKib: Int64
 
-        public init(pid: Int64, uptimeMs: Int64, phase: String, requests: Int64, finalReplies: Int64, repliesDropped: Int64, eventsDelivered: Int64, errors: [String: Int64]? = nil, openFds: Int64, rssKib: Int64) {
+        public init(pid: Int64, uptimeMs: Int64, phase: String, requests: Int64, finalReplies: Int64, abandoned: Int64, inFlight: Int64, repliesDropped: Int64, eventsDelivered: Int64, errors: [String: Int64]? = nil, openFds: Int64, rssKib: Int64) {
             self.pid = pid
             self.uptimeMs = uptimeMs
             self.phase = phase
             self.requests = requests
             self.finalReplies = finalReplies
+            self.abandoned = abandoned
+            self.inFlight = inFlight
             self.repliesDropped = repliesDropped
             self.eventsDelivered = eventsDelivered
             self.errors = errors
@@ -166,6 +172,8 @@ public struct PrivsepControlStatusReply: Codable, Sendable, Equatable {
             case phase
             case requests
             case finalReplies = "final_replies"
+            case abandoned
+            case inFlight = "in_flight"
             case repliesDropped = "replies_dropped"
             case eventsDelivered = "events_delivered"
             case errors
