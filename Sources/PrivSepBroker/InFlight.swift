@@ -70,10 +70,8 @@ struct InFlightTable {
     @discardableResult
     mutating func remove(brokerID: Int64) -> InFlightRequest? {
         guard let request = byBrokerID.removeValue(forKey: brokerID) else { return nil }
+        // An emptied set stays (one per slot at most), so the next request does not allocate again.
         idsByRequester[request.requester.slot]?.remove(request.requesterID)
-        if idsByRequester[request.requester.slot]?.isEmpty == true {
-            idsByRequester[request.requester.slot] = nil
-        }
         return request
     }
 
