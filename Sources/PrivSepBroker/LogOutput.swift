@@ -65,14 +65,15 @@ public struct LineLogHandler: LogHandler {
     }
 
     private func jsonLine(_ level: Logger.Level, _ message: String, _ fields: Logger.Metadata) -> [UInt8] {
-        var object = JSONObject()
-        object["time"] = .string(timestamp())
-        object["level"] = .string(level.rawValue)
-        object["message"] = .string(message)
-        for key in fields.keys.sorted() where object[key] == nil {
-            object[key] = jsonValue(fields[key]!)
+        var members: [(key: String, value: JSONValue)] = [
+            ("time", .string(timestamp())), ("level", .string(level.rawValue)), ("message", .string(message)),
+        ]
+        members.reserveCapacity(3 + fields.count)
+        for (key, value) in fields.sorted(by: { $0.key < $1.key })
+        where key != "time" && key != "level" && key != "message" {
+            members.append((key, jsonValue(value)))
         }
-        var bytes = JSONValue.object(object).serialized()
+        var bytes = JSONValue.object(JSONObject(uniqueMembers: members)).serialized()
         bytes.append(UInt8(ascii: "\n"))
         return bytes
     }
@@ -111,18 +112,34 @@ private func quoteIfNeeded(_ text: String) -> String {
     return quoted + "\""
 }
 
-/// UTC time as RFC 3339 with milliseconds, without Foundation.
+/// UTC time as RFC 3339 with milliseconds, without Foundation: written digit by digit into a
+/// fixed buffer, because every log line (one per audited service call) pays for it.
 func timestamp() -> String {
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)
     var seconds = now.tv_sec
     var parts = tm()
     gmtime_r(&seconds, &parts)
-    func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-    let milliseconds = Int(now.tv_nsec / 1_000_000)
-    let millisText = milliseconds < 10 ? "00\(milliseconds)" : milliseconds < 100 ? "0\(milliseconds)" : "\(milliseconds)"
-    return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T"
-        + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(millisText)Z"
+    let fields: [(value: Int, width: Int, separator: UInt8)] = [
+        (Int(parts.tm_year) + 1900, 4, UInt8(ascii: "-")), (Int(parts.tm_mon) + 1, 2, UInt8(ascii: "-")),
+        (Int(parts.tm_mday), 2, UInt8(ascii: "T")), (Int(parts.tm_hour), 2, UInt8(ascii: ":")),
+        (Int(parts.tm_min), 2, UInt8(ascii: ":")), (Int(parts.tm_sec), 2, UInt8(ascii: ".")),
+        (Int(now.tv_nsec / 1_000_000), 3, UInt8(ascii: "Z")),
+    ]
+    return String(unsafeUninitializedCapacity: 24) { buffer in
+        var position = 0
+        for field in fields {
+            var value = field.value
+            for index in stride(from: position + field.width - 1, through: position, by: -1) {
+                buffer[index] = UInt8(ascii: "0") + UInt8(value % 10)
+                value /= 10
+            }
+            position += field.width
+            buffer[position] = field.separator
+            position += 1
+        }
+        return position
+    }
 }
 
 extension String {

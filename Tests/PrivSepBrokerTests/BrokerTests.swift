@@ -123,7 +123,10 @@ struct BrokerRoutingTests {
         // of these frames), and the rest at 1000 per second.
         #expect(elapsed >= .milliseconds(900), "1500 events at max_rate 1000 took only \(elapsed)")
         #expect(try #require(ticksBeforePong) < ticks, "the ping was answered only after the throttled helper's flood")
-        _ = try run.waitForLog { $0["message"] == "over its max_rate: not read until its allowance refills" && $0["helper"] == "server" }
+        let notice = try run.waitForLog { $0["message"] == "over its max_rate: not read until its allowance refills" && $0["helper"] == "server" }
+        // Every JSON log line starts with its time, RFC 3339 UTC with milliseconds.
+        let time = try #require(notice["time"]?.stringValue)
+        #expect(try Regex(#"^20\d\d-[01]\d-[0-3]\dT[0-2]\d:[0-5]\d:[0-6]\d\.\d{3}Z$"#).wholeMatch(in: time) != nil, "\(time)")
         try stopCleanly(run, client, server)
     }
 
