@@ -196,6 +196,7 @@ public final class Broker {
             case .restart(let slot, let generation): restartDue(slot: slot, generation: generation)
             case .helloTimeout(let slot, let generation): helloTimedOut(slot: slot, generation: generation)
             case .rateRefilled(let slot, let generation): rateRefilled(slot: slot, generation: generation)
+            case .controlAccept: resumeControlAccept()
             case .stallCheck(let slot, let generation, let flushedBytes):
                 stallCheck(slot: slot, generation: generation, flushedBytes: flushedBytes)
             case .shutdownPhase: advanceShutdown()

@@ -73,7 +73,7 @@ extension Broker {
         umask(previous)
         guard bound == 0 else { throw SystemCallError("bind \(path)") }
         guard listen(fd, 16) == 0 else { throw SystemCallError("listen \(path)") }
-        try loop.add(fd, token: LoopToken(kind: .control, index: 0), interest: .readable)
+        try loop.add(fd, token: Broker.controlListenerToken, interest: .readable)
         control.listener = listener
         control.path = path
         logger.info("control socket ready", metadata: ["path": "\(path)"])
@@ -88,11 +88,25 @@ extension Broker {
         control.listener = nil
     }
 
+    static let controlListenerToken = LoopToken(kind: .control, index: 0)
+    /// How long accepting waits after the broker ran out of descriptors or memory.
+    static let controlAcceptPauseMs: Int64 = 100
+
     func acceptControlClients() {
         guard let listener = control.listener else { return }
         while true {
             let fd = cprivsep_accept(listener.rawValue)
-            guard fd >= 0 else { return }
+            guard fd >= 0 else {
+                let code = errno
+                if code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM {
+                    // The pending connection stays queued and the listener readable: watching
+                    // it now would spin the loop. Look again once something may have freed.
+                    logger.warning("control: cannot accept (\(String(cString: strerror(code)))); pausing \(Broker.controlAcceptPauseMs) ms")
+                    try? loop.modify(listener.rawValue, token: Broker.controlListenerToken, interest: [])
+                    deadlines.schedule(at: monotonicNanoseconds() + Broker.controlAcceptPauseMs * 1_000_000, .controlAccept)
+                }
+                return
+            }
             let socket = OwnedFD(adopting: fd)
             var uid: uid_t = 0
             guard cprivsep_peer_uid(fd, &uid) == 0, uid == geteuid() || uid == 0 else {
@@ -116,6 +130,12 @@ extension Broker {
             }
             control.clients[index] = client
         }
+    }
+
+    /// The pause after a failed accept is over.
+    func resumeControlAccept() {
+        guard let listener = control.listener else { return }
+        try? loop.modify(listener.rawValue, token: Broker.controlListenerToken, interest: .readable)
     }
 
     private func controlToken(_ client: ControlClient) -> LoopToken {

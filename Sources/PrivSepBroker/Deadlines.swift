@@ -17,6 +17,8 @@ enum DeadlineAction: Equatable {
     case helloTimeout(slot: Int, generation: UInt16)
     /// A helper's outgoing queue was full; if it has flushed nothing since, it is stalled.
     case stallCheck(slot: Int, generation: UInt16, flushedBytes: Int)
+    /// Accepting control clients may resume after running out of descriptors.
+    case controlAccept
     /// A helper over its `max_rate` may be read again.
     case rateRefilled(slot: Int, generation: UInt16)
 }

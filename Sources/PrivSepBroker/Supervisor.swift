@@ -47,7 +47,9 @@ extension Broker {
         helperEnd.close()
         stdout.write.close()
         stderr.write.close()
-        guard cps_wire_set_nonblocking(brokerEnd.rawValue, 1) == 0 else { throw SpawnError(step: "fcntl(O_NONBLOCK)", errno: errno) }
+        guard cps_wire_set_nonblocking(brokerEnd.rawValue, 1) == 0 else {
+            throw discard(launched, helper, SpawnError(step: "fcntl(O_NONBLOCK)", errno: errno))
+        }
 
         var wireLimits = WireLimits(
             maxFrame: helper.config.limits.maxFrame,
@@ -66,18 +68,35 @@ extension Broker {
         helper.process = HelperProcess(
             pid: launched.pid, pidfd: launched.pidfd, stdout: LineReader(fd: stdout.read),
             stderr: LineReader(fd: stderr.read), errorPipe: launched.errorPipe, startedAt: monotonicNanoseconds())
+        let watched = [connection.socket.rawValue, stdout.read.rawValue, stderr.read.rawValue, launched.pidfd.rawValue]
         do {
-            try loop.add(connection.socket.rawValue, token: token(.helperSocket, helper), interest: .readable)
-            try loop.add(stdout.read.rawValue, token: token(.helperStdout, helper), interest: .readable)
-            try loop.add(stderr.read.rawValue, token: token(.helperStderr, helper), interest: .readable)
-            try loop.add(launched.pidfd.rawValue, token: token(.helperPidfd, helper), interest: .readable)
+            try loop.add(watched[0], token: token(.helperSocket, helper), interest: .readable)
+            try loop.add(watched[1], token: token(.helperStdout, helper), interest: .readable)
+            try loop.add(watched[2], token: token(.helperStderr, helper), interest: .readable)
+            try loop.add(watched[3], token: token(.helperPidfd, helper), interest: .readable)
         } catch {
-            throw SpawnError(step: error.call, errno: error.errno)
+            for fd in watched { loop.remove(fd) }
+            connection.close()
+            helper.connection = nil
+            helper.process = nil
+            throw discard(launched, helper, SpawnError(step: error.call, errno: error.errno))
         }
         logger.info("helper started", metadata: [
             "helper": "\(helper.name)", "pid": "\(launched.pid)", "uid": "\(helper.uid)",
             "command": "\(helper.config.command.joined(separator: " "))",
         ])
+    }
+
+    /// A child started but not taken into the loop: killed and reaped at once, so a failed start
+    /// never leaves a process running untracked (the restart policy then starts a new one).
+    private func discard(_ launched: LaunchedHelper, _ helper: Helper, _ error: SpawnError) -> SpawnError {
+        _ = cprivsep_pidfd_send_signal(launched.pidfd.rawValue, SIGKILL)
+        var status: Int32 = 0
+        while waitpid(launched.pid, &status, 0) < 0 && errno == EINTR {}
+        logger.warning("killed a helper process whose start failed", metadata: [
+            "helper": "\(helper.name)", "pid": "\(launched.pid)",
+        ])
+        return error
     }
 
     // MARK: Output lines
