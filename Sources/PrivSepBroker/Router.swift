@@ -12,6 +12,9 @@ import PrivSepWire
 extension Broker {
     /// Reads per control client per wakeup.
     static let readsPerWakeup = 8
+    /// Reads of an exited helper's socket before it is closed: 16 KiB each, more than a
+    /// socket buffer holds.
+    static let readsAfterExit = 64
     /// Messages handled per helper per turn: enough to batch, few enough that one busy helper
     /// cannot starve the others.
     static let messagesPerTurn = 32
@@ -22,24 +25,28 @@ extension Broker {
     /// sent but the broker has not handled stays bounded by one read. A helper over its rate is
     /// not read until its allowance refills, unless it hung up: then what is left is bounded by
     /// its socket buffer, and the messages it sent before going are still handled.
-    func readFrom(_ helper: Helper, hungUp: Bool = false) {
-        guard processHeld(helper), !helper.paused, let connection = helper.connection else { return }
-        if !hungUp && overRate(helper) { return }
+    /// True when it read frames (there may be more).
+    @discardableResult
+    func readFrom(_ helper: Helper, hungUp: Bool = false) -> Bool {
+        guard processHeld(helper), !helper.paused, let connection = helper.connection else { return false }
+        if !hungUp && overRate(helper) { return false }
         let status: ReadStatus
         do {
             status = try connection.read()
         } catch {
             protocolFailure(helper, error)
-            return
+            return false
         }
         switch status {
         case .wouldBlock:
-            return
+            return false
         case .endOfStream:
             disconnect(helper, reason: "closed its connection")
+            return false
         case .frames(let incoming):
             helper.held.append(contentsOf: incoming)
             processHeld(helper)
+            return true
         }
     }
 

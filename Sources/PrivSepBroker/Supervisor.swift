@@ -150,6 +150,20 @@ extension Broker {
         if let process = helper.process { _ = cprivsep_pidfd_send_signal(process.pidfd.rawValue, SIGKILL) }
     }
 
+    /// The exit can be seen before the last bytes the process wrote: its final reply or event,
+    /// or the frame it cut short, is still in the socket. Handles that before the connection
+    /// closes, within what a socket buffer can hold.
+    private func readWhatIsLeft(_ helper: Helper) {
+        var reads = 0
+        while helper.connection != nil, !helper.paused {
+            // Every held message first, a turn's budget at a time (each turn handles at least
+            // one or pauses the helper, so this ends): reading waits for them.
+            if !processHeld(helper) { continue }
+            guard reads < Broker.readsAfterExit, readFrom(helper, hungUp: true) else { return }
+            reads += 1
+        }
+    }
+
     func processExited(_ helper: Helper) {
         guard let process = helper.process, let status = reap(process.pid) else { return }
         let failure = SandboxLaunchOutcome.read(from: process.errorPipe)
@@ -162,6 +176,7 @@ extension Broker {
             loop.remove(reader.fd.rawValue)
         }
         helper.process = nil
+        readWhatIsLeft(helper)
         disconnect(helper, reason: "process ended")
         var metadata: Logger.Metadata = [
             "helper": "\(helper.name)", "pid": "\(process.pid)", "status": "\(status)",

@@ -130,6 +130,26 @@ struct BrokerRoutingTests {
         try stopCleanly(run, client, server)
     }
 
+    /// A reply written just before the process exits still reaches the requester: the broker
+    /// reads what is left in the socket before closing it. The server is over its max_rate, so
+    /// its socket is not being watched when the reply arrives, and only the exit is seen.
+    @Test func aReplyWrittenJustBeforeExitIsDelivered() throws {
+        let (run, client, server) = try startTwoHelpers(server: ["limits": ["max_rate": 1]])
+        try client.send(Envelope.request("test.broker.echo", id: 5, body: ["text": "last"]))
+        let forwarded = try server.nextMessage()
+        var burst: [UInt8] = []
+        for n in 0..<40 { burst += try Envelope.event("test.broker.tick", body: ["n": .number(JSONNumber(Int64(n)))]).encodeFrame() }
+        try server.sendRaw(burst)
+        for _ in 0..<40 { #expect(try client.nextMessage().envelope.type == "test.broker.tick") }
+        try server.send(Envelope.reply(to: try #require(forwarded.envelope.id), body: ["text": "LAST"]))
+        server.exitProcess(status: 0)
+        let reply = try client.nextMessage()
+        #expect(reply.envelope.re == 5)
+        #expect(reply.envelope.error == nil, "\(reply.envelope)")
+        #expect(reply.envelope.body == ["text": "LAST"])
+        try stopCleanly(run, client)
+    }
+
     @Test func fdsTravelWithRequestsAndReplies() throws {
         let (run, client, server) = try startTwoHelpers()
 
