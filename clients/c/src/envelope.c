@@ -1,9 +1,9 @@
 /*
  * Envelope decoding and validation, and the message accessors.
  *
- * Frames are read by privsep_json_read() (json.c): strict I-JSON (UTF-8,
- * surrogates, no duplicate keys, no NaN, nothing after the value) into jansson
- * values, an envelope at most 64 deep.
+ * jansson does the I-JSON work (UTF-8, surrogates, duplicates with
+ * JSON_REJECT_DUPLICATES, no NaN, nothing after the value); its own depth bound
+ * is a compile-time 2048, so the protocol's 64 is checked on the tree.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -50,6 +50,40 @@ protocol_error(struct privsep_error *err, const char *reason, const char *fmt, .
 	vsnprintf(err->message, sizeof(err->message), fmt, ap);
 	va_end(ap);
 	return -1;
+}
+
+/* Returns the nesting depth of v, giving up as soon as it passes limit. */
+static size_t
+depth_of(json_t *v, size_t level, size_t limit)
+{
+	size_t i, d, max = level;
+	const char *key;
+	json_t *child;
+
+	if (level > limit)
+		return level;
+	if (json_is_object(v)) {
+		json_object_foreach(v, key, child) {
+			if (json_is_object(child) || json_is_array(child)) {
+				d = depth_of(child, level + 1, limit);
+				if (d > max)
+					max = d;
+				if (max > limit)
+					return max;
+			}
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, child) {
+			if (json_is_object(child) || json_is_array(child)) {
+				d = depth_of(child, level + 1, limit);
+				if (d > max)
+					max = d;
+				if (max > limit)
+					return max;
+			}
+		}
+	}
+	return max;
 }
 
 /* Keys are compared with their length: a key may hold "\u0000". */
@@ -115,20 +149,41 @@ int
 privsep_decode_members(const void *body, size_t len, json_t **envelope,
     struct envelope_members *m, struct privsep_error *err)
 {
-	const char *why;
-	size_t at;
+	/* JSON_ALLOW_NUL: "\u0000" is valid I-JSON; lengths are used, never strlen. */
+	const size_t flags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY;
+	const unsigned char *nul;
+	json_error_t jerr;
 	json_t *v;
 
 	*envelope = NULL;
 	if (len < PRIVSEP_FRAME_MIN)
 		return protocol_error(err, "frame_too_short", "frame: length %zu below %u",
 		    len, PRIVSEP_FRAME_MIN);
-	if ((v = privsep_json_read(body, len, &at, &why)) == NULL)
-		return protocol_error(err, "invalid_json", "frame: invalid JSON at byte %zu: %s",
-		    at, why);
+	/*
+	 * A raw NUL byte is JSON nowhere (not whitespace, not allowed in a
+	 * string); jansson's lexer drops one that follows a number or a literal.
+	 */
+	if ((nul = memchr(body, '\0', len)) != NULL)
+		return protocol_error(err, "invalid_json", "frame: invalid JSON at byte %zu: NUL byte",
+		    (size_t)(nul - (const unsigned char *)body));
+	v = json_loadb(body, len, flags, &jerr);
+	/*
+	 * An integer beyond 64 bits is valid JSON that jansson cannot hold as an
+	 * integer: read the frame again with every integer as a real.
+	 */
+	if (v == NULL && json_error_code(&jerr) == json_error_numeric_overflow)
+		v = json_loadb(body, len, flags | JSON_DECODE_INT_AS_REAL, &jerr);
+	if (v == NULL)
+		return protocol_error(err, "invalid_json", "frame: invalid JSON at byte %d: %s",
+		    jerr.position, jerr.text);
 	if (!json_is_object(v)) {
 		json_decref(v);
 		return protocol_error(err, "not_object", "frame: holds a JSON value, not an object");
+	}
+	if (depth_of(v, 1, PRIVSEP_DEPTH_MAX) > PRIVSEP_DEPTH_MAX) {
+		json_decref(v);
+		return protocol_error(err, "invalid_json", "frame: nesting deeper than %u",
+		    PRIVSEP_DEPTH_MAX);
 	}
 	privsep_envelope_members(v, m);
 	normalize_integer(v, "id", &m->id);

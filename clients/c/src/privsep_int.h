@@ -127,12 +127,5 @@ void	 privsep_buf_put(struct privsep_buf *, const void *, size_t);
 void	 privsep_buf_int(struct privsep_buf *, int64_t);
 void	 privsep_buf_string(struct privsep_buf *, const char *, size_t);
 void	 privsep_buf_json(struct privsep_buf *, const json_t *, size_t depth);
-/*
- * The reader (json.c): what json_loadb(JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL |
- * JSON_DECODE_ANY) accepts, integers read as reals when one exceeds 64 bits, an
- * object top level at most PRIVSEP_DEPTH_MAX deep. NULL with the offset and
- * cause of the first error.
- */
-json_t	*privsep_json_read(const void *, size_t, size_t *at, const char **why);
 
 #endif /* PRIVSEP_INT_H */

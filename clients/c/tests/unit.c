@@ -248,6 +248,41 @@ t_decode_invalid_utf8(void)
 	return 0;
 }
 
+/* A raw NUL byte is invalid anywhere, also where jansson's lexer would drop it. */
+#define NUL_CASE(s)	{ s, sizeof(s) - 1 }
+static int
+t_decode_nul(void)
+{
+	static const struct {
+		const char *json;
+		size_t len;
+	} cases[] = {
+		NUL_CASE("{\"type\":\"a.b\",\"id\":1\0}"),
+		NUL_CASE("{\"type\":\"a.b\",\"body\":{\"t\":true\0}}"),
+		NUL_CASE("{\"type\":\"a.b\",\"body\":{\"s\":\"\0\"}}"),
+		NUL_CASE("{\"type\":\"a.b\"}\0"),
+	};
+	struct privsep_error err;
+	char buf[64];
+	json_t *v;
+	size_t i;
+	char *nul;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		CHECK(privsep_decode(cases[i].json, cases[i].len, &v, &err) == -1);
+		CHECK_CODE(err, PRIVSEP_E_PROTOCOL);
+		CHECK(strcmp(err.reason, "invalid_json") == 0 && err.fatal);
+		/* the same frame without the NUL byte is a valid envelope */
+		memcpy(buf, cases[i].json, cases[i].len);
+		nul = memchr(buf, '\0', cases[i].len);
+		CHECK(nul != NULL);
+		memmove(nul, nul + 1, cases[i].len - (size_t)(nul - buf) - 1);
+		CHECK(privsep_decode(buf, cases[i].len - 1, &v, &err) == 0);
+		json_decref(v);
+	}
+	return 0;
+}
+
 /* Builds {"type":"a.b","body":{"d":[[[...]]]}} with the envelope at depth 1. */
 static char *
 nested(size_t depth)
@@ -1133,6 +1168,7 @@ main(void)
 	static const struct t_case cases[] = {
 		{ "decode: envelope rules", t_decode_rules },
 		{ "decode: invalid UTF-8", t_decode_invalid_utf8 },
+		{ "decode: a raw NUL byte, even between tokens", t_decode_nul },
 		{ "decode: depth 64 ok, 65 and 100000 rejected", t_decode_depth },
 		{ "frame: length 0, 1, 0xFFFFFFFF, max+1", t_length_limits },
 		{ "frame: exactly max_frame", t_exact_max_frame },
