@@ -228,7 +228,8 @@ extension Broker {
             var envelope = Envelope.reply(to: id, body: reply.body)
             envelope.from = "broker"
             counters.finalReplies += 1
-            deliver(envelope, fds: reply.fds, to: helper, type: type)
+            // The descriptors were opened for this reply alone: handed over, not duplicated.
+            deliver(envelope, fds: reply.fds, to: helper, type: type, handing: true)
         case .failure(let error):
             helper.count(type, error: true)
             reply(to: helper, re: id, error: error)
@@ -390,14 +391,20 @@ extension Broker {
     /// hard cap is stuck: it is disconnected and its restart policy applies.
     /// `type` names a reply's request type for the tap; `rawBody` is the body as received, when
     /// it is passed on unchanged.
+    /// `handing` gives the queue the descriptors themselves (the caller has no further use for
+    /// them) instead of duplicates.
     func deliver(_ envelope: Envelope, fds: [OwnedFD] = [], to helper: Helper, type: String? = nil,
-                 rawBody: ArraySlice<UInt8>? = nil)
+                 rawBody: ArraySlice<UInt8>? = nil, handing: Bool = false)
     {
         guard let connection = helper.connection else { return }
         if control.tapping > 0 { tap("out", helper, envelope, type: type ?? envelope.type) }
         do {
             // Written at the end of this loop iteration, together with everything else for it.
-            try connection.enqueue(envelope, fds: fds.map(\.descriptor), rawBody: rawBody)
+            if handing {
+                try connection.enqueue(envelope, handing: fds, rawBody: rawBody)
+            } else {
+                try connection.enqueue(envelope, fds: fds.map(\.descriptor), rawBody: rawBody)
+            }
             if !helper.needsFlush {
                 helper.needsFlush = true
                 pendingFlush.append(helper)

@@ -193,31 +193,7 @@ public final class Connection: @unchecked Sendable {
     public func enqueue(_ envelope: Envelope, fds: [FileDescriptor] = [], rawBody: ArraySlice<UInt8>? = nil)
         throws(WireError)
     {
-        guard fds.count <= WireLimits.maxFdsPerFrame else {
-            throw WireError(code: .tooLarge, reason: .unsendable,
-                            message: "\(fds.count) descriptors on one frame; at most 8", isFatal: false)
-        }
-        var message = envelope
-        message.fds = fds.count
-        let start = output.count
-        output.append(contentsOf: [0, 0, 0, 0])
-        message.serialize(into: &output, rawBody: rawBody)
-        let length = output.count - start - 4
-        guard length <= limits.maxFrame else {
-            output.removeSubrange(start...)
-            throw WireError(code: .tooLarge, reason: .unsendable,
-                            message: "message of \(length) bytes exceeds max_frame \(limits.maxFrame)", isFatal: false)
-        }
-        guard pendingOutputBytes <= limits.maxQueuedBytes, queuedFds + fds.count <= limits.maxQueuedFds else {
-            output.removeSubrange(start...)
-            throw WireError(code: .unavailable, reason: .sendQueueFull,
-                            message: "outgoing queue full (\(pendingOutputBytes) bytes, \(queuedFds) fds queued); the peer is not reading",
-                            isFatal: true)
-        }
-        output[start] = UInt8(truncatingIfNeeded: length >> 24)
-        output[start + 1] = UInt8(truncatingIfNeeded: length >> 16)
-        output[start + 2] = UInt8(truncatingIfNeeded: length >> 8)
-        output[start + 3] = UInt8(truncatingIfNeeded: length)
+        let start = try appendFrame(envelope, fdCount: fds.count, rawBody: rawBody)
         guard !fds.isEmpty else { return }
         var copies: [OwnedFD] = []
         for fd in fds {
@@ -230,6 +206,50 @@ public final class Connection: @unchecked Sendable {
         }
         fdFrames.append(FDFrame(start: start, end: output.count, fds: copies))
         queuedFds += copies.count
+    }
+
+    /// `enqueue`, taking the descriptors over instead of duplicating them: for descriptors the
+    /// caller has no further use for (one the broker just opened for a helper). On a throw the
+    /// caller still owns them.
+    public func enqueue(_ envelope: Envelope, handing fds: [OwnedFD], rawBody: ArraySlice<UInt8>? = nil)
+        throws(WireError)
+    {
+        let start = try appendFrame(envelope, fdCount: fds.count, rawBody: rawBody)
+        guard !fds.isEmpty else { return }
+        let owned = fds.compactMap { $0.take().map { OwnedFD(adopting: $0) } }
+        fdFrames.append(FDFrame(start: start, end: output.count, fds: owned))
+        queuedFds += owned.count
+    }
+
+    /// Appends one frame's bytes (length prefix and JSON) and returns where it starts; nothing
+    /// is appended when it throws.
+    private func appendFrame(_ envelope: Envelope, fdCount: Int, rawBody: ArraySlice<UInt8>?) throws(WireError) -> Int {
+        guard fdCount <= WireLimits.maxFdsPerFrame else {
+            throw WireError(code: .tooLarge, reason: .unsendable,
+                            message: "\(fdCount) descriptors on one frame; at most 8", isFatal: false)
+        }
+        var message = envelope
+        message.fds = fdCount
+        let start = output.count
+        output.append(contentsOf: [0, 0, 0, 0])
+        message.serialize(into: &output, rawBody: rawBody)
+        let length = output.count - start - 4
+        guard length <= limits.maxFrame else {
+            output.removeSubrange(start...)
+            throw WireError(code: .tooLarge, reason: .unsendable,
+                            message: "message of \(length) bytes exceeds max_frame \(limits.maxFrame)", isFatal: false)
+        }
+        guard pendingOutputBytes <= limits.maxQueuedBytes, queuedFds + fdCount <= limits.maxQueuedFds else {
+            output.removeSubrange(start...)
+            throw WireError(code: .unavailable, reason: .sendQueueFull,
+                            message: "outgoing queue full (\(pendingOutputBytes) bytes, \(queuedFds) fds queued); the peer is not reading",
+                            isFatal: true)
+        }
+        output[start] = UInt8(truncatingIfNeeded: length >> 24)
+        output[start + 1] = UInt8(truncatingIfNeeded: length >> 16)
+        output[start + 2] = UInt8(truncatingIfNeeded: length >> 8)
+        output[start + 3] = UInt8(truncatingIfNeeded: length)
+        return start
     }
 
     /// Queues `envelope` (see `enqueue`) and writes what the socket takes now. Returns

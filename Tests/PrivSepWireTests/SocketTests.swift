@@ -77,6 +77,26 @@ private func expectFatal(_ connection: Connection, _ reason: WireError.Reason) {
         #expect(receiver.pendingInputFds == 0)
     }
 
+    /// Handed-over descriptors are taken, not duplicated: the caller's objects no longer own
+    /// them, and the peer gets working ones.
+    @Test func handedDescriptorsAreTakenAndDelivered() throws {
+        let (a, b) = try Connection.socketPair()
+        let sender = Connection(socket: a, peer: .broker)
+        let receiver = Connection(socket: b, peer: .broker)
+        let pipes = try (0 ..< 3).map { try pipeHolding("handed \($0)") }
+        try sender.enqueue(.reply(to: 1, body: ["n": 3]), handing: pipes)
+        #expect(pipes.allSatisfy { !$0.isOpen })
+        #expect(try sender.flush())
+        guard case .message(let message)? = try receiver.receive() else {
+            Issue.record("no message")
+            return
+        }
+        #expect(message.fds.count == 3)
+        for (slot, fd) in message.fds.enumerated() {
+            #expect(String(decoding: readToEnd(fd.rawValue), as: UTF8.self) == "handed \(slot)")
+        }
+    }
+
     @Test func controlTruncationIsFatalAndClosesEverything() throws {
         let (a, b) = try Connection.socketPair()
         let receiver = Connection(socket: b, peer: .helper)
