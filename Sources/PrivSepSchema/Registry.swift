@@ -39,10 +39,26 @@ public struct SchemaRegistryError: Error, Sendable, CustomStringConvertible {
     public var description: String { problems.map { $0.problem.description }.joined(separator: "\n") }
 }
 
+/// One schema file as loaded: where it came from and its parsed JSON.
+public struct SchemaDocument: Sendable {
+    /// As shown in diagnostics: the directory given, then the relative path (`builtin:` + path
+    /// for the built-in directory).
+    public let display: String
+    /// `file://` URI (or the built-in base), the base of its relative references.
+    public let uri: String
+    /// The path relative to its schema directory.
+    public let relativePath: String
+    public let value: JSONValue
+    /// From the built-in directory rather than a directory given.
+    public let isBuiltin: Bool
+}
+
 /// The message types of one broker run, from the built-in directory plus configured ones.
 public struct SchemaRegistry: Sendable {
     /// Types by name.
     public let types: [String: MessageType]
+    /// Every file loaded, built-in ones first, then the directories in the order given.
+    public let documents: [SchemaDocument]
     /// Warnings found while loading (open objects, risky patterns); errors make loading fail.
     public let warnings: [SchemaDiagnostic]
     /// Plain schemas (`*.schema.json`) by display path.
@@ -71,7 +87,8 @@ public struct SchemaRegistry: Sendable {
         var loader = RegistryLoader(options: options)
         loader.run(directories: directories, includeBuiltin: includeBuiltin)
         let errors = loader.diagnostics.contains { $0.severity == .error }
-        let registry = errors ? nil : SchemaRegistry(types: loader.types, warnings: loader.diagnostics, plainSchemas: loader.plainSchemas)
+        let registry = errors ? nil : SchemaRegistry(
+            types: loader.types, documents: loader.documents, warnings: loader.diagnostics, plainSchemas: loader.plainSchemas)
         return (registry, loader.diagnostics)
     }
 
@@ -102,7 +119,9 @@ struct RegistryLoader {
         var display: String
         var uri: String
         var value: JSONValue
-        var isInterface: Bool
+        var relativePath: String
+        var isBuiltin: Bool
+        var isInterface: Bool { !relativePath.hasSuffix(".schema.json") }
     }
 
     let options: SchemaOptions
@@ -110,6 +129,7 @@ struct RegistryLoader {
     var types: [String: MessageType] = [:]
     var plainSchemas: [String: Schema] = [:]
     var displayByURI: [String: String] = [:]
+    var documents: [SchemaDocument] = []
 
     init(options: SchemaOptions) { self.options = options }
 
@@ -132,7 +152,8 @@ struct RegistryLoader {
                     // A file at a built-in's relative path replaces it: that is how the repository's
                     // own schema/ is checked as it is on disk.
                     overridden.insert(relative)
-                    parse(bytes, display: display, uri: "file://" + root + "/" + relative, name: relative, into: &sources)
+                    parse(bytes, display: display, uri: "file://" + root + "/" + relative, relativePath: relative,
+                          isBuiltin: false, into: &sources)
                 } catch {
                     report(.error, error)
                 }
@@ -142,19 +163,24 @@ struct RegistryLoader {
             var builtins: [SourceFile] = []
             for file in BuiltinSchemas.files where !overridden.contains(file.path) {
                 parse(Array(file.text.utf8), display: "builtin:" + file.path, uri: RegistryLoader.builtinBase + file.path,
-                      name: file.path, into: &builtins)
+                      relativePath: file.path, isBuiltin: true, into: &builtins)
             }
             sources = builtins + sources
         }
         for source in sources { displayByURI[URI.split(source.uri).0] = source.display }
+        documents = sources.map {
+            SchemaDocument(display: $0.display, uri: $0.uri, relativePath: $0.relativePath, value: $0.value, isBuiltin: $0.isBuiltin)
+        }
         let checked = checkAgainstMetaSchemas(sources)
         compile(checked)
     }
 
-    private mutating func parse(_ bytes: [UInt8], display: String, uri: String, name: String, into sources: inout [SourceFile]) {
+    private mutating func parse(_ bytes: [UInt8], display: String, uri: String, relativePath: String, isBuiltin: Bool,
+                                into sources: inout [SourceFile])
+    {
         do {
             let value = try JSONParser.parse(bytes, limits: RegistryLoader.limits)
-            sources.append(SourceFile(display: display, uri: uri, value: value, isInterface: !name.hasSuffix(".schema.json")))
+            sources.append(SourceFile(display: display, uri: uri, value: value, relativePath: relativePath, isBuiltin: isBuiltin))
         } catch {
             report(.error, SchemaError(location: display, pointer: "", message: "not strict JSON: \(error)"))
         }

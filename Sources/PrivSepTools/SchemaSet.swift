@@ -37,10 +37,8 @@ public struct SchemaSet: Sendable {
     /// Every message of every interface, by interface name then file order.
     public var messages: [MessageType] { interfaces.flatMap(\.messages) }
 
-    static let limits = JSONLimits(maxDepth: 128, maxNumberLength: 400)
-
-    /// Loads the directories through the registry (any error stops here), then reads their
-    /// interface files again as plain JSON.
+    /// Loads the directories through the registry (any error stops here) and takes their
+    /// interface files from the documents it parsed.
     public static func load(directories: [String]) throws(SchemaSetError) -> SchemaSet {
         let registry: SchemaRegistry
         do {
@@ -50,42 +48,22 @@ public struct SchemaSet: Sendable {
         }
         var documents: [String: JSONValue] = [:]
         var interfaces: [Interface] = []
-        var problems: [String] = []
-        for directory in directories {
-            let root = SchemaFiles.absolute(directory)
-            let files: [String]
-            do {
-                files = try SchemaFiles.jsonFiles(in: root)
-            } catch {
-                problems.append("\(error)")
-                continue
-            }
-            for relative in files where !relative.hasSuffix(".schema.json") {
-                let display = directory.hasSuffix("/") ? directory + relative : directory + "/" + relative
-                let value: JSONValue
-                do {
-                    value = try JSONParser.parse(try SchemaFiles.read(root + "/" + relative), limits: limits)
-                } catch {
-                    problems.append("\(display): \(error)")
-                    continue
+        for document in registry.documents where !document.isBuiltin && !document.relativePath.hasSuffix(".schema.json") {
+            let (relative, value) = (document.relativePath, document.value)
+            documents[document.uri] = value
+            // A file at a built-in's relative path replaces it, references included.
+            documents["privsep:/schema/" + relative] = value
+            guard let name = value["interface"]?.stringValue else { continue }
+            var messages: [MessageType] = []
+            if case .object(let entries)? = value["messages"] {
+                for (type, _) in entries.members {
+                    if let message = registry[type], message.file == document.display { messages.append(message) }
                 }
-                let uri = "file://" + root + "/" + relative
-                documents[uri] = value
-                // A file at a built-in's relative path replaces it, references included.
-                documents["privsep:/schema/" + relative] = value
-                guard let name = value["interface"]?.stringValue else { continue }
-                var messages: [MessageType] = []
-                if case .object(let entries)? = value["messages"] {
-                    for (type, _) in entries.members {
-                        if let message = registry[type], message.file == display { messages.append(message) }
-                    }
-                }
-                interfaces.append(Interface(
-                    name: name, description: value["description"]?.stringValue ?? "", file: display,
-                    relativePath: relative, uri: uri, messages: messages))
             }
+            interfaces.append(Interface(
+                name: name, description: value["description"]?.stringValue ?? "", file: document.display,
+                relativePath: relative, uri: document.uri, messages: messages))
         }
-        guard problems.isEmpty else { throw SchemaSetError(problems: problems) }
         interfaces.sort { $0.name < $1.name }
         return SchemaSet(interfaces: interfaces, registry: registry, documents: documents)
     }
