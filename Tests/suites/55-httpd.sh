@@ -4,22 +4,9 @@
 # document root), 405, 400, and an audit line for every decision the broker made.
 set -u
 cd "$(dirname "$0")/../.." || exit 2
-out=Tests/out/httpd
-rm -rf "$out"
-mkdir -p "$out"
-bin=${PRIVSEP_BIN:-$(pwd)/.build/debug}
-[ "$(id -u)" = 0 ] || { echo "httpd: needs root (the broker's sandbox); skipped"; exit 0; }
-[ -x "$bin/privsep" ] || { echo "FAIL httpd: no $bin/privsep (run swift build)"; exit 1; }
-
-work=$(mktemp -d /tmp/privsep-httpd-test.XXXXXX)
-chmod 755 "$work"
-broker=""
-# shellcheck disable=SC2317 # called by the trap
-cleanup() {
-    [ -n "$broker" ] && kill -TERM "$broker" 2>/dev/null && wait "$broker" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+suite=httpd
+# shellcheck source=Tests/suites/lib/broker-suite.sh
+. Tests/suites/lib/broker-suite.sh
 mkdir -p "$work/www/sub" "$work/bin"
 cp examples/httpd/www/index.html examples/httpd/www/style.css "$work/www/"
 printf 'nested\n' >"$work/www/sub/page.txt"

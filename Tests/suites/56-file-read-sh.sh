@@ -6,23 +6,9 @@
 # body the schema refuses (privsep.invalid) the JSON pointer of the bad member.
 set -u
 cd "$(dirname "$0")/../.." || exit 2
-repo=$(pwd)
-out=Tests/out/file-read-sh
-rm -rf "$out"
-mkdir -p "$out"
-bin=${PRIVSEP_BIN:-$repo/.build/debug}
-[ "$(id -u)" = 0 ] || { echo "file-read-sh: needs root (the broker's sandbox); skipped"; exit 0; }
-[ -x "$bin/privsep" ] || { echo "FAIL file-read-sh: no $bin/privsep (run swift build)"; exit 1; }
-
-work=$(mktemp -d /tmp/privsep-file-read.XXXXXX)
-chmod 755 "$work"
-broker=""
-# shellcheck disable=SC2317 # called by the trap
-cleanup() {
-    [ -n "$broker" ] && kill -TERM "$broker" 2>/dev/null && wait "$broker" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+suite=file-read-sh
+# shellcheck source=Tests/suites/lib/broker-suite.sh
+. Tests/suites/lib/broker-suite.sh
 printf 'hello from the broker\n' >"$work/data.txt"
 cat >"$work/reader.sh" <<'SH'
 #!/bin/sh
