@@ -393,8 +393,16 @@ raw_connect(struct reader *r)
 	return fd;
 }
 
-/* After the figures: stay connected until the broker says privsep.shutdown (or closes). */
+/* The line the driver waits for: this helper's figures are all out. */
 static void
+say_done(const char *fig)
+{
+	printf("BENCH %s done\n", fig);
+	fflush(stdout);
+}
+
+/* After the figures: stay connected until the broker says privsep.shutdown (or closes). */
+static void __attribute__((noreturn))
 raw_wait_shutdown(struct reader *r)
 {
 	char *body;
@@ -500,14 +508,12 @@ helper_rounds(const char *fig, const char *type, long n, int reps, int raw)
 	if (raw) {
 		raw_connect(&r);
 		raw_rounds(&r, name, type, n, reps);
-		printf("BENCH %s done\n", name);
-		fflush(stdout);
+		say_done(name);
 		raw_wait_shutdown(&r);
 	}
 	ps = lib_connect();
 	lib_rounds(ps, name, type, n, reps);
-	printf("BENCH %s done\n", name);
-	fflush(stdout);
+	say_done(name);
 	lib_wait_shutdown(ps);
 	return 0;
 }
@@ -630,14 +636,12 @@ helper_fileopen(long n, int reps, int raw, const char *path)
 	if (raw) {
 		raw_connect(&r);
 		raw_file_rounds(&r, fig, path, n, reps);
-		printf("BENCH %s done\n", fig);
-		fflush(stdout);
+		say_done(fig);
 		raw_wait_shutdown(&r);
 	}
 	ps = lib_connect();
 	lib_file_rounds(ps, fig, path, n, reps);
-	printf("BENCH %s done\n", fig);
-	fflush(stdout);
+	say_done(fig);
 	lib_wait_shutdown(ps);
 	return 0;
 }
