@@ -28,6 +28,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import brokerprobe  # noqa: E402
+
 BIN = os.environ.get("PRIVSEP_BIN", ".build/debug")
 RSS_CAP_KIB = 256 * 1024
 # Ratio of the witness's median latency during an attack to its baseline beyond which the attack
@@ -136,25 +139,17 @@ class Broker:
         return self.proc.poll() is None
 
     def status(self):
-        out = subprocess.run([f"{BIN}/privsep", "status", "--json", "--socket", self.control],
-                             capture_output=True, timeout=10)
-        if out.returncode != 0:
-            return None
-        return json.loads(out.stdout)
+        return brokerprobe.status(f"{BIN}/privsep", self.control)
 
     def restart(self, helper):
         subprocess.run([f"{BIN}/privsep", "restart", "--socket", self.control, helper],
                        capture_output=True, timeout=10, check=True)
 
     def fds(self):
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
+        return brokerprobe.open_fds(self.pid)
 
     def rss_kib(self):
-        with open(f"/proc/{self.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return -1
+        return brokerprobe.rss_kib(self.pid)
 
     def log_text(self, start=0):
         with open(self.log_path, "rb") as f:

@@ -28,6 +28,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from brokerprobe import open_fds, rss_kib, status as probe_status  # noqa: E402
+
 BIN = os.environ.get("PRIVSEP_BIN", ".build/debug")
 
 
@@ -55,23 +58,6 @@ def config(work, repo, n_c, n_py, window):
                       "restart": {"policy": "never"}},
         },
     }
-
-
-def status(control):
-    out = subprocess.run([f"{BIN}/privsep", "status", "--json", "--socket", control], capture_output=True, timeout=10)
-    return json.loads(out.stdout) if out.returncode == 0 else None
-
-
-def fds(pid):
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return -1
 
 
 def main():
@@ -116,16 +102,16 @@ def main():
         while time.monotonic() < deadline and broker.poll() is None:
             now = time.monotonic()
             if now >= next_sample:
-                st = status(control)
+                st = probe_status(f"{BIN}/privsep", control)
                 if st is not None:
                     b = st["broker"]
-                    s = (round(now - start, 1), fds(broker.pid), rss_kib(broker.pid), b["requests"], b["final_replies"])
+                    s = (round(now - start, 1), open_fds(broker.pid), rss_kib(broker.pid), b["requests"], b["final_replies"])
                     samples.append(s)
                     if baseline is None and b["requests"] >= args.requests * 0.05:
                         baseline = s
                 next_sample = now + 1.0
             if now >= next_kill and len(results) < 2:
-                st = status(control)
+                st = probe_status(f"{BIN}/privsep", control)
                 victims = [h for h in (st or {}).get("helpers", []) if h["name"] in ("csrv", "pysrv") and "pid" in h]
                 if victims:
                     v = rng.choice(victims)
@@ -153,12 +139,12 @@ def main():
         # Let restarted servers finish their hello so the end state matches the baseline's.
         t = time.monotonic()
         while broker.poll() is None and time.monotonic() - t < 5:
-            st = status(control)
+            st = probe_status(f"{BIN}/privsep", control)
             if st and all(h["state"] == "ready" for h in st["helpers"]):
                 break
             time.sleep(0.1)
-        st = status(control) if broker.poll() is None else None
-        end = (round(time.monotonic() - start, 1), fds(broker.pid), rss_kib(broker.pid),
+        st = probe_status(f"{BIN}/privsep", control) if broker.poll() is None else None
+        end = (round(time.monotonic() - start, 1), open_fds(broker.pid), rss_kib(broker.pid),
                st["broker"]["requests"], st["broker"]["final_replies"]) if st else None
         total_sent = total_final = 0
         codes = {}
