@@ -301,7 +301,9 @@ extension Broker {
     /// Shows a message to every tapping client whose filter matches. `helper` is the helper it
     /// came from (`in`) or goes to (`out`).
     func tap(_ direction: String, _ helper: Helper, _ envelope: Envelope, type: String?, verdict: String? = nil) {
-        let frameSize = envelope.jsonValue.serialized().count
+        var encoded: [UInt8] = []
+        envelope.serialize(into: &encoded)
+        let frameSize = encoded.count
         for client in control.clients.values {
             guard let tap = client.tap else { continue }
             if let wanted = tap.helper, wanted != helper.name { continue }
