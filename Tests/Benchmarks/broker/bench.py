@@ -30,9 +30,10 @@ TIMEOUT = 180.0
 records = []
 
 
-def raw(mode, n):
-    """Runs a raw baseline; returns the per-rep values."""
-    out = subprocess.run([BINARY, mode, str(n), str(REPS)], check=True, capture_output=True, text=True).stdout
+def raw(mode, n, *args):
+    """Runs a raw baseline or a floor (brokerbench raw-* or floor-*); returns the per-rep values."""
+    out = subprocess.run([BINARY, mode, str(n), str(REPS)] + list(args), check=True, capture_output=True,
+                         text=True).stdout
     return [float(line.split()[3]) for line in out.splitlines() if line.startswith("BENCH ")]
 
 
@@ -147,6 +148,26 @@ def record(figure, unit, ours, baseline, goal):
     records.append(rec)
 
 
+# The zero-work C relay (brokerbench floor-*): what any broker costs here, a third process with
+# an epoll_wait, a recvmsg and a sendmsg per wakeup and no JSON. Each broker figure gets it and
+# the raw baseline measured just before it, in its placement; the rows say how far the floor is
+# from raw (physical) and how far we are from the floor (ours). No goals: informational.
+VARIANTS = {"lib": "C client", "raw": "raw frames"}
+
+
+def beside(raw_mode, floor_mode, n, *args):
+    """The raw baseline and the floor, measured just before a broker figure."""
+    return raw(raw_mode, n), raw(floor_mode, n, *args)
+
+
+def record_floor(floor_figure, unit, measured):
+    """measured: [(figure vs the floor, ours, raw values, floor values)] of one family. One row for
+    the floor vs raw (every floor run of the family), then one per broker figure vs its floor."""
+    record(floor_figure, unit, [v for m in measured for v in m[3]], [v for m in measured for v in m[2]], "")
+    for figure, ours, _, floor in measured:
+        record(figure, unit, ours, floor, "")
+
+
 def main():
     base_rtt = raw("raw-rtt", RTT_N)
     base_fd = raw("raw-fd", RTT_N)
@@ -157,25 +178,37 @@ def main():
 
     # Each broker figure is compared with a baseline measured just before it, in the same
     # placement: on a shared machine the load drifts within a run.
-    res = run("ping-lib", {"ping": helper(["ping", RTT_N, REPS, "lib"], may_send=["privsep.ping"])}, 1)
-    record("privsep.ping round trip (C client) vs raw", "ns", res["ping-lib"], raw("raw-rtt", RTT_N), "<= 1.3x")
-    res = run("ping-raw", {"ping": helper(["ping", RTT_N, REPS, "raw"], may_send=["privsep.ping"])}, 1)
-    record("privsep.ping round trip (raw frames, broker only) vs raw", "ns", res["ping-raw"], raw("raw-rtt", RTT_N), "")
+    measured = []
+    for variant, figure, goal in (("lib", "privsep.ping round trip (C client) vs raw", "<= 1.3x"),
+                                  ("raw", "privsep.ping round trip (raw frames, broker only) vs raw", "")):
+        base, floor = beside("raw-rtt", "floor-rtt", RTT_N)
+        res = run("ping-" + variant, {"ping": helper(["ping", RTT_N, REPS, variant], may_send=["privsep.ping"])}, 1)
+        record(figure, "ns", res["ping-" + variant], base, goal)
+        measured.append(("privsep.ping (%s) vs zero-work C relay" % VARIANTS[variant], res["ping-" + variant],
+                         base, floor))
+    record_floor("zero-work C relay ping vs raw ping-pong", "ns", measured)
 
-    res = run("routed-lib", {
-        "client": helper(["routed", RTT_N, REPS, "lib"], may_send=["bench.broker.echo"]),
-        "server": helper(["server", "lib"], serves=["bench.broker.echo"])}, 1)
-    record("routed request helper->broker->helper (C client) vs raw", "ns", res["routed-lib"], raw("raw-rtt", RTT_N), "<= 2.3x")
-    res = run("routed-raw", {
-        "client": helper(["routed", RTT_N, REPS, "raw"], may_send=["bench.broker.echo"]),
-        "server": helper(["server", "raw"], serves=["bench.broker.echo"])}, 1)
-    record("routed request (raw frames, broker only) vs raw", "ns", res["routed-raw"], raw("raw-rtt", RTT_N), "<= 2.3x")
+    measured = []
+    for variant, figure in (("lib", "routed request helper->broker->helper (C client) vs raw"),
+                            ("raw", "routed request (raw frames, broker only) vs raw")):
+        base, floor = beside("raw-rtt", "floor-routed", RTT_N)
+        res = run("routed-" + variant, {
+            "client": helper(["routed", RTT_N, REPS, variant], may_send=["bench.broker.echo"]),
+            "server": helper(["server", variant], serves=["bench.broker.echo"])}, 1)
+        record(figure, "ns", res["routed-" + variant], base, "<= 2.3x")
+        measured.append(("routed request (%s) vs zero-work C relay" % VARIANTS[variant], res["routed-" + variant],
+                         base, floor))
+    record_floor("zero-work C relay routed request vs raw ping-pong", "ns", measured)
 
+    # msg/s: these ratios are better the higher they are.
+    base, floor = beside("raw-oneway", "floor-oneway", EVENTS_N)
     res = run("events", {
         "client": helper(["events", EVENTS_N, REPS], may_send=["bench.broker.tick", "bench.broker.echo"]),
         "server": helper(["server", "raw"], serves=["bench.broker.echo"], receives=["bench.broker.tick"])}, 1)
     record("routed one-way events, validated, pipelined", "msg/s", res["events"], None, ">= 300000")
-    record("routed one-way events vs raw one-way", "msg/s", res["events"], raw("raw-oneway", EVENTS_N), ">= 0.3x")
+    record("routed one-way events vs raw one-way", "msg/s", res["events"], base, ">= 0.3x")
+    record_floor("zero-work C relay one-way vs raw one-way", "msg/s",
+                 [("routed one-way events vs zero-work C relay", res["events"], base, floor)])
 
     # privsep.file.open of a small file the helper's `files` rule allows, for reading: the
     # descriptor comes with the reply and the helper closes it. The broker logs one audit line
@@ -186,12 +219,19 @@ def main():
     with open(small, "w") as f:
         f.write("x" * 119 + "\n")
     rule = [{"path": small, "access": ["read"]}]
+    measured = []
     for variant, figure, goal in (
             ("lib", "file.open round trip with fd vs raw SCM_RIGHTS ping-pong", "<= 1.5x"),
             ("raw", "file.open round trip (raw frames, broker only) vs raw SCM_RIGHTS", "")):
+        # The floor opens the same file for each request and sends one descriptor back; raw-fd
+        # sends one each way and opens nothing.
+        base, floor = beside("raw-fd", "floor-fd", RTT_N, small)
         res = run("fileopen-" + variant, {"files": helper(["fileopen", RTT_N, REPS, variant, small],
                                                          may_send=["privsep.file.open"], files=rule)}, 1)
-        record(figure, "ns", res["fileopen-" + variant], raw("raw-fd", RTT_N), goal)
+        record(figure, "ns", res["fileopen-" + variant], base, goal)
+        measured.append(("file.open (%s) vs zero-work C relay open + fd" % VARIANTS[variant],
+                         res["fileopen-" + variant], base, floor))
+    record_floor("zero-work C relay open + fd vs raw SCM_RIGHTS ping-pong", "ns", measured)
 
     # Scale: k helpers connected (k-1 idle), one pinging through the C client; RSS once all are up.
     for k in SCALE:

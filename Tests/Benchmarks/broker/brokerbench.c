@@ -5,6 +5,13 @@
  *   brokerbench raw-rtt N REPS           ping-pong over a socketpair with a forked peer
  *   brokerbench raw-fd N REPS            the same, one SCM_RIGHTS descriptor each way
  *   brokerbench raw-oneway N REPS        per-frame writes from a forked writer, msg/s
+ * The floor, a zero-work broker in C (epoll, recvmsg, frames split by their prefix, one
+ * sendmsg per peer per wakeup, no JSON) between forked processes, no privsep involved:
+ *   brokerbench floor-rtt N REPS         the raw-rtt client; the relay answers a canned reply
+ *   brokerbench floor-routed N REPS      the raw-rtt client; the relay forwards to the raw peer
+ *   brokerbench floor-oneway N REPS      the raw-oneway writer and reader, through the relay
+ *   brokerbench floor-fd N REPS [PATH]   floor-rtt, the relay opening PATH (/etc/hostname) for
+ *                                        each reply and sending it (SCM_RIGHTS, one per round trip)
  * Under the broker (PRIVSEP_FD set), the result lines go to stdout, which the broker logs:
  *   brokerbench ping N REPS lib|raw      privsep.ping round trips (libprivsep or raw frames)
  *   brokerbench routed N REPS lib|raw    bench.broker.echo round trips, served by another helper
@@ -21,6 +28,7 @@
  */
 #define _GNU_SOURCE	/* memmem */
 
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -28,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,28 +283,29 @@ fork_peer(int sv[2], void (*peer)(int, int), int arg)
 	return pid;
 }
 
-static int
-raw_rtt(long n, int reps, int with_fd)
+/*
+ * The client of every ping-pong figure: N round trips of 120-byte frames a rep (rep 0 warms
+ * up), ns per round trip. fd >= 0 goes with each request; fd_back: one comes with each reply.
+ */
+static void
+rtt_rounds(int sock, const char *fig, long n, int reps, int fd, int fd_back)
 {
 	static struct reader r;
 	char req[256], buf[512], *body;
-	const char *fig = with_fd ? "raw-fd" : "raw-rtt";
 	size_t len;
 	double t0;
 	long i, id = 1;
-	int sv[2], rep, devnull = -1;
-	pid_t pid = fork_peer(sv, echo_peer, with_fd);
+	int rep;
 
-	if (with_fd && (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
-		die("open /dev/null");
-	r.fd = sv[0];
-	for (rep = 0; rep <= reps; rep++) {	/* rep 0 warms up */
+	r.fd = sock;
+	r.start = r.end = 0;
+	for (rep = 0; rep <= reps; rep++) {
 		t0 = now_ns();
 		for (i = 0; i < n; i++, id++) {
 			len = request_json(req, sizeof(req), "privsep.ping", id);
-			write_frame(sv[0], req, len, devnull);
-			if (with_fd) {
-				if (recv_frame_fd(sv[0], buf, sizeof(buf)) != 1)
+			write_frame(sock, req, len, fd);
+			if (fd_back) {
+				if (recv_frame_fd(sock, buf, sizeof(buf)) != 1)
 					die("recv fd");
 			} else if (next_frame(&r, &body, &len) == -1)
 				die("read");
@@ -303,29 +313,50 @@ raw_rtt(long n, int reps, int with_fd)
 		if (rep > 0)
 			printf("BENCH %s %d %.1f\n", fig, rep, (now_ns() - t0) / (double)n);
 	}
+}
+
+static int
+raw_rtt(long n, int reps, int with_fd)
+{
+	int sv[2], devnull = -1;
+	pid_t pid = fork_peer(sv, echo_peer, with_fd);
+
+	if (with_fd && (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) == -1)
+		die("open /dev/null");
+	rtt_rounds(sv[0], with_fd ? "raw-fd" : "raw-rtt", n, reps, devnull, with_fd);
 	close(sv[0]);
 	waitpid(pid, NULL, 0);
 	return 0;
 }
 
-/* The raw writer: on each "go" byte, N frames with one write each. */
+/* The one-way writers: on each "go", N frames with one write each. */
 static long oneway_n;
 
 static void
+write_events(int sock, long *seq)
+{
+	char ev[256];
+	size_t len;
+	long i;
+
+	for (i = 0; i < oneway_n; i++) {
+		len = event_json(ev, sizeof(ev), "bench.broker.tick", (*seq)++);
+		write_frame(sock, ev, len, -1);
+	}
+}
+
+/* The raw writer's "go" is one byte. */
+static void
 oneway_writer(int sock, int unused)
 {
-	char ev[256], go;
-	size_t len;
-	long i, seq = 0;
+	char go;
+	long seq = 0;
 
 	(void)unused;
 	for (;;) {
 		if (read(sock, &go, 1) != 1)
 			_exit(0);
-		for (i = 0; i < oneway_n; i++) {
-			len = event_json(ev, sizeof(ev), "bench.broker.tick", seq++);
-			write_frame(sock, ev, len, -1);
-		}
+		write_events(sock, &seq);
 	}
 }
 
@@ -355,6 +386,369 @@ raw_oneway(long n, int reps)
 	}
 	close(sv[0]);
 	waitpid(pid, NULL, 0);
+	return 0;
+}
+
+/* --- The floor: a zero-work broker in C --------------------------------- */
+
+/*
+ * What any broker must do for a message, and nothing else: a third process woken by epoll,
+ * one recvmsg per readable socket into a 64 KiB buffer, frames split by their length prefix,
+ * and one sendmsg per destination per wakeup carrying everything queued for it. It parses
+ * no JSON: it forwards frames as they are, or (with one socket) answers each with a canned
+ * reply of the ping reply's size, plus a descriptor of floor_path when that is set.
+ */
+#define RELAY_FDS	16	/* descriptors in one sendmsg at most */
+
+struct relay_end {
+	int		  fd;
+	uint32_t	  events;	/* what epoll watches it for */
+	struct relay_end *to;		/* where its frames go; itself when the relay answers */
+	size_t		  start, end;	/* input not yet consumed */
+	char		  in[RBUF_BYTES];
+	size_t		  outlen;	/* queued for the next sendmsg */
+	char		  out[RBUF_BYTES];
+	int		  fds[RELAY_FDS];
+	int		  nfds;
+};
+
+static const char *floor_path;		/* floor-fd: the file opened for each request */
+static char canned[FRAME_BYTES];	/* the answering relay's reply, prefix included */
+
+static void
+canned_reply(void)
+{
+	char json[256];
+	int base, n;
+
+	base = snprintf(json, sizeof(json), "{\"re\":0,\"body\":{\"seq\":0,\"payload\":\"\"},\"from\":\"broker\"}");
+	n = snprintf(json, sizeof(json), "{\"re\":0,\"body\":{\"seq\":0,\"payload\":\"%.*s\"},\"from\":\"broker\"}",
+	    FRAME_BYTES - 4 - base, filler);
+	if (n != FRAME_BYTES - 4) {
+		fprintf(stderr, "brokerbench: canned reply of %d bytes\n", n);
+		exit(1);
+	}
+	canned[0] = canned[1] = 0;
+	canned[2] = (char)(n >> 8);
+	canned[3] = (char)n;
+	memcpy(canned + 4, json, (size_t)n);
+}
+
+/* The size of e's next whole frame with its prefix; 0 while it is incomplete. */
+static size_t
+relay_next(struct relay_end *e)
+{
+	unsigned char *p = (unsigned char *)e->in + e->start;
+	size_t n;
+
+	if (e->end - e->start < 4)
+		return 0;
+	n = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+	if (n > sizeof(e->in) - 4) {
+		fprintf(stderr, "brokerbench: relay: frame of %zu bytes\n", n);
+		exit(1);
+	}
+	return e->end - e->start >= 4 + n ? 4 + n : 0;
+}
+
+/* One recvmsg into e's buffer; 0 when the peer is gone (the relay's work is over). */
+static int
+relay_read(struct relay_end *e)
+{
+	struct iovec iov;
+	struct msghdr msg;
+	ssize_t got;
+
+	if (e->start > 0) {
+		memmove(e->in, e->in + e->start, e->end - e->start);
+		e->end -= e->start;
+		e->start = 0;
+	}
+	if (e->end == sizeof(e->in))
+		return 1;	/* a whole frame waits for room in its destination */
+	iov.iov_base = e->in + e->end;
+	iov.iov_len = sizeof(e->in) - e->end;
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	got = recvmsg(e->fd, &msg, MSG_CMSG_CLOEXEC);
+	if (got == -1 && (errno == EAGAIN || errno == EINTR))
+		return 1;
+	if (got == -1 && errno != ECONNRESET)
+		die("relay recvmsg");
+	if (got <= 0)
+		return 0;
+	e->end += (size_t)got;
+	return 1;
+}
+
+/* Queues e's whole frames for their destination while they fit: as they are, or answered. */
+static void
+relay_frames(struct relay_end *e)
+{
+	struct relay_end *to = e->to;
+	const char *src;
+	size_t len, outn;
+	int fd;
+
+	while ((len = relay_next(e)) > 0) {
+		src = to == e ? canned : e->in + e->start;
+		outn = to == e ? sizeof(canned) : len;
+		if (to->outlen + outn > sizeof(to->out) || to->nfds == RELAY_FDS)
+			break;
+		if (to == e && floor_path != NULL) {
+			if ((fd = open(floor_path, O_RDONLY | O_CLOEXEC)) == -1)
+				die(floor_path);
+			to->fds[to->nfds++] = fd;
+		}
+		memcpy(to->out + to->outlen, src, outn);
+		to->outlen += outn;
+		e->start += len;
+	}
+}
+
+/* One sendmsg of all that is queued for e, with its descriptors; the rest stays queued. */
+static void
+relay_flush(struct relay_end *e)
+{
+	char cbuf[CMSG_SPACE(RELAY_FDS * sizeof(int))];
+	struct iovec iov;
+	struct msghdr msg;
+	struct cmsghdr *cm;
+	ssize_t sent;
+	int i;
+
+	iov.iov_base = e->out;
+	iov.iov_len = e->outlen;
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	if (e->nfds > 0) {
+		memset(cbuf, 0, sizeof(cbuf));
+		msg.msg_control = cbuf;
+		msg.msg_controllen = CMSG_SPACE((size_t)e->nfds * sizeof(int));
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN((size_t)e->nfds * sizeof(int));
+		memcpy(CMSG_DATA(cm), e->fds, (size_t)e->nfds * sizeof(int));
+	}
+	sent = sendmsg(e->fd, &msg, MSG_NOSIGNAL);
+	if (sent == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (sent == -1 && (errno == EPIPE || errno == ECONNRESET))
+		_exit(0);
+	if (sent == -1)
+		die("relay sendmsg");
+	/* The descriptors went with the first byte: the relay's copies are done with. */
+	for (i = 0; i < e->nfds; i++)
+		close(e->fds[i]);
+	e->nfds = 0;
+	memmove(e->out, e->out + sent, e->outlen - (size_t)sent);
+	e->outlen -= (size_t)sent;
+}
+
+/* Reads a socket only while its destination's queue is empty; waits to write while its own is not. */
+static void
+relay_watch(int ep, struct relay_end *e)
+{
+	struct epoll_event ev;
+	uint32_t want;
+
+	want = (e->to->outlen == 0 ? EPOLLIN : 0) | (e->outlen > 0 ? EPOLLOUT : 0);
+	if (want == e->events)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = want;
+	ev.data.ptr = e;
+	if (epoll_ctl(ep, EPOLL_CTL_MOD, e->fd, &ev) == -1)
+		die("epoll_ctl");
+	e->events = want;
+}
+
+/* The relay between a and b, or answering a alone (b == -1); returns when a peer is gone. */
+static void
+relay_run(int a, int b)
+{
+	static struct relay_end ends[2];
+	struct epoll_event ev, evs[2];
+	int count = b == -1 ? 1 : 2, ep, i, n, timeout;
+
+	canned_reply();
+	ends[0].fd = a;
+	ends[1].fd = b;
+	ends[0].to = &ends[count - 1];
+	ends[1].to = &ends[0];
+	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
+		die("epoll_create1");
+	for (i = 0; i < count; i++) {
+		if (fcntl(ends[i].fd, F_SETFL, fcntl(ends[i].fd, F_GETFL) | O_NONBLOCK) == -1)
+			die("fcntl");
+		memset(&ev, 0, sizeof(ev));
+		ev.events = ends[i].events = EPOLLIN;
+		ev.data.ptr = &ends[i];
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, ends[i].fd, &ev) == -1)
+			die("epoll_ctl");
+	}
+	for (;;) {
+		/* A whole frame left behind for lack of room is taken without waiting. */
+		timeout = -1;
+		for (i = 0; i < count; i++)
+			if (relay_next(&ends[i]) > 0 && ends[i].to->outlen == 0)
+				timeout = 0;
+		if ((n = epoll_wait(ep, evs, 2, timeout)) == -1) {
+			if (errno == EINTR)
+				continue;
+			die("epoll_wait");
+		}
+		for (i = 0; i < n; i++) {
+			if (evs[i].events & EPOLLIN) {
+				if (relay_read(evs[i].data.ptr) == 0)
+					return;
+			} else if (evs[i].events & (EPOLLHUP | EPOLLERR))
+				return;
+		}
+		for (i = 0; i < count; i++)
+			relay_frames(&ends[i]);
+		for (i = 0; i < count; i++)
+			if (ends[i].outlen > 0)
+				relay_flush(&ends[i]);
+		for (i = 0; i < count; i++)
+			relay_watch(ep, &ends[i]);
+	}
+}
+
+/* Forks fn(a, b) holding only a and b of fds: a copy of a peer's end would hide its close. */
+static pid_t
+fork_with(const int *fds, int nfds, void (*fn)(int, int), int a, int b)
+{
+	pid_t pid;
+	int i;
+
+	if ((pid = fork()) == -1)
+		die("fork");
+	if (pid == 0) {
+		for (i = 0; i < nfds; i++)
+			if (fds[i] != -1 && fds[i] != a && fds[i] != b)
+				close(fds[i]);
+		fn(a, b);
+		_exit(0);
+	}
+	return pid;
+}
+
+/*
+ * The caller's socket to a forked relay, and behind the relay (when far is set) a forked far
+ * end: the server or the writer. pids[] gets the children, -1 for none.
+ */
+static int
+floor_setup(void (*far)(int, int), pid_t pids[2])
+{
+	int sv[4] = { -1, -1, -1, -1 };	/* caller, relay near, relay far, far end */
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1 ||
+	    (far != NULL && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv + 2) == -1))
+		die("socketpair");
+	pids[1] = far != NULL ? fork_with(sv, 4, far, sv[3], -1) : -1;
+	pids[0] = fork_with(sv, 4, relay_run, sv[1], sv[2]);
+	close(sv[1]);
+	if (far != NULL) {
+		close(sv[2]);
+		close(sv[3]);
+	}
+	return sv[0];
+}
+
+/* Closing the caller's end stops the relay, whose exit stops the far end. */
+static void
+floor_teardown(int sock, pid_t pids[2])
+{
+	close(sock);
+	if (waitpid(pids[0], NULL, 0) == -1)
+		die("waitpid");
+	if (pids[1] != -1 && waitpid(pids[1], NULL, 0) == -1)
+		die("waitpid");
+}
+
+/* The routed server is the raw peer: it answers in the broker's shape. */
+static void
+floor_server(int sock, int unused)
+{
+	(void)unused;
+	echo_peer(sock, 0);
+}
+
+/* The writer behind the relay: its "go" is a frame, which came through the relay. */
+static void
+floor_writer(int sock, int unused)
+{
+	static struct reader r;
+	char *body;
+	size_t len;
+	long seq = 0;
+
+	(void)unused;
+	r.fd = sock;
+	while (next_frame(&r, &body, &len) == 0)
+		write_events(sock, &seq);
+}
+
+/* floor-rtt, floor-routed: the raw-rtt client, through the relay (to the relay's own answer). */
+static int
+floor_rtt(long n, int reps, int routed)
+{
+	pid_t pids[2];
+	int sock = floor_setup(routed ? floor_server : NULL, pids);
+
+	rtt_rounds(sock, routed ? "floor-routed" : "floor-rtt", n, reps, -1, 0);
+	floor_teardown(sock, pids);
+	return 0;
+}
+
+/*
+ * floor-fd: the relay opens path for each request and sends the descriptor with its reply;
+ * the client closes it. One descriptor per round trip, as file.open (raw-fd sends one each way).
+ */
+static int
+floor_fd(long n, int reps, const char *path)
+{
+	pid_t pids[2];
+	int sock;
+
+	if (access(path, R_OK) == -1)
+		die(path);
+	floor_path = path;
+	sock = floor_setup(NULL, pids);
+	rtt_rounds(sock, "floor-fd", n, reps, -1, 1);
+	floor_teardown(sock, pids);
+	return 0;
+}
+
+/* floor-oneway: raw-oneway's reader, the writer behind the relay. */
+static int
+floor_oneway(long n, int reps)
+{
+	static struct reader r;
+	char go[256], *body;
+	size_t len;
+	double t0;
+	long i;
+	pid_t pids[2];
+	int rep;
+
+	oneway_n = n;
+	r.fd = floor_setup(floor_writer, pids);
+	for (rep = 0; rep <= reps; rep++) {
+		t0 = now_ns();
+		len = request_json(go, sizeof(go), "bench.floor.go", rep + 1);
+		write_frame(r.fd, go, len, -1);
+		for (i = 0; i < n; i++)
+			if (next_frame(&r, &body, &len) == -1)
+				die("read");
+		if (rep > 0)
+			printf("BENCH floor-oneway %d %.0f\n", rep, (double)n * 1e9 / (now_ns() - t0));
+	}
+	floor_teardown(r.fd, pids);
 	return 0;
 }
 
@@ -725,6 +1119,14 @@ main(int argc, char **argv)
 		return raw_rtt(n, reps, 1);
 	if (strcmp(mode, "raw-oneway") == 0)
 		return raw_oneway(n, reps);
+	if (strcmp(mode, "floor-rtt") == 0)
+		return floor_rtt(n, reps, 0);
+	if (strcmp(mode, "floor-routed") == 0)
+		return floor_rtt(n, reps, 1);
+	if (strcmp(mode, "floor-oneway") == 0)
+		return floor_oneway(n, reps);
+	if (strcmp(mode, "floor-fd") == 0)
+		return floor_fd(n, reps, argc > 4 ? argv[4] : "/etc/hostname");
 	if (strcmp(mode, "ping") == 0)
 		return helper_rounds("ping", "privsep.ping", n, reps, raw);
 	if (strcmp(mode, "routed") == 0)
@@ -740,6 +1142,7 @@ main(int argc, char **argv)
 	if (strcmp(mode, "load") == 0)
 		return helper_load(n);
 	fprintf(stderr, "usage: brokerbench raw-rtt|raw-fd|raw-oneway|ping|routed|events N REPS [lib|raw]\n"
+	    "       brokerbench floor-rtt|floor-routed|floor-oneway N REPS | floor-fd N REPS [PATH]\n"
 	    "       brokerbench fileopen N REPS lib|raw PATH\n"
 	    "       brokerbench server lib|raw | idle | load N\n");
 	return 2;
