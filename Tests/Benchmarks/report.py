@@ -29,6 +29,18 @@ for k in (1, 10, 100, 500):
     EXPECTED.append(("scale %d helpers: privsep.ping round trip (C client)" % k, "broker", ""))
     if k != 100:    # its RSS is "broker RSS, 100 idle helpers"
         EXPECTED.append(("scale %d helpers: broker RSS" % k, "broker", ""))
+# The floor (broker/bench.py): a zero-work C relay vs raw, then ours vs the floor; no limits.
+for floor, ours in (("zero-work C relay ping vs raw ping-pong", "privsep.ping (%s) vs zero-work C relay"),
+                    ("zero-work C relay routed request vs raw ping-pong", "routed request (%s) vs zero-work C relay"),
+                    ("zero-work C relay one-way vs raw one-way", None),
+                    ("zero-work C relay open + fd vs raw SCM_RIGHTS ping-pong",
+                     "file.open (%s) vs zero-work C relay open + fd")):
+    EXPECTED.append((floor, "broker", ""))
+    if ours is None:
+        EXPECTED.append(("routed one-way events vs zero-work C relay", "broker", ""))
+        continue
+    for variant in ("C client", "raw frames"):
+        EXPECTED.append((ours % variant, "broker", ""))
 PLACEMENTS = ["same-cpu", "free"]
 
 
