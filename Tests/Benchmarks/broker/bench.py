@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Broker benchmarks: raw socketpair baselines beside the real release broker, same run.
+"""Broker benchmarks: raw socketpair baselines and the floor (a zero-work C relay) beside the
+real release broker, same run.
 
 Usage: bench.py WORKDIR PRIVSEP BROKERBENCH PLACEMENT
 
