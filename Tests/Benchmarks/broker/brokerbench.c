@@ -67,6 +67,17 @@ die(const char *what)
 	exit(1);
 }
 
+/* A read that found the end of the stream (errno says nothing then) or failed. */
+static void
+die_peer(const char *fig)
+{
+	if (errno == 0)
+		fprintf(stderr, "brokerbench: %s: the peer closed the socket\n", fig);
+	else
+		fprintf(stderr, "brokerbench: %s: read: %s\n", fig, strerror(errno));
+	exit(1);
+}
+
 /* --- Framing shared by the baselines and the raw helpers ----------------- */
 
 /* A buffered frame reader: whole frames out of large reads. */
@@ -304,11 +315,12 @@ rtt_rounds(int sock, const char *fig, long n, int reps, int fd, int fd_back)
 		for (i = 0; i < n; i++, id++) {
 			len = request_json(req, sizeof(req), "privsep.ping", id);
 			write_frame(sock, req, len, fd);
+			errno = 0;
 			if (fd_back) {
 				if (recv_frame_fd(sock, buf, sizeof(buf)) != 1)
-					die("recv fd");
+					die_peer(fig);
 			} else if (next_frame(&r, &body, &len) == -1)
-				die("read");
+				die_peer(fig);
 		}
 		if (rep > 0)
 			printf("BENCH %s %d %.1f\n", fig, rep, (now_ns() - t0) / (double)n);
@@ -742,9 +754,10 @@ floor_oneway(long n, int reps)
 		t0 = now_ns();
 		len = request_json(go, sizeof(go), "bench.floor.go", rep + 1);
 		write_frame(r.fd, go, len, -1);
+		errno = 0;
 		for (i = 0; i < n; i++)
 			if (next_frame(&r, &body, &len) == -1)
-				die("read");
+				die_peer("floor-oneway");
 		if (rep > 0)
 			printf("BENCH floor-oneway %d %.0f\n", rep, (double)n * 1e9 / (now_ns() - t0));
 	}
