@@ -73,3 +73,65 @@ public struct ContractCatalog: Sendable {
 
     public subscript(type: String) -> MessageContract? { contracts[type] }
 }
+
+/// A message type as the router uses it: everything it asks about a type by name, answered
+/// once at load, so a message costs one lookup of its type instead of one per question (the
+/// contract, the built-in handler, the server, the receivers, each helper's policy, the counters).
+final class RoutedType {
+    /// Its position in the broker's `TypeTable`: each helper's permissions and counters are
+    /// arrays in this order.
+    let index: Int
+    let contract: MessageContract
+    /// The broker's own handler, for the built-in requests.
+    let service: BuiltinService?
+    /// The broker's own handler, for the built-in events.
+    let event: BuiltinEvent?
+    /// The slot configured to serve it (requests; unique by config check).
+    let server: Int?
+    /// The slots whose configured policy receives it (events). Policies only shrink at run
+    /// time (privsep.restrict), so this is a superset; delivery checks the current policy.
+    let receivers: [Int]
+
+    init(index: Int, contract: MessageContract, service: BuiltinService?, event: BuiltinEvent?,
+         server: Int?, receivers: [Int])
+    {
+        self.index = index
+        self.contract = contract
+        self.service = service
+        self.event = event
+        self.server = server
+        self.receivers = receivers
+    }
+
+    var name: String { contract.type }
+}
+
+/// The message types of one broker run, by name and by index.
+struct TypeTable {
+    private(set) var byName: [String: RoutedType] = [:]
+    private(set) var byIndex: [RoutedType] = []
+
+    /// Adds every contract of `catalog`, in name order (so indexes do not depend on hashing).
+    init(_ catalog: ContractCatalog, resolve: (Int, MessageContract) -> RoutedType) {
+        for type in catalog.contracts.keys.sorted() {
+            guard let contract = catalog[type] else { continue }
+            let routed = resolve(byIndex.count, contract)
+            byName[type] = routed
+            byIndex.append(routed)
+        }
+    }
+
+    init() {}
+
+    var count: Int { byIndex.count }
+
+    subscript(name: String) -> RoutedType? { byName[name] }
+
+    /// One flag per type, set for the names in `names` (names of no type are ignored: the
+    /// config check has already refused them, and a restriction can only name fewer).
+    func flags(_ names: Set<String>) -> [Bool] {
+        var flags = [Bool](repeating: false, count: byIndex.count)
+        for name in names { if let routed = byName[name] { flags[routed.index] = true } }
+        return flags
+    }
+}

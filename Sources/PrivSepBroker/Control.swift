@@ -158,10 +158,12 @@ extension Broker {
             updateControlInterest(client)
         }
         guard !readiness.isDisjoint(with: [.readable, .hangup]) else { return }
+        var frames: [Incoming] = []
         for _ in 0..<Broker.readsPerWakeup {
             let status: ReadStatus
+            frames.removeAll(keepingCapacity: true)
             do {
-                status = try client.connection.read()
+                status = try client.connection.read(into: &frames)
             } catch {
                 dropControlClient(client)
                 return
@@ -171,7 +173,7 @@ extension Broker {
             case .endOfStream:
                 dropControlClient(client)
                 return
-            case .frames(let frames):
+            case .frames:
                 for frame in frames {
                     guard case .message(let message) = frame else { continue }
                     handleControl(message.envelope, from: client)
@@ -285,12 +287,16 @@ extension Broker {
                 entry["pid"] = .number(JSONNumber(Int64(process.pid)))
                 entry["uptime_ms"] = .number(JSONNumber((now - process.startedAt) / 1_000_000))
             }
-            var types = JSONObject()
-            for type in helper.received.keys.sorted() {
-                let counters = helper.received[type] ?? TypeCounters()
-                types[type] = ["messages": .number(JSONNumber(counters.messages)), "errors": .number(JSONNumber(counters.errors))]
+            var counted = helper.receivedUnknown
+            for routed in types.byIndex where helper.received[routed.index].messages > 0 {
+                counted[routed.name] = helper.received[routed.index]
             }
-            entry["types"] = .object(types)
+            var byType = JSONObject()
+            for type in counted.keys.sorted() {
+                let counters = counted[type] ?? TypeCounters()
+                byType[type] = ["messages": .number(JSONNumber(counters.messages)), "errors": .number(JSONNumber(counters.errors))]
+            }
+            entry["types"] = .object(byType)
             return .object(entry)
         }
         return ["broker": .object(broker), "helpers": .array(list)]

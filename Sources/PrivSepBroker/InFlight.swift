@@ -19,7 +19,8 @@ struct InFlightRequest {
     let requesterID: Int64
     /// The serving slot, and the generation the request was (or will be) delivered to.
     var server: HelperRef
-    let type: String
+    let routed: RoutedType
+    var type: String { routed.name }
     /// When the request times out; pushed back by each partial (`more`) reply.
     var deadline: Int64
 }
@@ -42,7 +43,7 @@ struct InFlightTable {
     }
 
     /// Records a request and returns the broker id it is forwarded under.
-    mutating func insert(requester: HelperRef, requesterID: Int64, server: HelperRef, type: String,
+    mutating func insert(requester: HelperRef, requesterID: Int64, server: HelperRef, routed: RoutedType,
                          deadline: Int64) -> Int64
     {
         let brokerID = nextBrokerID
@@ -50,7 +51,7 @@ struct InFlightTable {
         nextBrokerID = nextBrokerID >= (1 << 53) - 1 ? 1 : nextBrokerID + 1
         byBrokerID[brokerID] = InFlightRequest(
             brokerID: brokerID, requester: requester, requesterID: requesterID, server: server,
-            type: type, deadline: deadline)
+            routed: routed, deadline: deadline)
         idsByRequester[requester.slot, default: []].insert(requesterID)
         return brokerID
     }

@@ -23,11 +23,6 @@ public struct HelperPolicy: Sendable, Equatable {
     /// its own permissions (which can only make it safer).
     public static let alwaysAllowed: Set<String> = ["privsep.hello", "privsep.restrict"]
 
-    /// Whether the helper may send `type`.
-    public func allowsSending(_ type: String) -> Bool {
-        maySend.contains(type) || HelperPolicy.alwaysAllowed.contains(type)
-    }
-
     /// Keeps only the permissions also present in the given lists; a nil list leaves that set
     /// alone. Returns the types that were dropped, for the log.
     public mutating func restrict(maySend keepSend: Set<String>?, serves keepServes: Set<String>?,
@@ -47,5 +42,20 @@ public struct HelperPolicy: Sendable, Equatable {
             receives.formIntersection(keepReceives)
         }
         return dropped
+    }
+}
+
+/// A helper's policy as one flag per message type, indexed like the broker's `TypeTable`: what
+/// the router checks for every message, without hashing the type's name again.
+struct PolicyFlags {
+    /// Types it may send, `HelperPolicy.alwaysAllowed` included.
+    let maySend: [Bool]
+    let serves: [Bool]
+    let receives: [Bool]
+
+    init(_ policy: HelperPolicy, types: TypeTable) {
+        maySend = types.flags(policy.maySend.union(HelperPolicy.alwaysAllowed))
+        serves = types.flags(policy.serves)
+        receives = types.flags(policy.receives)
     }
 }

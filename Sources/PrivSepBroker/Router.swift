@@ -32,7 +32,7 @@ extension Broker {
         if !hungUp && overRate(helper) { return false }
         let status: ReadStatus
         do {
-            status = try connection.read()
+            status = try connection.read(into: &helper.held)
         } catch {
             protocolFailure(helper, error)
             return false
@@ -43,8 +43,7 @@ extension Broker {
         case .endOfStream:
             disconnect(helper, reason: "closed its connection")
             return false
-        case .frames(let incoming):
-            helper.held.append(contentsOf: incoming)
+        case .frames:
             processHeld(helper)
             return true
         }
@@ -122,16 +121,17 @@ extension Broker {
         case route(Helper)
     }
 
-    private func admit(_ message: ReceivedMessage, type: String, from helper: Helper) -> Admission {
+    private func admit(_ message: ReceivedMessage, _ routed: RoutedType?, type: String, from helper: Helper) -> Admission {
         let envelope = message.envelope
         guard phase == .running else { return .refuse(.shuttingDown, "the broker is shutting down", data: nil, violation: false) }
-        guard let contract = catalog[type] else {
+        guard let routed else {
             return .refuse(.unknownType, "no message type \(type) is defined", data: nil, violation: true)
         }
+        let contract = routed.contract
         guard contract.kind == .request else {
             return .refuse(.invalid, "\(type) is an event: send it without an id", data: nil, violation: true)
         }
-        guard helper.policy.allowsSending(type) else {
+        guard helper.allowed.maySend[routed.index] else {
             return .refuse(.denied, "helper \(helper.name) may not send \(type)", data: nil, violation: true)
         }
         guard message.fds.count == contract.fds else {
@@ -141,8 +141,8 @@ extension Broker {
         if let problems = contract.checkBody(.object(envelope.body)) {
             return .refuse(.invalid, "body does not match the schema of \(type)", data: invalidData(problems), violation: true)
         }
-        if let service = builtinService(type) { return .service(service) }
-        guard let serverSlot = servers[type], helpers[serverSlot].policy.serves.contains(type) else {
+        if let service = routed.service { return .service(service) }
+        guard let serverSlot = routed.server, helpers[serverSlot].allowed.serves[routed.index] else {
             return .refuse(.unavailable, "no helper serves \(type)", data: nil, violation: false)
         }
         let server = helpers[serverSlot]
@@ -166,10 +166,11 @@ extension Broker {
                 .duplicateId, "request id \(id) is already in flight: ids must be unique among a sender's open requests"))
             return true
         }
-        let admission = admit(message, type: type, from: helper)
+        let routed = types[type]
+        let admission = admit(message, routed, type: type, from: helper)
         if case .route(let server) = admission, server.isReady, server.isFull { return block(helper, on: server) }
         counters.requestsAccepted += 1
-        helper.count(type)
+        helper.count(routed, type)
         if control.tapping > 0 {
             var verdict = "accepted"
             if case .refuse(let code, _, _, _) = admission { verdict = code.rawValue }
@@ -177,23 +178,26 @@ extension Broker {
         }
         switch admission {
         case .refuse(let code, let text, let data, let violation):
-            refuse(helper, id, type, code, text, data: data)
+            refuse(helper, id, routed, type, code, text, data: data)
             // After the reply: the violation may kill the helper and close its connection.
             if violation { noteViolation(helper, "\(code): \(text)") }
         case .service(let service):
-            answer(helper, id, type, service(helper, envelope, message.fds))
+            // A service exists only for a defined type.
+            guard let routed else { return true }
+            answer(helper, id, routed, service(self, helper, envelope, message.fds))
         case .route(let server):
-            forward(message, type: type, id: id, from: helper, to: server)
+            guard let routed else { return true }
+            forward(message, routed, id: id, from: helper, to: server)
         }
         return true
     }
 
-    private func forward(_ message: ReceivedMessage, type: String, id: Int64, from helper: Helper, to server: Helper) {
+    private func forward(_ message: ReceivedMessage, _ routed: RoutedType, id: Int64, from helper: Helper, to server: Helper) {
         let deadline = monotonicNanoseconds() + server.config.limits.requestTimeoutMs * 1_000_000
         let brokerID = inFlight.insert(
-            requester: helper.ref, requesterID: id, server: server.ref, type: type, deadline: deadline)
+            requester: helper.ref, requesterID: id, server: server.ref, routed: routed, deadline: deadline)
         deadlines.schedule(at: deadline, .requestTimeout(brokerID: brokerID, server: server.slot))
-        var forwarded = Envelope.request(type, id: brokerID, body: message.envelope.body)
+        var forwarded = Envelope.request(routed.name, id: brokerID, body: message.envelope.body)
         forwarded.from = helper.name
         if server.isReady {
             deliver(forwarded, fds: message.fds, to: server, rawBody: message.rawBody)
@@ -203,26 +207,27 @@ extension Broker {
         }
     }
 
-    /// Sends an error as the final reply to a request and counts it.
+    /// Sends an error as the final reply to a request (already counted) and counts the refusal.
     @discardableResult
-    func refuse(_ helper: Helper, _ id: Int64, _ type: String, _ code: ErrorCode, _ text: String,
+    func refuse(_ helper: Helper, _ id: Int64, _ routed: RoutedType?, _ type: String, _ code: ErrorCode, _ text: String,
                 data: JSONValue? = nil) -> Bool
     {
-        helper.count(type, error: true)
+        helper.countError(routed, type)
         reply(to: helper, re: id, error: ErrorBody(code: code, message: text, data: data))
         return true
     }
 
     /// The outcome of a built-in service, sent as the final reply.
-    private func answer(_ helper: Helper, _ id: Int64, _ type: String, _ result: ServiceResult) {
+    private func answer(_ helper: Helper, _ id: Int64, _ routed: RoutedType, _ result: ServiceResult) {
+        let type = routed.name
         switch result {
         case .success(let reply):
-            if let contract = catalog[type], let problems = contract.checkReply(.object(reply.body)) {
+            if let problems = routed.contract.checkReply(.object(reply.body)) {
                 // A broker bug, not the helper's: never send what the schema forbids.
                 logger.error("built-in reply failed its schema", metadata: [
                     "type": "\(type)", "problems": "\(problems.map(\.message))",
                 ])
-                refuse(helper, id, type, .internal, "the broker produced an invalid reply for \(type)")
+                refuse(helper, id, routed, type, .internal, "the broker produced an invalid reply for \(type)")
                 return
             }
             var envelope = Envelope.reply(to: id, body: reply.body)
@@ -231,7 +236,7 @@ extension Broker {
             // The descriptors were opened for this reply alone: handed over, not duplicated.
             deliver(envelope, fds: reply.fds, to: helper, type: type, handing: true)
         case .failure(let error):
-            helper.count(type, error: true)
+            helper.countError(routed, type)
             reply(to: helper, re: id, error: error)
         }
     }
@@ -246,11 +251,12 @@ extension Broker {
     private func routeEvent(_ message: ReceivedMessage, from helper: Helper) -> Bool {
         let envelope = message.envelope
         guard let type = envelope.type else { return true }
-        guard let contract = catalog[type], contract.kind == .event else {
+        guard let routed = types[type], routed.contract.kind == .event else {
             noteViolation(helper, "event of unknown type \(type)")
             return true
         }
-        guard helper.policy.allowsSending(type) else {
+        let contract = routed.contract
+        guard helper.allowed.maySend[routed.index] else {
             noteViolation(helper, "denied event \(type)")
             return true
         }
@@ -263,20 +269,19 @@ extension Broker {
             return true
         }
         if control.tapping > 0 { tap("in", helper, envelope, type: type, verdict: "accepted") }
-        if let handler = builtinEvent(type) {
-            helper.count(type)
-            handler(helper, envelope)
+        if let handler = routed.event {
+            helper.count(routed, type)
+            handler(self, helper, envelope)
             return true
         }
-        let candidates = configuredReceivers[type] ?? []
         // All or nothing: never deliver to some receivers and then wait for the rest.
-        for slot in candidates where receives(helpers[slot], type, from: helper) && helpers[slot].isFull {
+        for slot in routed.receivers where receives(helpers[slot], routed, from: helper) && helpers[slot].isFull {
             return block(helper, on: helpers[slot])
         }
-        helper.count(type)
+        helper.count(routed, type)
         var delivered = Envelope.event(type, body: envelope.body)
         delivered.from = helper.name
-        for slot in candidates where receives(helpers[slot], type, from: helper) {
+        for slot in routed.receivers where receives(helpers[slot], routed, from: helper) {
             deliver(delivered, fds: message.fds, to: helpers[slot], type: type, rawBody: message.rawBody)
             counters.eventsDelivered += 1
         }
@@ -284,8 +289,8 @@ extension Broker {
     }
 
     /// Whether `receiver` gets `type` from `sender` now: ready, not the sender, still allowed.
-    private func receives(_ receiver: Helper, _ type: String, from sender: Helper) -> Bool {
-        receiver.slot != sender.slot && receiver.isReady && receiver.policy.receives.contains(type)
+    private func receives(_ receiver: Helper, _ routed: RoutedType, from sender: Helper) -> Bool {
+        receiver.slot != sender.slot && receiver.isReady && receiver.allowed.receives[routed.index]
     }
 
     // MARK: Replies
@@ -341,7 +346,7 @@ extension Broker {
     }
 
     private func replyProblem(_ message: ReceivedMessage, _ request: InFlightRequest) -> String? {
-        guard let contract = catalog[request.type] else { return "unknown type" }
+        let contract = request.routed.contract
         guard message.fds.count == contract.replyFds else {
             return "the reply carries \(message.fds.count) file descriptors, the schema says \(contract.replyFds)"
         }

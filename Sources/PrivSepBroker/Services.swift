@@ -13,27 +13,31 @@ struct ServiceReply {
 }
 
 typealias ServiceResult = Result<ServiceReply, ErrorBody>
-typealias BuiltinService = (Helper, Envelope, [OwnedFD]) -> ServiceResult
-typealias BuiltinEvent = (Helper, Envelope) -> Void
+typealias BuiltinService = (Broker, Helper, Envelope, [OwnedFD]) -> ServiceResult
+typealias BuiltinEvent = (Broker, Helper, Envelope) -> Void
 
 extension ErrorBody: Error {}
 
 extension Broker {
-    func builtinService(_ type: String) -> BuiltinService? {
+    /// The broker's handler for a request type it answers itself; looked up once per type, at
+    /// load (`RoutedType.service`).
+    static func builtinService(_ type: String) -> BuiltinService? {
         switch type {
         case "privsep.hello":
-            return { helper, _, _ in .failure(ErrorBody(code: .invalid, message: "helper \(helper.name) already said hello")) }
-        case "privsep.ping": return { _, envelope, _ in .success(ServiceReply(body: envelope.body)) }
-        case "privsep.introspect": return { [unowned self] helper, _, _ in .success(ServiceReply(body: introspect(helper))) }
-        case "privsep.restrict": return { [unowned self] helper, envelope, _ in restrict(helper, envelope.body) }
-        case _ where Broker.privilegedServiceTypes.contains(type): return { [unowned self] helper, envelope, _ in privilegedService(helper, envelope) }
+            return { _, helper, _, _ in .failure(ErrorBody(code: .invalid, message: "helper \(helper.name) already said hello")) }
+        case "privsep.ping": return { _, _, envelope, _ in .success(ServiceReply(body: envelope.body)) }
+        case "privsep.introspect": return { broker, helper, _, _ in .success(ServiceReply(body: broker.introspect(helper))) }
+        case "privsep.restrict": return { broker, helper, envelope, _ in broker.restrict(helper, envelope.body) }
+        case _ where Broker.privilegedServiceTypes.contains(type):
+            return { broker, helper, envelope, _ in broker.privilegedService(helper, envelope) }
         default: return nil
         }
     }
 
-    func builtinEvent(_ type: String) -> BuiltinEvent? {
+    /// The broker's handler for an event type it takes itself (`RoutedType.event`).
+    static func builtinEvent(_ type: String) -> BuiltinEvent? {
         switch type {
-        case "privsep.log": return { [unowned self] helper, envelope in logFromHelper(helper, envelope.body) }
+        case "privsep.log": return { broker, helper, envelope in broker.logFromHelper(helper, envelope.body) }
         default: return nil
         }
     }
@@ -101,7 +105,9 @@ extension Broker {
             guard case .array(let items)? = body[key] else { return nil }
             return Set(items.compactMap(\.stringValue))
         }
-        let dropped = helper.policy.restrict(maySend: set("may_send"), serves: set("serves"), receives: set("receives"))
+        var policy = helper.policy
+        let dropped = policy.restrict(maySend: set("may_send"), serves: set("serves"), receives: set("receives"))
+        helper.enforce(policy, types: types)
         if !dropped.isEmpty {
             logger.info("helper dropped permissions", metadata: [
                 "helper": "\(helper.name)", "dropped": "\(dropped.joined(separator: ","))",

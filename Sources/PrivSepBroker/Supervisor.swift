@@ -17,7 +17,7 @@ extension Broker {
 
     func spawn(_ helper: Helper) {
         helper.generation &+= 1
-        helper.policy = helper.config.policy
+        helper.enforce(helper.config.policy, types: types)
         helper.violations = 0
         helper.killReason = nil
         helper.flushedBytes = 0

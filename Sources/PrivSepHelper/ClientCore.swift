@@ -296,11 +296,13 @@ final class ClientCore: Sendable {
     /// Reads until the socket is drained (bounded per round so queued output gets flushed); false
     /// once the peer closed the connection.
     private func readAvailable(_ connection: Connection) throws(WireError) -> Bool {
+        var outcomes: [Incoming] = []
         for _ in 0 ..< 16 {
-            switch try connection.read() {
+            outcomes.removeAll(keepingCapacity: true)
+            switch try connection.read(into: &outcomes) {
             case .wouldBlock: return true
             case .endOfStream: return false
-            case .frames(let outcomes): for outcome in outcomes { dispatch(outcome) }
+            case .frames: for outcome in outcomes { dispatch(outcome) }
             }
         }
         return true

@@ -42,14 +42,20 @@ public struct FrameDecoder: Sendable {
     /// poisons the decoder: frames completed before it in the same call are returned and the
     /// error is thrown by the next call (`error` shows it at once).
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) throws(WireError) -> [RawFrame] {
-        if let failure { throw failure }
         var frames: [RawFrame] = []
+        try feed(bytes, into: &frames)
+        return frames
+    }
+
+    /// `feed(_:)`, appending the frames to `frames`.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer, into frames: inout [RawFrame]) throws(WireError) {
+        if let failure { throw failure }
+        let before = frames.count
         do {
             try consume(bytes, into: &frames)
         } catch {
-            if frames.isEmpty { throw error }
+            if frames.count == before { throw error }
         }
-        return frames
     }
 
     /// The error that poisoned the decoder, if any.

@@ -59,6 +59,7 @@ public struct FrameReceiver: Sendable {
     private var decoder: FrameDecoder
     private var batches: [Batch] = []
     private var failure: WireError?
+    private var frames: [RawFrame] = []
 
     public init(sender: Sender, limits: WireLimits = .default) {
         self.sender = sender
@@ -73,19 +74,27 @@ public struct FrameReceiver: Sendable {
     public var pendingFdCount: Int { batches.reduce(0) { $0 + $1.fds.count } }
 
     /// Processes one read: `bytes` and the descriptors recvmsg returned with them (now owned by
-    /// the receiver). Returns the outcome of every frame the read completed. A protocol error
-    /// closes every descriptor held and poisons the receiver; when whole frames preceded it in
-    /// the same read, those are returned first and the error is thrown by the next call (it is
-    /// also readable as `error`).
-    public mutating func receive(_ bytes: UnsafeRawBufferPointer, fds: [OwnedFD]) throws(WireError) -> [Incoming] {
+    /// the receiver). Appends the outcome of every frame the read completed to `outcomes`. A
+    /// protocol error closes every descriptor held and poisons the receiver; when whole frames
+    /// preceded it in the same read, those are appended and the error is thrown by the next call
+    /// (it is also readable as `error`).
+    public mutating func receive(_ bytes: UnsafeRawBufferPointer, fds: [OwnedFD], into outcomes: inout [Incoming])
+        throws(WireError)
+    {
         if let failure { throw failure }
-        var outcomes: [Incoming] = []
+        let before = outcomes.count
         do {
             try process(bytes, fds: fds, into: &outcomes)
         } catch {
             fail(error)
-            if outcomes.isEmpty { throw error }
+            if outcomes.count == before { throw error }
         }
+    }
+
+    /// `receive(_:fds:into:)`, returning the outcomes.
+    public mutating func receive(_ bytes: UnsafeRawBufferPointer, fds: [OwnedFD]) throws(WireError) -> [Incoming] {
+        var outcomes: [Incoming] = []
+        try receive(bytes, fds: fds, into: &outcomes)
         return outcomes
     }
 
@@ -143,8 +152,9 @@ public struct FrameReceiver: Sendable {
                 throw .protocolViolation(.fdsMismatch, "\(fds.count) descriptors arrived in one read; a frame carries at most 8")
             }
         }
-        let frames = try decoder.feed(bytes)
-        outcomes.reserveCapacity(frames.count)
+        // The scratch list is kept between reads: one allocation per connection, not per read.
+        defer { frames.removeAll(keepingCapacity: true) }
+        try decoder.feed(bytes, into: &frames)
         for frame in frames {
             outcomes.append(try deliver(frame))
         }

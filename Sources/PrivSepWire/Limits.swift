@@ -46,9 +46,15 @@ public struct WireLimits: Sendable {
 public enum MessageType {
     /// Whether `name` matches the pattern (at least two dot-separated segments).
     public static func isValid(_ name: String) -> Bool {
+        var name = name
+        // Contiguous UTF-8 (native strings already are): a byte loop, not UTF8View's iterator.
+        return name.withUTF8 { isValid(utf8: $0) }
+    }
+
+    private static func isValid(utf8 name: UnsafeBufferPointer<UInt8>) -> Bool {
         var segments = 0
         var atSegmentStart = true
-        for byte in name.utf8 {
+        for byte in name {
             if atSegmentStart {
                 guard byte >= 0x61 && byte <= 0x7A else { return false }
                 atSegmentStart = false

@@ -122,8 +122,8 @@ final class TestHelper: @unchecked Sendable {
             let ready = poll(&entry, 1, Int32(remaining * 1000) + 1)
             if ready < 0 && errno == EINTR { continue }
             guard ready > 0 else { continue }
-            switch try connection.read() {
-            case .frames(let frames): buffered += frames
+            switch try connection.read(into: &buffered) {
+            case .frames: continue
             case .endOfStream: return nil
             case .wouldBlock: continue
             }

@@ -62,6 +62,17 @@ struct ControlTests {
         tap.signal(SIGTERM)
         _ = try tap.wait(timeout: 10)
 
+        // Per-type counters: a refused request is one message and one error, whether or not a
+        // schema defines its type.
+        try client.send(Envelope.request("test.nope.gone", id: 901))
+        #expect(try client.nextMessage().envelope.error?.code == .unknownType)
+        try client.send(Envelope.request("test.broker.login", id: 902, body: ["user": 7]))
+        #expect(try client.nextMessage().envelope.error?.code == .invalid)
+        let counted = try JSONParser.parse(try privsepCLI(["status", "--json", "--socket", socket]).output)
+        let clientTypes = counted["helpers"]?.arrayValue?.first { $0["name"] == "client" }?["types"]
+        #expect(clientTypes?["test.broker.login"] == ["messages": 2, "errors": 1])
+        #expect(clientTypes?["test.nope.gone"] == ["messages": 1, "errors": 1])
+
         // A non-owner is refused even when the file mode would let it in.
         chmod(socket, 0o666)
         chmod(directory, 0o755)
