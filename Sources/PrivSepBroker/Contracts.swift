@@ -27,8 +27,9 @@ public struct ValidationProblem: Sendable, Equatable {
 /// A compiled check of one JSON value: nil when valid, else the problems found.
 public typealias BodyCheck = @Sendable (JSONValue) -> [ValidationProblem]?
 
-/// Everything the router needs to know about one message type.
-public struct MessageContract: Sendable {
+/// Everything the router needs to know about one message type. A class: the router passes it
+/// around per message, and a reference costs one retain where a struct's copy retains each member.
+public final class MessageContract: Sendable {
     public enum Kind: String, Sendable {
         case request
         case event

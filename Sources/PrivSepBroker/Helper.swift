@@ -71,9 +71,9 @@ final class Helper {
     @exclusivity(unchecked) var interest: Readiness = .readable
     /// Output was queued this loop iteration and is written before the next wait.
     @exclusivity(unchecked) var needsFlush = false
-    /// Messages read but not yet handled (paused mid-batch, or waiting for the next turn).
-    @exclusivity(unchecked) var held: [Incoming] = []
-    @exclusivity(unchecked) var heldHead = 0
+    /// Messages read but not yet handled (paused mid-batch, or waiting for the next turn), the
+    /// next one last: taken with `popLast`, which moves it out instead of copying it.
+    @exclusivity(unchecked) private(set) var held: [Incoming] = []
     /// Waiting in the broker's backlog for another turn.
     @exclusivity(unchecked) var inBacklog = false
     /// Messages it may still send now under `max_rate`: refilled with time, spent per message
@@ -85,7 +85,7 @@ final class Helper {
     /// Times this process went over its rate (the first is logged).
     var throttles = 0
 
-    var hasHeld: Bool { heldHead < held.count }
+    var hasHeld: Bool { !held.isEmpty }
     /// Slots paused until this helper's outgoing queue drains.
     @exclusivity(unchecked) var blockedSenders: Set<Int> = []
     /// Requests routed to this helper while it was not ready, forwarded once it says hello.
@@ -160,26 +160,29 @@ final class Helper {
         }
     }
 
+    /// One read from the helper's connection into `held`, which must be empty (the broker
+    /// reads a helper only once it has handled everything read before).
+    func read(_ connection: Connection) throws(WireError) -> ReadStatus {
+        assert(held.isEmpty, "read while earlier messages wait: their order would be lost")
+        let status = try connection.read(into: &held)
+        held.reverse()
+        return status
+    }
+
     /// The next held message, if the helper is not paused.
     func nextHeld() -> Incoming? {
-        guard !paused, heldHead < held.count else { return nil }
-        let next = held[heldHead]
-        heldHead += 1
-        if heldHead == held.count {
-            held.removeAll(keepingCapacity: true)
-            heldHead = 0
-        }
-        return next
+        guard !paused else { return nil }
+        return held.popLast()
     }
 
     /// Puts a message back at the front of the held list (its handler found its destination full).
     func holdAgain(_ message: Incoming) {
-        if heldHead > 0 {
-            heldHead -= 1
-            held[heldHead] = message
-        } else {
-            held.insert(message, at: 0)
-        }
+        held.append(message)
+    }
+
+    /// Drops every held message (the connection is gone).
+    func dropHeld() {
+        held = []
     }
 }
 

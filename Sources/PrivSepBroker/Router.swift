@@ -32,7 +32,7 @@ extension Broker {
         if !hungUp && overRate(helper) { return false }
         let status: ReadStatus
         do {
-            status = try connection.read(into: &helper.held)
+            status = try helper.read(connection)
         } catch {
             protocolFailure(helper, error)
             return false
@@ -184,7 +184,7 @@ extension Broker {
         case .service(let service):
             // A service exists only for a defined type.
             guard let routed else { return true }
-            answer(helper, id, routed, service(self, helper, envelope, message.fds))
+            answer(helper, id, routed, service(self, helper, envelope, message.fds), requestBody: message.rawBody)
         case .route(let server):
             guard let routed else { return true }
             forward(message, routed, id: id, from: helper, to: server)
@@ -218,7 +218,9 @@ extension Broker {
     }
 
     /// The outcome of a built-in service, sent as the final reply.
-    private func answer(_ helper: Helper, _ id: Int64, _ routed: RoutedType, _ result: ServiceResult) {
+    private func answer(_ helper: Helper, _ id: Int64, _ routed: RoutedType, _ result: ServiceResult,
+                        requestBody: ArraySlice<UInt8>?)
+    {
         let type = routed.name
         switch result {
         case .success(let reply):
@@ -234,7 +236,8 @@ extension Broker {
             envelope.from = "broker"
             counters.finalReplies += 1
             // The descriptors were opened for this reply alone: handed over, not duplicated.
-            deliver(envelope, fds: reply.fds, to: helper, type: type, handing: true)
+            deliver(envelope, fds: reply.fds, to: helper, type: type,
+                    rawBody: reply.echoesRequest ? requestBody : nil, handing: true)
         case .failure(let error):
             helper.countError(routed, type)
             reply(to: helper, re: id, error: error)

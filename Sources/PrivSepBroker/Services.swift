@@ -10,6 +10,8 @@ import PrivSepWire
 struct ServiceReply {
     var body: JSONObject
     var fds: [OwnedFD] = []
+    /// The body is the request's own: its bytes as received are sent back, not encoded again.
+    var echoesRequest = false
 }
 
 typealias ServiceResult = Result<ServiceReply, ErrorBody>
@@ -25,7 +27,7 @@ extension Broker {
         switch type {
         case "privsep.hello":
             return { _, helper, _, _ in .failure(ErrorBody(code: .invalid, message: "helper \(helper.name) already said hello")) }
-        case "privsep.ping": return { _, _, envelope, _ in .success(ServiceReply(body: envelope.body)) }
+        case "privsep.ping": return { _, _, envelope, _ in .success(ServiceReply(body: envelope.body, echoesRequest: true)) }
         case "privsep.introspect": return { broker, helper, _, _ in .success(ServiceReply(body: broker.introspect(helper))) }
         case "privsep.restrict": return { broker, helper, envelope, _ in broker.restrict(helper, envelope.body) }
         case _ where Broker.privilegedServiceTypes.contains(type):

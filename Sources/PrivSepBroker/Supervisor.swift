@@ -130,8 +130,7 @@ extension Broker {
         connection.close()
         helper.connection = nil
         if helper.phase == .ready || helper.phase == .starting { helper.phase = .starting }
-        helper.held = []
-        helper.heldHead = 0
+        helper.dropHeld()
         helper.paused = false
         helper.throttled = false
         helper.waitingRequests = []
