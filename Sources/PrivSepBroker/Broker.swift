@@ -94,6 +94,8 @@ public final class Broker {
     let types: TypeTable
     @exclusivity(unchecked) var inFlight = InFlightTable()
     @exclusivity(unchecked) var deadlines = DeadlineQueue()
+    /// When the next sweep of `inFlight` for timed-out requests is due (see `scheduleSweep`).
+    var sweepAt: Int64?
     @exclusivity(unchecked) var phase: BrokerPhase = .running
     var outcome: BrokerOutcome = .clean
     @exclusivity(unchecked) var control = ControlState()
@@ -133,12 +135,14 @@ public final class Broker {
         logger.info("broker starting", metadata: ["helpers": "\(helpers.count)", "pid": "\(getpid())"])
         for helper in helpers { spawn(helper) }
         while phase != .finished {
-            fireDueDeadlines()
+            // One clock read per iteration: a deadline then fires at most one iteration late.
+            let now = monotonicNanoseconds()
+            fireDueDeadlines(now: now)
             runBacklog()
             flushPending()
             if phase == .finished { break }
             // Work left in the backlog: look at the sockets without sleeping, then go on with it.
-            let timeout = backlog.isEmpty ? deadlines.earliest.map { $0 - monotonicNanoseconds() } : 0
+            let timeout = backlog.isEmpty ? deadlines.earliest.map { $0 - now } : 0
             do {
                 try loop.wait(timeoutNanoseconds: timeout) { token, readiness in
                     dispatch(token, readiness)
@@ -196,10 +200,10 @@ public final class Broker {
         LoopToken(kind: kind, index: UInt32(helper.slot), generation: helper.generation)
     }
 
-    private func fireDueDeadlines() {
-        for action in deadlines.popDue(now: monotonicNanoseconds()) {
+    private func fireDueDeadlines(now: Int64) {
+        for action in deadlines.popDue(now: now) {
             switch action {
-            case .requestTimeout(let brokerID, _): requestTimedOut(brokerID)
+            case .requestSweep: sweepRequests()
             case .restart(let slot, let generation): restartDue(slot: slot, generation: generation)
             case .helloTimeout(let slot, let generation): helloTimedOut(slot: slot, generation: generation)
             case .rateRefilled(let slot, let generation): rateRefilled(slot: slot, generation: generation)

@@ -3,12 +3,13 @@
 // A binary min-heap with lazy cancellation: a fired entry is checked against its owner's current
 // state (is the request still in flight? is the helper still waiting to restart?) before acting,
 // so cancelling costs nothing and the heap never needs a search. Its size is bounded by what can
-// be pending: in-flight requests (each capped per helper) plus one entry per helper.
+// be pending: a few entries per helper, and request sweeps (one per new earliest request deadline;
+// requests do not get an entry each, see `Broker.scheduleSweep`).
 
 /// What a deadline is for.
 enum DeadlineAction: Equatable {
-    /// A routed request's timeout: the broker id and the serving helper slot.
-    case requestTimeout(brokerID: Int64, server: Int)
+    /// Routed requests may have timed out: sweep the in-flight table.
+    case requestSweep
     /// A helper waiting out its restart backoff.
     case restart(slot: Int, generation: UInt16)
     /// The current shutdown phase's grace period ended.

@@ -68,7 +68,9 @@ public final class EventLoop {
     public static let maxEventsPerWait = 256
 
     private let epollFD: Int32
-    private var events: [epoll_event]
+    // Filled by epoll_wait and read before the handlers run, which never reach it: the dynamic
+    // exclusivity check on every access would only cost time (see Broker).
+    @exclusivity(unchecked) private var events: [epoll_event]
 
     public init() throws(SystemCallError) {
         let fd = epoll_create1(Int32(EPOLL_CLOEXEC))

@@ -67,6 +67,21 @@ struct InFlightTable {
         byBrokerID[brokerID]?.deadline = deadline
     }
 
+    /// Removes the requests whose deadline is at or before `now` (oldest first) and returns them
+    /// with the earliest deadline left. O(requests in flight), which per-helper caps bound.
+    mutating func removeExpired(now: Int64) -> (expired: [InFlightRequest], next: Int64?) {
+        var expiredIDs: [Int64] = []
+        var next: Int64?
+        for request in byBrokerID.values {
+            if request.deadline <= now {
+                expiredIDs.append(request.brokerID)
+            } else if request.deadline < next ?? .max {
+                next = request.deadline
+            }
+        }
+        return (expiredIDs.sorted().compactMap { remove(brokerID: $0) }, next)
+    }
+
     /// Removes and returns the request; nil if it already left the table.
     @discardableResult
     mutating func remove(brokerID: Int64) -> InFlightRequest? {

@@ -196,7 +196,7 @@ extension Broker {
         let deadline = monotonicNanoseconds() + server.config.limits.requestTimeoutMs * 1_000_000
         let brokerID = inFlight.insert(
             requester: helper.ref, requesterID: id, server: server.ref, routed: routed, deadline: deadline)
-        deadlines.schedule(at: deadline, .requestTimeout(brokerID: brokerID, server: server.slot))
+        scheduleSweep(by: deadline)
         var forwarded = Envelope.request(routed.name, id: brokerID, body: message.envelope.body)
         forwarded.from = helper.name
         if server.isReady {
@@ -362,14 +362,28 @@ extension Broker {
 
     // MARK: Timeouts
 
-    func requestTimedOut(_ brokerID: Int64) {
-        guard let request = inFlight[brokerID] else { return }
+    /// Makes sure a sweep of the in-flight table runs by `deadline`. Requests are timed out by
+    /// sweeps, not by a heap entry each: most are answered long before their deadline, and an
+    /// entry per request would leave rate x timeout dead entries in the heap (600 000 at 20 000
+    /// requests/s and 30 s), each costing a push and a pop.
+    func scheduleSweep(by deadline: Int64) {
+        if let planned = sweepAt, planned <= deadline { return }
+        sweepAt = deadline
+        deadlines.schedule(at: deadline, .requestSweep)
+    }
+
+    /// Times out every request past its deadline, then plans the next sweep for the earliest
+    /// deadline left. An earlier sweep's entry that fires late finds nothing or little to do.
+    func sweepRequests() {
         let now = monotonicNanoseconds()
-        if request.deadline > now {
-            deadlines.schedule(at: request.deadline, .requestTimeout(brokerID: brokerID, server: request.server.slot))
-            return
-        }
-        inFlight.remove(brokerID: brokerID)
+        if let planned = sweepAt, planned > now { return }
+        sweepAt = nil
+        let (expired, next) = inFlight.removeExpired(now: now)
+        for request in expired { timedOut(request) }
+        if let next { scheduleSweep(by: next) }
+    }
+
+    private func timedOut(_ request: InFlightRequest) {
         let requester = helpers[request.requester.slot]
         guard requester.ref == request.requester else {
             counters.abandoned += 1
