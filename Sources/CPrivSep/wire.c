@@ -67,21 +67,22 @@ cps_wire_send(int sock, const void *buf, size_t len, const int *fds, int nfds)
 		errno = EINVAL;
 		return -1;
 	}
+	/* Without descriptors send(2) does: the kernel then copies no msghdr and no iovec. */
+	if (nfds == 0)
+		return send(sock, buf, len, MSG_NOSIGNAL);
 	memset(&msg, 0, sizeof(msg));
 	iov.iov_base = (void *)buf;
 	iov.iov_len = len;
 	msg.msg_iov = &iov;
 	msg.msg_iovlen = 1;
-	if (nfds > 0) {
-		memset(&control, 0, sizeof(control));
-		msg.msg_control = control.buf;
-		msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
-		cmsg = CMSG_FIRSTHDR(&msg);
-		cmsg->cmsg_level = SOL_SOCKET;
-		cmsg->cmsg_type = SCM_RIGHTS;
-		cmsg->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
-		memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * (size_t)nfds);
-	}
+	memset(&control, 0, sizeof(control));
+	msg.msg_control = control.buf;
+	msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+	cmsg = CMSG_FIRSTHDR(&msg);
+	cmsg->cmsg_level = SOL_SOCKET;
+	cmsg->cmsg_type = SCM_RIGHTS;
+	cmsg->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+	memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * (size_t)nfds);
 	return sendmsg(sock, &msg, MSG_NOSIGNAL);
 }
 
