@@ -78,9 +78,10 @@ public struct BrokerSetup: Sendable {
 /// The privileged parent process.
 public final class Broker {
     // The properties marked `@exclusivity(unchecked)` are on the per-message path. The broker
-    // uses them from one thread only and never holds an access to one across a call that reaches it
-    // again, so the runtime's dynamic exclusivity checks (a thread-local access set, entered and
-    // left on every access) only cost time: about 7% of the broker's CPU per message (perf).
+    // uses them from one thread only and never holds an access to one across a call that
+    // reaches it again, so the runtime's dynamic exclusivity checks (a thread-local access set,
+    // entered and left on every access) only cost time: about 7% of the broker's CPU per
+    // message (perf).
 
     let setup: BrokerSetup
     var config: BrokerConfig { setup.config }

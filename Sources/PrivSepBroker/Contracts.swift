@@ -109,20 +109,22 @@ final class RoutedType {
 
 /// The message types of one broker run, by name and by index.
 struct TypeTable {
-    private(set) var byName: [String: RoutedType] = [:]
-    private(set) var byIndex: [RoutedType] = []
+    let byName: [String: RoutedType]
+    let byIndex: [RoutedType]
 
-    /// Adds every contract of `catalog`, in name order (so indexes do not depend on hashing).
+    /// Every contract of `catalog`, in name order (so indexes do not depend on hashing).
     init(_ catalog: ContractCatalog, resolve: (Int, MessageContract) -> RoutedType) {
+        var byName: [String: RoutedType] = [:]
+        var byIndex: [RoutedType] = []
         for type in catalog.contracts.keys.sorted() {
             guard let contract = catalog[type] else { continue }
             let routed = resolve(byIndex.count, contract)
             byName[type] = routed
             byIndex.append(routed)
         }
+        self.byName = byName
+        self.byIndex = byIndex
     }
-
-    init() {}
 
     var count: Int { byIndex.count }
 

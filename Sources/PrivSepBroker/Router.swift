@@ -117,8 +117,8 @@ extension Broker {
     /// that must wait for a full destination can be retried untouched.
     private enum Admission {
         case refuse(ErrorCode, String, data: JSONValue?, violation: Bool)
-        case service(BuiltinService)
-        case route(Helper)
+        case service(BuiltinService, RoutedType)
+        case route(Helper, RoutedType)
     }
 
     private func admit(_ message: ReceivedMessage, _ routed: RoutedType?, type: String, from helper: Helper) -> Admission {
@@ -141,7 +141,7 @@ extension Broker {
         if let problems = contract.checkBody(.object(envelope.body)) {
             return .refuse(.invalid, "body does not match the schema of \(type)", data: invalidData(problems), violation: true)
         }
-        if let service = routed.service { return .service(service) }
+        if let service = routed.service { return .service(service, routed) }
         guard let serverSlot = routed.server, helpers[serverSlot].allowed.serves[routed.index] else {
             return .refuse(.unavailable, "no helper serves \(type)", data: nil, violation: false)
         }
@@ -153,7 +153,7 @@ extension Broker {
             return .refuse(.unavailable, "too many requests in flight (limit \(helper.config.limits.maxInFlight))",
                            data: nil, violation: false)
         }
-        return .route(server)
+        return .route(server, routed)
     }
 
     private func routeRequest(_ message: ReceivedMessage, from helper: Helper) -> Bool {
@@ -168,7 +168,7 @@ extension Broker {
         }
         let routed = types[type]
         let admission = admit(message, routed, type: type, from: helper)
-        if case .route(let server) = admission, server.isReady, server.isFull { return block(helper, on: server) }
+        if case .route(let server, _) = admission, server.isReady, server.isFull { return block(helper, on: server) }
         counters.requestsAccepted += 1
         helper.count(routed, type)
         if control.tapping > 0 {
@@ -181,12 +181,9 @@ extension Broker {
             refuse(helper, id, routed, type, code, text, data: data)
             // After the reply: the violation may kill the helper and close its connection.
             if violation { noteViolation(helper, "\(code): \(text)") }
-        case .service(let service):
-            // A service exists only for a defined type.
-            guard let routed else { return true }
+        case .service(let service, let routed):
             answer(helper, id, routed, service(self, helper, envelope, message.fds), requestBody: message.rawBody)
-        case .route(let server):
-            guard let routed else { return true }
+        case .route(let server, let routed):
             forward(message, routed, id: id, from: helper, to: server)
         }
         return true
@@ -373,7 +370,8 @@ extension Broker {
     }
 
     /// Times out every request past its deadline, then plans the next sweep for the earliest
-    /// deadline left. An earlier sweep's entry that fires late finds nothing or little to do.
+    /// deadline left. An entry planned before an earlier deadline took its place finds
+    /// `sweepAt` still ahead and returns at once.
     func sweepRequests() {
         let now = monotonicNanoseconds()
         if let planned = sweepAt, planned > now { return }
