@@ -359,14 +359,19 @@ extension Broker {
 
     // MARK: Timeouts
 
-    /// Makes sure a sweep of the in-flight table runs by `deadline`. Requests are timed out by
-    /// sweeps, not by a heap entry each: most are answered long before their deadline, and an
-    /// entry per request would leave rate x timeout dead entries in the heap (600 000 at 20 000
-    /// requests/s and 30 s), each costing a push and a pop.
+    /// How late a request may time out, so that one sweep takes every request due within it: a
+    /// storm of timeouts costs at most 100 sweeps a second, not one sweep per request.
+    static let sweepSlackNs: Int64 = 10_000_000
+
+    /// Makes sure a sweep of the in-flight table runs within `sweepSlackNs` after `deadline`.
+    /// Requests are timed out by sweeps, not by a heap entry each: most are answered long before
+    /// their deadline, and an entry per request would leave rate x timeout dead entries in the
+    /// heap (600 000 at 20 000 requests/s and 30 s), each costing a push and a pop.
     func scheduleSweep(by deadline: Int64) {
-        if let planned = sweepAt, planned <= deadline { return }
-        sweepAt = deadline
-        deadlines.schedule(at: deadline, .requestSweep)
+        let at = deadline + Broker.sweepSlackNs
+        if let planned = sweepAt, planned <= at { return }
+        sweepAt = at
+        deadlines.schedule(at: at, .requestSweep)
     }
 
     /// Times out every request past its deadline, then plans the next sweep for the earliest
