@@ -201,6 +201,26 @@ struct BrokerRoutingTests {
         #expect(try client.nextMessage().envelope.re == 6)
         try stopCleanly(run, client, server)
     }
+
+    /// Each partial reply pushes the deadline back: a stream may outlast request_timeout_ms as
+    /// long as no gap between its replies does. (The test is about time passing, so it waits:
+    /// gaps of 0.3 s against a 1 s timeout, 1.5 s in all.)
+    @Test func aStreamOutlivesItsTimeoutWhilePartsKeepComing() throws {
+        let (run, client, server) = try startTwoHelpers(server: ["limits": ["request_timeout_ms": 1000]])
+        try client.send(Envelope.request("test.broker.stream", id: 7))
+        let id = try #require(try server.nextMessage().envelope.id)
+        for part in 1...5 {
+            usleep(300_000)
+            try server.send(Envelope.reply(to: id, body: ["part": .number(JSONNumber(part))], more: true))
+        }
+        try server.send(Envelope.reply(to: id, body: ["part": 6]))
+        for part in 1...6 {
+            let reply = try client.nextMessage()
+            #expect(errorCode(reply) == nil)
+            #expect(reply.envelope.body["part"]?.int64Value == Int64(part))
+        }
+        try stopCleanly(run, client, server)
+    }
 }
 
 @Suite(.serialized, .enabled(if: isRoot, "the broker's sandbox needs root"))
