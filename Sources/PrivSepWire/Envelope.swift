@@ -185,6 +185,11 @@ extension Envelope {
         try preflight(from: object["from"], fds: object["fds"], sender: sender)
     }
 
+    /// `preflight` of members already picked out (the receiver picks them once per frame).
+    static func preflight(_ found: Members, sender: Sender) throws(WireError) -> Int {
+        try preflight(from: found.from, fds: found.fds, sender: sender)
+    }
+
     private static func preflight(from: JSONValue?, fds: JSONValue?, sender: Sender) throws(WireError) -> Int {
         if sender == .helper, from != nil {
             throw .protocolViolation(.fromForbidden, "member 'from' sent by a helper: identity comes from the socket")
@@ -199,7 +204,7 @@ extension Envelope {
     }
 
     /// The envelope's members, picked out of a frame's object in one pass.
-    private struct Members {
+    struct Members {
         var type, id, re, body, error, more, fds, from: JSONValue?
         /// The first member that is not an envelope member.
         var unknown: String?
@@ -229,7 +234,11 @@ extension Envelope {
     /// Throws a fatal (protocol) error for `from` from a helper and a malformed `fds`, and a
     /// per-message privsep.invalid error for everything else.
     public init(validating object: JSONObject, sender: Sender) throws(WireError) {
-        let found = Members(object)
+        try self.init(validating: Members(object), sender: sender)
+    }
+
+    /// `init(validating:sender:)` of members already picked out.
+    init(validating found: Members, sender: Sender) throws(WireError) {
         let fdCount = try Envelope.preflight(from: found.from, fds: found.fds, sender: sender)
         if let key = found.unknown {
             throw .invalidMessage(.unknownMember, "unknown top-level member '\(key)'")

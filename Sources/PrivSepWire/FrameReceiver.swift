@@ -169,7 +169,8 @@ public struct FrameReceiver: Sendable {
 
     private mutating func deliver(_ frame: RawFrame) throws(WireError) -> Incoming {
         let (object, bodySpan) = try Envelope.parseFrame(frame.body, limits: limits.json)
-        let declared = try Envelope.preflight(object, sender: sender)
+        let found = Envelope.Members(object)
+        let declared = try Envelope.preflight(found, sender: sender)
         var claimed: [OwnedFD] = []
         let end = frame.start + 4 + frame.body.count
         if let batch = batches.first, batch.start <= frame.start, frame.start < batch.end, end >= batch.end {
@@ -185,7 +186,7 @@ public struct FrameReceiver: Sendable {
             throw .protocolViolation(.fdsMissing, "frame at offset \(frame.start) declares \(declared) fds but none arrived with its first byte")
         }
         do {
-            let envelope = try Envelope(validating: object, sender: sender)
+            let envelope = try Envelope(validating: found, sender: sender)
             return .message(ReceivedMessage(envelope: envelope, fds: claimed, rawBody: bodySpan.map { frame.body[$0] }))
         } catch {
             if error.isFatal { throw error }
