@@ -181,20 +181,11 @@ extension Envelope {
     /// The descriptors a frame declares, read before full validation because the fd FIFO must
     /// stay in step even when the message is refused: 0 when absent; a protocol error when
     /// `from` comes from a helper or `fds` is not an integer in 1...8.
-    public static func preflight(_ object: JSONObject, sender: Sender) throws(WireError) -> Int {
-        try preflight(from: object["from"], fds: object["fds"], sender: sender)
-    }
-
-    /// `preflight` of members already picked out (the receiver picks them once per frame).
     static func preflight(_ found: Members, sender: Sender) throws(WireError) -> Int {
-        try preflight(from: found.from, fds: found.fds, sender: sender)
-    }
-
-    private static func preflight(from: JSONValue?, fds: JSONValue?, sender: Sender) throws(WireError) -> Int {
-        if sender == .helper, from != nil {
+        if sender == .helper, found.from != nil {
             throw .protocolViolation(.fromForbidden, "member 'from' sent by a helper: identity comes from the socket")
         }
-        guard let value = fds else { return 0 }
+        guard let value = found.fds else { return 0 }
         guard case .number(let number) = value, let count = number.int64Value, number.isIntegral,
               count >= 1, count <= Int64(WireLimits.maxFdsPerFrame)
         else {
@@ -239,7 +230,7 @@ extension Envelope {
 
     /// `init(validating:sender:)` of members already picked out.
     init(validating found: Members, sender: Sender) throws(WireError) {
-        let fdCount = try Envelope.preflight(from: found.from, fds: found.fds, sender: sender)
+        let fdCount = try Envelope.preflight(found, sender: sender)
         if let key = found.unknown {
             throw .invalidMessage(.unknownMember, "unknown top-level member '\(key)'")
         }
