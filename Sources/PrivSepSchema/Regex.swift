@@ -5,7 +5,9 @@
 // work of a backtracking search. Here a pattern is parsed to a tree, compiled to a program for a
 // backtracking machine with an explicit stack, and every search has a step budget: a pathological
 // pattern gives "limit exceeded", never a hang. Empty-width loop iterations are cut, as ECMA-262
-// requires, so `(a*)*` terminates on its own.
+// requires, so `(a*)*` terminates on its own. An unanchored search would run the machine from every
+// position; the bytes a match can begin with are computed once, and positions starting with any
+// other byte are skipped by a byte scan (a superset, so no answer changes; only fewer steps spent).
 //
 // Not supported (compile error, so a schema never silently means something else): Script=
 // properties and flags.
@@ -26,7 +28,11 @@ final class ECMARegex: @unchecked Sendable {
     private let registerCount: Int
     private let anchoredAtStart: Bool
 
-    init(_ source: String, stepLimit: Int = 200_000) throws(RegexSyntaxError) {
+    /// The bytes a match can begin with, for unanchored searches; nil when every start must be tried.
+    let leadBytes: LeadByteSet?
+
+    /// `leadBytePrefilter: false` tries every start position: only for tests that compare the two.
+    init(_ source: String, stepLimit: Int = 200_000, leadBytePrefilter: Bool = true) throws(RegexSyntaxError) {
         self.source = source
         self.stepLimit = stepLimit
         var parser = RegexParser(Array(source.unicodeScalars).map(\.value))
@@ -41,6 +47,8 @@ final class ECMARegex: @unchecked Sendable {
         anchoredAtStart = tree.anchoredAtStart
         mayBacktrackCatastrophically = tree.nestedUnboundedRepeat(inside: false)
         wholeStringClass = ECMARegex.wholeStringClass(tree)
+        // An anchored pattern is tried at position 0 only: nothing to skip.
+        leadBytes = leadBytePrefilter && !tree.anchoredAtStart ? tree.leadBytes.filter : nil
     }
 
     /// `^X{min,max}$` with X one character class: the common identifier shape, checked in one
@@ -89,6 +97,11 @@ final class ECMARegex: @unchecked Sendable {
             var machine = RegexMachine(program: program, sets: sets, input: bytes, registers: registerCount, budget: stepLimit)
             var start = 0
             while true {
+                if let leadBytes {
+                    // No match can begin at a byte outside the set, so the machine never runs there.
+                    guard let next = leadBytes.firstIndex(in: bytes, from: start) else { return false }
+                    start = next
+                }
                 switch machine.run(from: start, pc: 0) {
                 case true?: return true
                 case nil: return nil
@@ -189,6 +202,168 @@ indirect enum RegexNode {
     }
 }
 
+// MARK: - Lead bytes
+
+/// A set of bytes (256 bits): the UTF-8 bytes a match can begin with.
+struct LeadByteSet {
+    private var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+
+    @inline(__always)
+    func contains(_ byte: UInt8) -> Bool {
+        let bit = UInt64(1) << UInt64(byte & 63)
+        switch byte >> 6 {
+        case 0: return words.0 & bit != 0
+        case 1: return words.1 & bit != 0
+        case 2: return words.2 & bit != 0
+        default: return words.3 & bit != 0
+        }
+    }
+
+    mutating func insert(_ byte: UInt8) {
+        let bit = UInt64(1) << UInt64(byte & 63)
+        switch byte >> 6 {
+        case 0: words.0 |= bit
+        case 1: words.1 |= bit
+        case 2: words.2 |= bit
+        default: words.3 |= bit
+        }
+    }
+
+    mutating func insert(_ range: ClosedRange<UInt8>) {
+        for byte in range { insert(byte) }
+    }
+
+    mutating func formUnion(_ other: LeadByteSet) {
+        words.0 |= other.words.0
+        words.1 |= other.words.1
+        words.2 |= other.words.2
+        words.3 |= other.words.3
+    }
+
+    /// UTF-8 continuation bytes never start a scalar, so a byte scan that stops only at members
+    /// stops only where the machine could have started.
+    mutating func removeContinuationBytes() {
+        words.2 = 0
+    }
+
+    /// Every lead byte is in: filtering would skip nothing.
+    var coversEveryScalarStart: Bool {
+        words.0 == .max && words.1 == .max && words.3 == .max
+    }
+
+    /// The first index at or after `start` whose byte is a member, or nil.
+    @inline(__always)
+    func firstIndex(in bytes: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
+        var index = start
+        while index < bytes.count {
+            if contains(bytes[index]) { return index }
+            index += 1
+        }
+        return nil
+    }
+
+    /// The first byte of `scalar`'s UTF-8 encoding. The machine compares decoded scalars, and
+    /// UTF-8 keeps scalar order, so a scalar range maps into the range of its ends' lead bytes.
+    static func utf8Lead(_ scalar: UInt32) -> UInt8 {
+        switch scalar {
+        case ..<0x80: return UInt8(truncatingIfNeeded: scalar)
+        case ..<0x800: return 0xC0 | UInt8(truncatingIfNeeded: scalar >> 6)
+        case ..<0x10000: return 0xE0 | UInt8(truncatingIfNeeded: scalar >> 12)
+        default: return 0xF0 | UInt8(truncatingIfNeeded: min(scalar >> 18, 7))
+        }
+    }
+}
+
+/// What a node's matches can begin with, for the lead-byte prefilter.
+struct LeadBytes {
+    /// Lead bytes of the first scalar a match consumes.
+    var bytes = LeadByteSet()
+    /// The node can match without consuming anything: what follows it contributes lead bytes too.
+    var nullable = true
+    /// Bytes that cannot be bounded (., backreferences, lookbehind): every start must be tried.
+    var unbounded = false
+
+    static let anything = LeadBytes(nullable: false, unbounded: true)
+
+    static func consuming(_ bytes: LeadByteSet) -> LeadBytes {
+        LeadBytes(bytes: bytes, nullable: false)
+    }
+
+    /// The set to filter starts with, or nil when a match may start anywhere, including at the
+    /// end of the input (a pattern that can match the empty string).
+    var filter: LeadByteSet? {
+        guard !unbounded, !nullable else { return nil }
+        var set = bytes
+        set.removeContinuationBytes()
+        return set.coversEveryScalarStart ? nil : set
+    }
+}
+
+extension RegexNode {
+    /// Over-approximates the lead bytes of this node's matches. Zero-width assertions (^, $, \b,
+    /// lookahead) only ever reject, so they are treated as matching empty: a superset, never less.
+    var leadBytes: LeadBytes {
+        switch self {
+        case .empty, .lineStart, .lineEnd, .wordBoundary, .lookahead:
+            return LeadBytes()
+        case .scalar(let c):
+            var set = LeadByteSet()
+            set.insert(LeadByteSet.utf8Lead(c))
+            return .consuming(set)
+        case .set(let set):
+            return .consuming(set.leadBytes)
+        case .dot, .lookbehind, .backreference:
+            return .anything
+        case .sequence(let items):
+            var result = LeadBytes()
+            for item in items {
+                let lead = item.leadBytes
+                result.bytes.formUnion(lead.bytes)
+                result.unbounded = result.unbounded || lead.unbounded
+                if !lead.nullable {
+                    result.nullable = false
+                    break
+                }
+            }
+            return result
+        case .alternation(let items):
+            var result = LeadBytes(nullable: false)
+            for item in items {
+                let lead = item.leadBytes
+                result.bytes.formUnion(lead.bytes)
+                result.unbounded = result.unbounded || lead.unbounded
+                result.nullable = result.nullable || lead.nullable
+            }
+            return result
+        case .group(let inner, _):
+            return inner.leadBytes
+        case .repetition(let inner, let min, let max, _):
+            // {0} and {0,0} emit nothing.
+            if max == 0 { return LeadBytes() }
+            var lead = inner.leadBytes
+            if min == 0 { lead.nullable = true }
+            return lead
+        }
+    }
+}
+
+extension CharacterSet {
+    /// Lead bytes of the scalars this class can match. ASCII members are exact; beyond ASCII,
+    /// a negated class, \D, \W, \s or a Unicode property may match any scalar.
+    var leadBytes: LeadByteSet {
+        var set = LeadByteSet()
+        for c in 0..<UInt32(128) where contains(c) { set.insert(UInt8(truncatingIfNeeded: c)) }
+        if negated || predicates.contains(where: { $0.1 || !$0.0.isASCIIOnly }) {
+            set.insert(0xC0...0xFF)
+            return set
+        }
+        for (low, high) in ranges where high >= 0x80 {
+            set.insert(LeadByteSet.utf8Lead(Swift.max(low, 0x80))...LeadByteSet.utf8Lead(high))
+        }
+        return set
+    }
+}
+
 /// A character class: ranges plus class escapes and Unicode properties.
 struct CharacterSet {
     var ranges: [(UInt32, UInt32)] = []
@@ -224,6 +399,14 @@ enum ScalarPredicate {
     case digit, word, space
     case category([Unicode.GeneralCategory])
     case alphabetic, whiteSpace, uppercase, lowercase, ascii, any, assigned, hexDigit, asciiHexDigit, emoji
+
+    /// \d and \w are ASCII-only without the i flag; so is \p{ASCII}.
+    var isASCIIOnly: Bool {
+        switch self {
+        case .digit, .word, .ascii: return true
+        default: return false
+        }
+    }
 
     func test(_ c: UInt32) -> Bool {
         switch self {
@@ -832,6 +1015,9 @@ struct RegexMachine {
         self.input = input
         self.registers = Array(repeating: -1, count: registers)
         self.budget = budget
+        // A greedy loop leaves one backtrack entry per scalar it takes: sized for a short string up
+        // front, the stack is allocated once instead of regrown several times per search.
+        stack.reserveCapacity(Swift.min(input.count, 256) + 16)
     }
 
     @inline(__always)
