@@ -752,9 +752,9 @@ enum BuiltinSchemas {
               "type": "string",
               "minLength": 1,
               "maxLength": 4096,
-              "pattern": "^/[^\\u0000]*$",
+              "pattern": "^/$|^(/[^/\\u0000]+)+$",
               "not": {
-                "pattern": "//|/\\.{1,2}(/|$)|./$"
+                "pattern": "/\\.{1,2}(/|$)"
               }
             },
             "access": {
