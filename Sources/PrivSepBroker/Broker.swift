@@ -87,6 +87,8 @@ public final class Broker {
     var config: BrokerConfig { setup.config }
     var catalog: ContractCatalog { setup.catalog }
     var logger: Logger
+    /// Where `logger` writes; the audit trail writes there directly.
+    let log: LogSink
 
     let loop: EventLoop
     var signalFD: OwnedFD?
@@ -107,9 +109,10 @@ public final class Broker {
     let startedAt = monotonicNanoseconds()
     @exclusivity(unchecked) public internal(set) var counters = BrokerCounters()
 
-    public init(setup: BrokerSetup, logger: Logger) throws(SystemCallError) {
+    public init(setup: BrokerSetup, log: LogSink) throws(SystemCallError) {
         self.setup = setup
-        self.logger = logger
+        self.log = log
+        self.logger = Logger(label: "privsep") { label in LineLogHandler(label: label, sink: log) }
         self.loop = try EventLoop()
         let configs = setup.config.helpers
         self.types = TypeTable(setup.catalog) { index, contract in

@@ -9,25 +9,108 @@ import PrivSepJSON
 
 /// How log lines are rendered.
 public enum LogFormat: String, Sendable, CaseIterable {
-    /// `2026-11-26T19:05:31.123Z info  [helper=web] message key=value`
+    /// `2026-11-26T19:05:31.123Z info    [web] message key=value`
     case text
     /// `{"time":"...","level":"info","message":"...","helper":"web",...}`
     case json
 }
 
-/// A swift-log handler writing to a file descriptor (stderr by default).
-public struct LineLogHandler: LogHandler {
-    public var logLevel: Logger.Level
-    public var metadata: Logger.Metadata = [:]
-    private let format: LogFormat
-    private let label: String
+/// Where and how log lines go: the format, the lowest level written, and the descriptor.
+///
+/// Both the swift-log handler and the broker's audit trail render through one sink, so a line
+/// has the same shape whatever its source. The audit skips swift-log: an audited service call
+/// would otherwise pay for a metadata dictionary, its merge and its sort on every request (a
+/// third of the broker's user time per privsep.file.open, by perf).
+public struct LogSink: Sendable {
+    public let format: LogFormat
+    public let level: Logger.Level
     private let fd: Int32
 
-    public init(label: String, format: LogFormat, level: Logger.Level, fd: Int32 = STDERR_FILENO) {
-        self.label = label
+    public init(format: LogFormat, level: Logger.Level, fd: Int32 = STDERR_FILENO) {
         self.format = format
-        self.logLevel = level
+        self.level = level
         self.fd = fd
+    }
+
+    /// Whether a line at `level` is written at all.
+    public func accepts(_ level: Logger.Level) -> Bool { level >= self.level }
+
+    /// Renders one line and writes it with a single write(2). `fields` must be sorted by key.
+    func write(_ level: Logger.Level, _ message: String, fields: [(key: String, value: String)]) {
+        var line: [UInt8] = []
+        line.reserveCapacity(256)
+        switch format {
+        case .text: renderText(level, message, fields, into: &line)
+        case .json: renderJSON(level, message, fields, into: &line)
+        }
+        line.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            var offset = 0
+            while offset < raw.count {
+                let written = Glibc.write(fd, base + offset, raw.count - offset)
+                if written < 0 && errno == EINTR { continue }
+                if written <= 0 { return }
+                offset += written
+            }
+        }
+    }
+
+    private func renderText(_ level: Logger.Level, _ message: String, _ fields: [(key: String, value: String)],
+                            into line: inout [UInt8])
+    {
+        appendTimestamp(to: &line)
+        line.append(UInt8(ascii: " "))
+        line.append(contentsOf: level.rawValue.utf8)
+        let padding = max(0, 7 - level.rawValue.utf8.count)
+        line.append(contentsOf: repeatElement(UInt8(ascii: " "), count: padding + 1))
+        if let helper = fields.first(where: { $0.key == "helper" }) {
+            line.append(UInt8(ascii: "["))
+            line.append(contentsOf: helper.value.utf8)
+            line.append(contentsOf: "] ".utf8)
+        }
+        line.append(contentsOf: message.utf8)
+        for field in fields where field.key != "helper" {
+            line.append(UInt8(ascii: " "))
+            line.append(contentsOf: field.key.utf8)
+            line.append(UInt8(ascii: "="))
+            line.append(contentsOf: quoteIfNeeded(field.value).utf8)
+        }
+        line.append(UInt8(ascii: "\n"))
+    }
+
+    private func renderJSON(_ level: Logger.Level, _ message: String, _ fields: [(key: String, value: String)],
+                            into line: inout [UInt8])
+    {
+        line.append(contentsOf: #"{"time":""#.utf8)
+        appendTimestamp(to: &line)
+        line.append(contentsOf: #"","level":""#.utf8)
+        line.append(contentsOf: level.rawValue.utf8)
+        line.append(contentsOf: #"","message":"#.utf8)
+        JSONValue.string(message).serialize(into: &line)
+        for field in fields where field.key != "time" && field.key != "level" && field.key != "message" {
+            line.append(UInt8(ascii: ","))
+            JSONValue.string(field.key).serialize(into: &line)
+            line.append(UInt8(ascii: ":"))
+            JSONValue.string(field.value).serialize(into: &line)
+        }
+        line.append(contentsOf: "}\n".utf8)
+    }
+}
+
+/// The swift-log handler: metadata, sorted by key, to a `LogSink`.
+public struct LineLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    private let sink: LogSink
+    private var level: Logger.Level
+
+    public init(label: String, sink: LogSink) {
+        self.sink = sink
+        self.level = sink.level
+    }
+
+    public var logLevel: Logger.Level {
+        get { level }
+        set { level = newValue }
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -36,58 +119,10 @@ public struct LineLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var fields = metadata
-        if let extra = event.metadata { fields.merge(extra) { _, new in new } }
-        let line: [UInt8]
-        switch format {
-        case .text: line = Array(textLine(event.level, "\(event.message)", fields).utf8)
-        case .json: line = jsonLine(event.level, "\(event.message)", fields)
-        }
-        line.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let written = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if written < 0 && errno == EINTR { continue }
-                if written <= 0 { return }
-                offset += written
-            }
-        }
-    }
-
-    private func textLine(_ level: Logger.Level, _ message: String, _ fields: Logger.Metadata) -> String {
-        var line = "\(timestamp()) \(level.rawValue.padding(7)) "
-        if let helper = fields["helper"] { line += "[\(helper)] " }
-        line += message
-        for key in fields.keys.sorted() where key != "helper" {
-            line += " \(key)=\(quoteIfNeeded("\(fields[key]!)"))"
-        }
-        return line + "\n"
-    }
-
-    private func jsonLine(_ level: Logger.Level, _ message: String, _ fields: Logger.Metadata) -> [UInt8] {
-        var members: [(key: String, value: JSONValue)] = [
-            ("time", .string(timestamp())), ("level", .string(level.rawValue)), ("message", .string(message)),
-        ]
-        members.reserveCapacity(3 + fields.count)
-        for (key, value) in fields.sorted(by: { $0.key < $1.key })
-        where key != "time" && key != "level" && key != "message" {
-            members.append((key, jsonValue(value)))
-        }
-        var bytes = JSONValue.object(JSONObject(uniqueMembers: members)).serialized()
-        bytes.append(UInt8(ascii: "\n"))
-        return bytes
-    }
-
-    private func jsonValue(_ value: Logger.MetadataValue) -> JSONValue {
-        switch value {
-        case .string(let text): return .string(text)
-        case .stringConvertible(let convertible): return .string(convertible.description)
-        case .array(let items): return .array(items.map(jsonValue))
-        case .dictionary(let map):
-            var object = JSONObject()
-            for key in map.keys.sorted() { object[key] = jsonValue(map[key]!) }
-            return .object(object)
-        }
+        var merged = metadata
+        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
+        let fields = merged.map { (key: $0.key, value: "\($0.value)") }.sorted { $0.key < $1.key }
+        sink.write(event.level, "\(event.message)", fields: fields)
     }
 }
 
@@ -112,38 +147,30 @@ private func quoteIfNeeded(_ text: String) -> String {
     return quoted + "\""
 }
 
-/// UTC time as RFC 3339 with milliseconds, without Foundation: written digit by digit into a
-/// fixed buffer, because every log line (one per audited service call) pays for it.
-func timestamp() -> String {
+/// Appends the UTC time as RFC 3339 with milliseconds, digit by digit and without Foundation,
+/// because every log line (one per audited service call) pays for it.
+func appendTimestamp(to line: inout [UInt8]) {
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)
     var seconds = now.tv_sec
     var parts = tm()
     gmtime_r(&seconds, &parts)
-    let fields: [(value: Int, width: Int, separator: UInt8)] = [
-        (Int(parts.tm_year) + 1900, 4, UInt8(ascii: "-")), (Int(parts.tm_mon) + 1, 2, UInt8(ascii: "-")),
-        (Int(parts.tm_mday), 2, UInt8(ascii: "T")), (Int(parts.tm_hour), 2, UInt8(ascii: ":")),
-        (Int(parts.tm_min), 2, UInt8(ascii: ":")), (Int(parts.tm_sec), 2, UInt8(ascii: ".")),
-        (Int(now.tv_nsec / 1_000_000), 3, UInt8(ascii: "Z")),
-    ]
-    return String(unsafeUninitializedCapacity: 24) { buffer in
-        var position = 0
-        for field in fields {
-            var value = field.value
-            for index in stride(from: position + field.width - 1, through: position, by: -1) {
-                buffer[index] = UInt8(ascii: "0") + UInt8(value % 10)
-                value /= 10
-            }
-            position += field.width
-            buffer[position] = field.separator
-            position += 1
+    func digits(_ value: Int, _ width: Int, then separator: UInt8) {
+        var divisor = 1
+        for _ in 1..<width { divisor *= 10 }
+        var rest = value
+        while divisor > 0 {
+            line.append(UInt8(ascii: "0") + UInt8(rest / divisor % 10))
+            rest %= divisor
+            divisor /= 10
         }
-        return position
+        line.append(separator)
     }
-}
-
-extension String {
-    fileprivate func padding(_ width: Int) -> String {
-        count >= width ? self : self + String(repeating: " ", count: width - count)
-    }
+    digits(Int(parts.tm_year) + 1900, 4, then: UInt8(ascii: "-"))
+    digits(Int(parts.tm_mon) + 1, 2, then: UInt8(ascii: "-"))
+    digits(Int(parts.tm_mday), 2, then: UInt8(ascii: "T"))
+    digits(Int(parts.tm_hour), 2, then: UInt8(ascii: ":"))
+    digits(Int(parts.tm_min), 2, then: UInt8(ascii: ":"))
+    digits(Int(parts.tm_sec), 2, then: UInt8(ascii: "."))
+    digits(Int(now.tv_nsec / 1_000_000), 3, then: UInt8(ascii: "Z"))
 }

@@ -41,12 +41,13 @@ struct RunCommand: ParsableCommand {
             printError("privsep: unknown log level \(levelName)")
             throw ExitCode(2)
         }
-        LoggingSystem.bootstrap { label in LineLogHandler(label: label, format: format, level: level) }
+        let sink = LogSink(format: format, level: level)
+        LoggingSystem.bootstrap { label in LineLogHandler(label: label, sink: sink) }
         let logger = Logger(label: "privsep")
         warnIfTooFewDescriptors(limit: descriptorLimit, helpers: setup.plans.count, logger: logger)
         let broker: Broker
         do {
-            broker = try Broker(setup: setup, logger: logger)
+            broker = try Broker(setup: setup, log: sink)
         } catch {
             printError("privsep: \(error)")
             throw ExitCode(1)

@@ -72,24 +72,31 @@ extension Broker {
     static let auditArgumentLimit = 1024
 
     private func audit(_ helper: Helper, _ type: String, _ body: JSONObject, _ decision: ServiceDecision) {
-        var arguments = JSONValue.object(body).jsonText
-        if arguments.utf8.count > Broker.auditArgumentLimit {
-            arguments = String(decoding: arguments.utf8.prefix(Broker.auditArgumentLimit), as: UTF8.self) + "..."
+        let level: Logger.Level
+        if case .success = decision.result { level = .info } else { level = .notice }
+        guard log.accepts(level) else { return }
+        var arguments = JSONValue.object(body).serialized()
+        if arguments.count > Broker.auditArgumentLimit {
+            arguments.removeSubrange(Broker.auditArgumentLimit...)
+            arguments.append(contentsOf: "...".utf8)
         }
-        var metadata: Logger.Metadata = [
-            "audit": "service", "helper": "\(helper.name)", "type": "\(type)", "arguments": "\(arguments)",
-            "rule": "\(decision.rule ?? "none")",
-        ]
+        let rule = decision.rule ?? "none"
+        // In key order, as LogSink.write wants them.
+        let fields: [(key: String, value: String)]
         switch decision.result {
         case .success(let reply):
-            metadata["decision"] = "granted"
-            metadata["fds"] = "\(reply.fds.count)"
-            logger.info("audit", metadata: metadata)
+            fields = [
+                ("arguments", String(decoding: arguments, as: UTF8.self)), ("audit", "service"),
+                ("decision", "granted"), ("fds", String(reply.fds.count)), ("helper", helper.name),
+                ("rule", rule), ("type", type),
+            ]
         case .failure(let error):
-            metadata["decision"] = error.code == .denied ? "denied" : "failed"
-            metadata["code"] = "\(error.code)"
-            metadata["reason"] = "\(error.message)"
-            logger.notice("audit", metadata: metadata)
+            fields = [
+                ("arguments", String(decoding: arguments, as: UTF8.self)), ("audit", "service"),
+                ("code", error.code.rawValue), ("decision", error.code == .denied ? "denied" : "failed"),
+                ("helper", helper.name), ("reason", error.message), ("rule", rule), ("type", type),
+            ]
         }
+        log.write(level, "audit", fields: fields)
     }
 }
