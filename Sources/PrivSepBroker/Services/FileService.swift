@@ -28,9 +28,9 @@ enum FileService {
 
     static func open(_ policy: ServicePolicy, _ body: JSONObject) -> ServiceDecision {
         let path = body["path"]?.stringValue ?? ""
-        var access: Set<FileAccess> = []
+        var access: FileAccess = []
         for item in body["access"]?.arrayValue ?? [] {
-            if let name = item.stringValue, let parsed = FileAccess(rawValue: name) { access.insert(parsed) }
+            if let name = item.stringValue, let parsed = FileAccess(name: name) { access.insert(parsed) }
         }
         let mode = body["mode"]?.int64Value ?? 0o644
         switch openChecked(policy, path: path, access: access, mode: mode) {
@@ -76,7 +76,7 @@ enum FileService {
     }
 
     /// Picks the rule, opens beneath its directory, checks the result is a regular file.
-    private static func openChecked(_ policy: ServicePolicy, path: String, access: Set<FileAccess>, mode: Int64)
+    private static func openChecked(_ policy: ServicePolicy, path: String, access: FileAccess, mode: Int64)
         -> Opening
     {
         if let problem = PathCheck.problem(path) {
@@ -89,17 +89,18 @@ enum FileService {
         case .flags(let value): flags = value
         }
         var covered: FileRule?
-        var granting: FileRule?
-        for rule in policy.files where rule.relativeName(for: path) != nil {
+        var granting: (rule: FileRule, name: String)?
+        for rule in policy.files {
+            guard let name = rule.relativeName(for: path) else { continue }
             covered = covered ?? rule
             if access.isSubset(of: rule.access) {
-                granting = rule
+                granting = (rule, name)
                 break
             }
         }
-        guard let rule = granting, let name = rule.relativeName(for: path) else {
+        guard let (rule, name) = granting else {
             if let covered {
-                let wanted = access.map(\.rawValue).sorted().joined(separator: ", ")
+                let wanted = access.names.joined(separator: ", ")
                 return .refused((.denied("\(path): the rule does not grant \(wanted)", reason: "access",
                                                       rule: covered.pointer)))
             }
@@ -141,7 +142,7 @@ enum FileService {
     }
 
     /// open(2) flags for a set of accesses; create and truncate need write or append.
-    static func openFlags(_ access: Set<FileAccess>) -> OpenFlags {
+    static func openFlags(_ access: FileAccess) -> OpenFlags {
         let read = access.contains(.read)
         let write = access.contains(.write) || access.contains(.append)
         guard read || write else { return .problem("access must include read, write or append") }

@@ -9,9 +9,32 @@ import Glibc
 import PrivSepJSON
 import PrivSepWire
 
-/// One way a file may be opened, as named in requests and rules.
-enum FileAccess: String, Sendable, CaseIterable {
-    case read, write, append, create, truncate
+/// The ways a file may be opened, as named in requests and rules: a bit set, because every
+/// file.open compares the accesses asked for with each rule's.
+struct FileAccess: OptionSet, Sendable {
+    let rawValue: UInt8
+
+    static let read = FileAccess(rawValue: 1 << 0)
+    static let write = FileAccess(rawValue: 1 << 1)
+    static let append = FileAccess(rawValue: 1 << 2)
+    static let create = FileAccess(rawValue: 1 << 3)
+    static let truncate = FileAccess(rawValue: 1 << 4)
+
+    /// Each access by its name in requests and rules.
+    private static let named: [(name: String, access: FileAccess)] = [
+        ("read", .read), ("write", .write), ("append", .append), ("create", .create), ("truncate", .truncate),
+    ]
+
+    init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    /// One access by name; nil for any other string.
+    init?(name: String) {
+        guard let entry = Self.named.first(where: { $0.name == name }) else { return nil }
+        self = entry.access
+    }
+
+    /// The names of the accesses in the set, sorted.
+    var names: [String] { Self.named.filter { contains($0.access) }.map(\.name).sorted() }
 }
 
 /// One `files` rule with the directory it resolves beneath, opened at load.
@@ -20,24 +43,45 @@ struct FileRule: Sendable {
     let pointer: String
     /// Absolute, normalised.
     let path: String
-    let access: Set<FileAccess>
+    let access: FileAccess
     /// Covers everything below `path` (a directory); otherwise exactly `path` (a file).
     let recursive: Bool
     /// Symlinks are followed, but never out of `directory`.
     let symlinks: Bool
     /// O_PATH handle of `path` (recursive) or of its parent (a single file).
     let directory: OwnedFD
+    /// What a request's path starts with when the rule covers it: `path` and a slash for a
+    /// directory; the whole of `path` for a single file. Worked out once, at load.
+    private let coveredPrefix: [UInt8]
+    /// A single file's name beneath `directory`.
+    private let fileName: String
 
-    /// The name to open beneath `directory` when this rule covers `path`, else nil.
+    init(pointer: String, path: String, access: FileAccess, recursive: Bool, symlinks: Bool, directory: OwnedFD) {
+        self.pointer = pointer
+        self.path = path
+        self.access = access
+        self.recursive = recursive
+        self.symlinks = symlinks
+        self.directory = directory
+        let bytes = Array(path.utf8)
+        coveredPrefix = recursive && path != "/" ? bytes + [UInt8(ascii: "/")] : bytes
+        let slash = bytes.lastIndex(of: UInt8(ascii: "/")).map { $0 + 1 } ?? 0
+        fileName = String(decoding: bytes[slash...], as: UTF8.self)
+    }
+
+    /// The name to open beneath `directory` when this rule covers `requested`, else nil.
     func relativeName(for requested: String) -> String? {
-        if !recursive {
-            guard requested == path, let slash = path.lastIndex(of: "/") else { return nil }
-            return String(path[path.index(after: slash)...])
+        var requested = requested
+        return requested.withUTF8 { bytes -> String? in
+            guard bytes.count >= coveredPrefix.count, bytes.starts(with: coveredPrefix) else {
+                // A directory's own path: its prefix is one byte longer, the slash.
+                if recursive && bytes.elementsEqual(coveredPrefix.dropLast()) { return "." }
+                return nil
+            }
+            if !recursive { return bytes.count == coveredPrefix.count ? fileName : nil }
+            if bytes.count == coveredPrefix.count { return path == "/" ? "." : nil }
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[coveredPrefix.count...]), as: UTF8.self)
         }
-        if requested == path { return "." }
-        let prefix = path == "/" ? "/" : path + "/"
-        guard requested.hasPrefix(prefix) else { return nil }
-        return String(requested.dropFirst(prefix.count))
     }
 }
 
@@ -143,9 +187,9 @@ struct ServicePolicyReader {
             guard case .object(let rule) = item else { throw failure(at, "must be an object") }
             guard let path = rule["path"]?.stringValue else { throw failure(at + "/path", "must be a string") }
             if let problem = PathCheck.problem(path) { throw failure(at + "/path", problem) }
-            var access: Set<FileAccess> = []
+            var access: FileAccess = []
             for (position, name) in (rule["access"]?.arrayValue ?? []).enumerated() {
-                guard let text = name.stringValue, let parsed = FileAccess(rawValue: text) else {
+                guard let text = name.stringValue, let parsed = FileAccess(name: text) else {
                     throw failure("\(at)/access/\(position)", "must be read, write, append, create or truncate")
                 }
                 access.insert(parsed)
@@ -240,18 +284,29 @@ enum PathCheck {
     /// Why `path` is not absolute and normalised, or nil when it is: starts with `/`, no `.` or
     /// `..` segment, no `//`, no trailing `/` (except `/` itself), no NUL.
     static func problem(_ path: String) -> String? {
-        let bytes = Array(path.utf8)
-        guard bytes.first == UInt8(ascii: "/") else { return "not an absolute path" }
-        guard bytes.count <= maxLength else { return "longer than \(maxLength) bytes" }
-        guard !bytes.contains(0) else { return "contains a NUL byte" }
-        if bytes.count == 1 { return nil }
-        guard bytes.last != UInt8(ascii: "/") else { return "ends with /" }
-        for segment in bytes.dropFirst().split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
-            if segment.isEmpty { return "contains //" }
-            if segment.elementsEqual([UInt8(ascii: ".")]) { return "contains a . segment" }
-            if segment.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) { return "contains a .. segment" }
+        var path = path
+        return path.withUTF8 { bytes -> String? in
+            guard bytes.first == UInt8(ascii: "/") else { return "not an absolute path" }
+            guard bytes.count <= maxLength else { return "longer than \(maxLength) bytes" }
+            guard !bytes.contains(0) else { return "contains a NUL byte" }
+            if bytes.count == 1 { return nil }
+            guard bytes.last != UInt8(ascii: "/") else { return "ends with /" }
+            // Each segment runs from just after a slash to the next slash or the end.
+            var start = 1
+            while start <= bytes.count {
+                var end = start
+                while end < bytes.count && bytes[end] != UInt8(ascii: "/") { end += 1 }
+                switch end - start {
+                case 0: return "contains //"
+                case 1 where bytes[start] == UInt8(ascii: "."): return "contains a . segment"
+                case 2 where bytes[start] == UInt8(ascii: ".") && bytes[start + 1] == UInt8(ascii: "."):
+                    return "contains a .. segment"
+                default: break
+                }
+                start = end + 1
+            }
+            return nil
         }
-        return nil
     }
 }
 
