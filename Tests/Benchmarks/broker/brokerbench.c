@@ -12,6 +12,8 @@
  *   brokerbench floor-oneway N REPS      the raw-oneway writer and reader, through the relay
  *   brokerbench floor-fd N REPS [PATH]   floor-rtt, the relay opening PATH (/etc/hostname) for
  *                                        each reply and sending it (SCM_RIGHTS, one per round trip)
+ * FLOOR_SPIN_NS=W makes the relay compute for W ns per frame (a clock loop in user space): a
+ * broker's own work per message without its code, to see what that much work costs a round trip.
  * Under the broker (PRIVSEP_FD set), the result lines go to stdout, which the broker logs:
  *   brokerbench ping N REPS lib|raw      privsep.ping round trips (libprivsep or raw frames)
  *   brokerbench routed N REPS lib|raw    bench.broker.echo round trips, served by another helper
@@ -425,6 +427,20 @@ struct relay_end {
 };
 
 static const char *floor_path;		/* floor-fd: the file opened for each request */
+static long floor_spin_ns;		/* FLOOR_SPIN_NS: user-space work per frame */
+
+/* Stands for a broker's work on one frame: floor_spin_ns of computing, no system call. */
+static void
+relay_spin(void)
+{
+	double until;
+
+	if (floor_spin_ns <= 0)
+		return;
+	until = now_ns() + (double)floor_spin_ns;
+	while (now_ns() < until)
+		;
+}
 static char canned[FRAME_BYTES];	/* the answering relay's reply, prefix included */
 
 static void
@@ -504,6 +520,7 @@ relay_frames(struct relay_end *e)
 	int fd;
 
 	while ((len = relay_next(e)) > 0) {
+		relay_spin();
 		src = to == e ? canned : e->in + e->start;
 		outn = to == e ? sizeof(canned) : len;
 		if (to->outlen + outn > sizeof(to->out) || to->nfds == RELAY_FDS)
@@ -1126,6 +1143,8 @@ main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (getenv("FLOOR_SPIN_NS") != NULL)
+		floor_spin_ns = atol(getenv("FLOOR_SPIN_NS"));
 	if (strcmp(mode, "raw-rtt") == 0)
 		return raw_rtt(n, reps, 0);
 	if (strcmp(mode, "raw-fd") == 0)
