@@ -178,6 +178,7 @@ struct FileServiceTests {
             "files": [
                 ["path": .string(root), "access": ["read"], "recursive": true],
                 ["path": .string(directory + "/single.txt"), "access": ["read", "write", "create"]],
+                ["path": .string(directory + "/caf\u{E9}.txt"), "access": ["read"]],
             ],
         ], directory: directory)
         let app = try startApp(run)
@@ -215,11 +216,16 @@ struct FileServiceTests {
         #expect(try String(contentsOfFile: directory + "/single.txt", encoding: .utf8) == "made")
         #expect(deniedReason(try open(directory + "/single.txt2")) == "no_rule")
         #expect(errorCode(try open(directory + "/single.txt", ["create"])) == "privsep.invalid")
+        // Paths match as bytes, as the kernel resolves them: the same name in another Unicode
+        // normalisation form (e + combining acute) is another file, not under the rule.
+        try write("nfc\n", to: directory + "/caf\u{E9}.txt")
+        #expect(try open(directory + "/caf\u{E9}.txt").fds.count == 1)
+        #expect(deniedReason(try open(directory + "/cafe\u{301}.txt")) == "no_rule")
 
-        let audits = try waitForAudits(run, 18)
-        #expect(audits.count == 18)
-        #expect(audits.filter { $0["decision"] == "denied" }.count == 12)
-        #expect(audits.filter { $0["decision"] == "granted" }.count == 1)
+        let audits = try waitForAudits(run, 20)
+        #expect(audits.count == 20)
+        #expect(audits.filter { $0["decision"] == "denied" }.count == 13)
+        #expect(audits.filter { $0["decision"] == "granted" }.count == 2)
         #expect(audits.filter { $0["decision"] == "failed" }.count == 5)
         #expect(audits.contains { $0["decision"] == "denied" && $0["rule"] == "none" && $0["code"] == "privsep.denied" })
         app.exitProcess(status: 0)

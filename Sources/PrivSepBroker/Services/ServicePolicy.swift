@@ -50,9 +50,10 @@ struct FileRule: Sendable {
     let symlinks: Bool
     /// O_PATH handle of `path` (recursive) or of its parent (a single file).
     let directory: OwnedFD
-    /// What a request's path starts with when the rule covers it: `path` and a slash for a
-    /// directory; the whole of `path` for a single file. Worked out once, at load.
-    private let coveredPrefix: [UInt8]
+    /// `path` as bytes, for the byte-wise comparisons of `relativeName`.
+    private let pathBytes: [UInt8]
+    /// What the paths below a directory start with: `path` and a slash (`/` for the root).
+    private let underPrefix: [UInt8]
     /// A single file's name beneath `directory`.
     private let fileName: String
 
@@ -63,24 +64,20 @@ struct FileRule: Sendable {
         self.recursive = recursive
         self.symlinks = symlinks
         self.directory = directory
-        let bytes = Array(path.utf8)
-        coveredPrefix = recursive && path != "/" ? bytes + [UInt8(ascii: "/")] : bytes
-        let slash = bytes.lastIndex(of: UInt8(ascii: "/")).map { $0 + 1 } ?? 0
-        fileName = String(decoding: bytes[slash...], as: UTF8.self)
+        pathBytes = Array(path.utf8)
+        underPrefix = path == "/" ? pathBytes : pathBytes + [UInt8(ascii: "/")]
+        let slash = pathBytes.lastIndex(of: UInt8(ascii: "/")).map { $0 + 1 } ?? 0
+        fileName = String(decoding: pathBytes[slash...], as: UTF8.self)
     }
 
     /// The name to open beneath `directory` when this rule covers `requested`, else nil.
+    /// Paths compare as bytes: the kernel resolves bytes, not Unicode-equivalent strings.
     func relativeName(for requested: String) -> String? {
         var requested = requested
         return requested.withUTF8 { bytes -> String? in
-            guard bytes.count >= coveredPrefix.count, bytes.starts(with: coveredPrefix) else {
-                // A directory's own path: its prefix is one byte longer, the slash.
-                if recursive && bytes.elementsEqual(coveredPrefix.dropLast()) { return "." }
-                return nil
-            }
-            if !recursive { return bytes.count == coveredPrefix.count ? fileName : nil }
-            if bytes.count == coveredPrefix.count { return path == "/" ? "." : nil }
-            return String(decoding: UnsafeBufferPointer(rebasing: bytes[coveredPrefix.count...]), as: UTF8.self)
+            if bytes.elementsEqual(pathBytes) { return recursive ? "." : fileName }
+            guard recursive, bytes.count > underPrefix.count, bytes.starts(with: underPrefix) else { return nil }
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[underPrefix.count...]), as: UTF8.self)
         }
     }
 }
