@@ -65,15 +65,15 @@ public struct LogSink: Sendable {
         line.append(contentsOf: repeatElement(UInt8(ascii: " "), count: padding + 1))
         if let helper = fields.first(where: { $0.key == "helper" }) {
             line.append(UInt8(ascii: "["))
-            line.append(contentsOf: helper.value.utf8)
+            appendEscaped(helper.value, quoting: false, to: &line)
             line.append(contentsOf: "] ".utf8)
         }
-        line.append(contentsOf: message.utf8)
+        appendEscaped(message, quoting: false, to: &line)
         for field in fields where field.key != "helper" {
             line.append(UInt8(ascii: " "))
             line.append(contentsOf: field.key.utf8)
             line.append(UInt8(ascii: "="))
-            line.append(contentsOf: quoteIfNeeded(field.value).utf8)
+            appendValue(field.value, to: &line)
         }
         line.append(UInt8(ascii: "\n"))
     }
@@ -126,25 +126,35 @@ public struct LineLogHandler: LogHandler {
     }
 }
 
-private func quoteIfNeeded(_ text: String) -> String {
+/// Appends a field's value: as it is when it is one word, else quoted.
+private func appendValue(_ text: String, to line: inout [UInt8]) {
     let plain = !text.isEmpty && text.utf8.allSatisfy { $0 > 0x20 && $0 != UInt8(ascii: "\"") && $0 != 0x7f }
-    if plain { return text }
-    var quoted = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": quoted += "\\\""
-        case "\\": quoted += "\\\\"
-        case "\n": quoted += "\\n"
-        case "\t": quoted += "\\t"
-        default:
-            if scalar.value < 0x20 || scalar.value == 0x7f {
-                quoted += "\\x" + String(scalar.value, radix: 16)
-            } else {
-                quoted.unicodeScalars.append(scalar)
-            }
+    if plain {
+        line.append(contentsOf: text.utf8)
+        return
+    }
+    line.append(UInt8(ascii: "\""))
+    appendEscaped(text, quoting: true, to: &line)
+    line.append(UInt8(ascii: "\""))
+}
+
+/// Appends `text` with its control characters escaped (`\n`, `\t`, `\xNN`), and with
+/// `quoting` its quotes and backslashes too. Messages and values come from helpers: none may
+/// end the line early, start a forged one, or reach a terminal as a control sequence.
+private func appendEscaped(_ text: String, quoting: Bool, to line: inout [UInt8]) {
+    func hexDigit(_ value: UInt8) -> UInt8 { value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "a") + value - 10 }
+    for byte in text.utf8 {
+        switch byte {
+        case UInt8(ascii: "\n"): line.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+        case UInt8(ascii: "\t"): line.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+        case 0..<0x20, 0x7f:
+            line.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "x"), hexDigit(byte >> 4), hexDigit(byte & 0xF)])
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+            if quoting { line.append(UInt8(ascii: "\\")) }
+            line.append(byte)
+        default: line.append(byte)
         }
     }
-    return quoted + "\""
 }
 
 /// Appends the UTC time as RFC 3339 with milliseconds, digit by digit and without Foundation,

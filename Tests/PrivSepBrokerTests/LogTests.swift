@@ -59,6 +59,16 @@ private let fields: [(key: String, value: String)] = [
         #expect(line.dropFirst(24) == #" info    [web] audit arguments="{\"path\":\"/a b\"}" rule=none"# + "\n")
     }
 
+    @Test func aHelpersTextCannotEndTheLineOrSendControlSequences() throws {
+        let hostile = "done\n2026-01-01T00:00:00.000Z notice  [other] forged\u{1b}[31m"
+        let line = try captured { fd in
+            LogSink(format: .text, level: .info, fd: fd).write(.info, hostile, fields: [("helper", "web"), ("note", "a\rb")])
+        }
+        #expect(line.filter { $0 == "\n" }.count == 1)
+        #expect(!line.unicodeScalars.contains("\u{1b}") && !line.unicodeScalars.contains("\r"))
+        #expect(line.dropFirst(24) == #" info    [web] done\n2026-01-01T00:00:00.000Z notice  [other] forged\x1b[31m note="a\x0db""# + "\n")
+    }
+
     @Test func swiftLogLinesHaveTheSameShapeWithKeysSorted() throws {
         let direct = try captured { fd in LogSink(format: .json, level: .info, fd: fd).write(.info, "m", fields: fields) }
         let viaLogger = try captured { fd in
