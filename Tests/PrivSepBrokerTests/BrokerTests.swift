@@ -133,6 +133,29 @@ struct BrokerRoutingTests {
     /// A reply written just before the process exits still reaches the requester: the broker
     /// reads what is left in the socket before closing it. The server is over its max_rate, so
     /// its socket is not being watched when the reply arrives, and only the exit is seen.
+    @Test func aHelpersLogMessageStaysOneLineInTheTextLog() throws {
+        let run = try twoHelperRun(client: ["may_send": ["privsep.log", "privsep.ping"]])
+        try run.start(arguments: ["--log-format", "text", "--log-level", "debug"])
+        let helpers = try run.acceptAll(["client", "server"])
+        let client = try #require(helpers["client"]), server = try #require(helpers["server"])
+        try client.hello()
+        try server.hello()
+        let forged = "hello\n2026-01-01T00:00:00.000Z notice  [server] audit decision=granted\u{1b}[2J"
+        try client.send(Envelope.event("privsep.log", body: ["message": .string(forged), "fields": ["note": "x\ny"]]))
+        // The ping's reply proves the broker has handled the event sent before it.
+        try client.send(Envelope.request("privsep.ping", id: 1))
+        #expect(try client.nextMessage().envelope.re == 1)
+        try stopCleanly(run, client, server)
+        let lines = run.logText.split(separator: "\n")
+        let logged = lines.filter { $0.contains("[client] hello") }
+        #expect(logged.count == 1)
+        #expect(logged.first?.hasSuffix(
+            #"[client] hello\n2026-01-01T00:00:00.000Z notice  [server] audit decision=granted\x1b[2J note="x\ny""#) == true,
+            "\(logged)")
+        #expect(!lines.contains { $0.hasPrefix("2026-01-01") })
+        #expect(!run.logText.unicodeScalars.contains("\u{1b}"))
+    }
+
     @Test func aReplyWrittenJustBeforeExitIsDelivered() throws {
         let (run, client, server) = try startTwoHelpers(server: ["limits": ["max_rate": 1]])
         try client.send(Envelope.request("test.broker.echo", id: 5, body: ["text": "last"]))
