@@ -79,7 +79,8 @@ let package = Package(
         .testTarget(name: "PrivSepJSONTests", dependencies: ["PrivSepJSON"]),
         .testTarget(name: "PrivSepWireTests", dependencies: ["PrivSepWire", "PrivSepJSON"]),
         .testTarget(name: "PrivSepHelperTests", dependencies: ["PrivSepHelper", "PrivSepWire", "PrivSepJSON"]),
-        .testTarget(name: "PrivSepSchemaTests", dependencies: ["PrivSepSchema", "PrivSepJSON"]),
+        .testTarget(name: "PrivSepSchemaTests", dependencies: ["PrivSepSchema", "PrivSepJSON"],
+                    exclude: ["embed-builtin.sh"]),
         .testTarget(name: "PrivSepSandboxTests", dependencies: ["PrivSepSandbox", "PrivSepJSON"]),
         .testTarget(name: "PrivSepToolsTests", dependencies: ["PrivSepTools", "PrivSepBroker", "PrivSepHelper", "PrivSepJSON"]),
         .testTarget(name: "PrivSepBrokerTests", dependencies: [

@@ -40,11 +40,8 @@ struct HelperProcess {
 
 /// The broker's record of one helper slot.
 final class Helper {
-    // The properties marked `@exclusivity(unchecked)` are on the per-message path. The broker
-    // uses them from one thread only and never holds an access to one across a call that
-    // reaches it again, so the runtime's dynamic exclusivity checks (a thread-local access set,
-    // entered and left on every access) only cost time: about 7% of the broker's CPU per
-    // message (perf).
+    // The properties marked `@exclusivity(unchecked)` are on the per-message path; why the
+    // runtime checks can go is said once, at `Broker`'s.
 
     let slot: Int
     let config: HelperConfig

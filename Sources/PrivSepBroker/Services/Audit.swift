@@ -80,23 +80,20 @@ extension Broker {
             arguments.removeSubrange(Broker.auditArgumentLimit...)
             arguments.append(contentsOf: "...".utf8)
         }
-        let rule = decision.rule ?? "none"
-        // In key order, as LogSink.write wants them.
-        let fields: [(key: String, value: String)]
+        // In key order, as LogSink.write wants them: the outcome's fields go between the common ones.
+        var fields: [(key: String, value: String)] = [
+            ("arguments", String(decoding: arguments, as: UTF8.self)), ("audit", "service"),
+        ]
         switch decision.result {
         case .success(let reply):
-            fields = [
-                ("arguments", String(decoding: arguments, as: UTF8.self)), ("audit", "service"),
-                ("decision", "granted"), ("fds", String(reply.fds.count)), ("helper", helper.name),
-                ("rule", rule), ("type", type),
-            ]
+            fields += [("decision", "granted"), ("fds", String(reply.fds.count)), ("helper", helper.name)]
         case .failure(let error):
-            fields = [
-                ("arguments", String(decoding: arguments, as: UTF8.self)), ("audit", "service"),
+            fields += [
                 ("code", error.code.rawValue), ("decision", error.code == .denied ? "denied" : "failed"),
-                ("helper", helper.name), ("reason", error.message), ("rule", rule), ("type", type),
+                ("helper", helper.name), ("reason", error.message),
             ]
         }
+        fields += [("rule", decision.rule ?? "none"), ("type", type)]
         log.write(level, "audit", fields: fields)
     }
 }
