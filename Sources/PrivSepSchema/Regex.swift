@@ -8,6 +8,8 @@
 // requires, so `(a*)*` terminates on its own. An unanchored search would run the machine from every
 // position; the bytes a match can begin with are computed once, and positions starting with any
 // other byte are skipped by a byte scan (a superset, so no answer changes; only fewer steps spent).
+// A pattern that is a finite automaton (no backreference, lookaround or \b) is also compiled to a
+// DFA over ASCII (RegexDFA.swift), which answers searches of ASCII strings in one pass.
 //
 // Not supported (compile error, so a schema never silently means something else): Script=
 // properties and flags.
@@ -31,8 +33,15 @@ final class ECMARegex: @unchecked Sendable {
     /// The bytes a match can begin with, for unanchored searches; nil when every start must be tried.
     let leadBytes: LeadByteSet?
 
-    /// `leadBytePrefilter: false` tries every start position: only for tests that compare the two.
-    init(_ source: String, stepLimit: Int = 200_000, leadBytePrefilter: Bool = true) throws(RegexSyntaxError) {
+    /// Answers searches of ASCII strings when the pattern allows; nil when every search runs the machine.
+    private let dfa: RegexDFA?
+
+    /// Whether searches of ASCII strings take the DFA.
+    var usesDFA: Bool { dfa != nil }
+
+    /// `leadBytePrefilter: false` tries every start position, `dfa: false` always runs the
+    /// machine: only for tests that compare the paths.
+    init(_ source: String, stepLimit: Int = 200_000, leadBytePrefilter: Bool = true, dfa: Bool = true) throws(RegexSyntaxError) {
         self.source = source
         self.stepLimit = stepLimit
         var parser = RegexParser(Array(source.unicodeScalars).map(\.value))
@@ -49,6 +58,10 @@ final class ECMARegex: @unchecked Sendable {
         wholeStringClass = ECMARegex.wholeStringClass(tree)
         // An anchored pattern is tried at position 0 only: nothing to skip.
         leadBytes = leadBytePrefilter && !tree.anchoredAtStart ? tree.leadBytes.filter : nil
+        // The one-pass class check already covers its shape, on any input. A pattern flagged as
+        // catastrophic keeps the machine: its step limit is what schema authors are warned about
+        // and what a failed search reports.
+        self.dfa = dfa && wholeStringClass == nil && !mayBacktrackCatastrophically ? RegexDFA(tree) : nil
     }
 
     /// `^X{min,max}$` with X one character class: the common identifier shape, checked in one
@@ -93,6 +106,7 @@ final class ECMARegex: @unchecked Sendable {
                 return count >= simple.min && count <= (simple.max ?? Int.max)
             }
         }
+        if let dfa, let found = string.withUTF8({ dfa.search($0) }) { return found }
         return string.withUTF8 { bytes in
             var machine = RegexMachine(program: program, sets: sets, input: bytes, registers: registerCount, budget: stepLimit)
             var start = 0
