@@ -49,6 +49,7 @@ struct ASCIISet: Hashable {
 /// A Thompson NFA of a pattern tree over ASCII: one start state, one accepting state, and edges
 /// that consume a byte, consume nothing, or hold only at the input's start or end.
 struct RegexNFA {
+    /// Where an edge leads and what it takes: nothing, an input end (no byte), or one byte.
     enum Edge {
         case epsilon(Int)
         case atStart(Int)
