@@ -35,10 +35,11 @@ public struct LogSink: Sendable {
     /// Whether a line at `level` is written at all.
     public func accepts(_ level: Logger.Level) -> Bool { level >= self.level }
 
-    /// Renders one line and writes it with a single write(2). `fields` must be sorted by key.
+    /// Renders one line and writes it with a single write(2). `fields` must be sorted by key,
+    /// and none may be named `time`, `level` or `message` (the JSON line's own members).
     func write(_ level: Logger.Level, _ message: String, fields: [(key: String, value: String)]) {
         var line: [UInt8] = []
-        line.reserveCapacity(256)
+        line.reserveCapacity(512)
         switch format {
         case .text: renderText(level, message, fields, into: &line)
         case .json: renderJSON(level, message, fields, into: &line)
@@ -86,12 +87,12 @@ public struct LogSink: Sendable {
         line.append(contentsOf: #"","level":""#.utf8)
         line.append(contentsOf: level.rawValue.utf8)
         line.append(contentsOf: #"","message":"#.utf8)
-        JSONValue.string(message).serialize(into: &line)
-        for field in fields where field.key != "time" && field.key != "level" && field.key != "message" {
+        JSONValue.serialize(string: message, into: &line)
+        for field in fields {
             line.append(UInt8(ascii: ","))
-            JSONValue.string(field.key).serialize(into: &line)
+            JSONValue.serialize(string: field.key, into: &line)
             line.append(UInt8(ascii: ":"))
-            JSONValue.string(field.value).serialize(into: &line)
+            JSONValue.serialize(string: field.value, into: &line)
         }
         line.append(contentsOf: "}\n".utf8)
     }
@@ -121,9 +122,13 @@ public struct LineLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
+        // A helper names the fields of its privsep.log: none may repeat a JSON line's own member.
+        if sink.format == .json { merged = merged.filter { !LineLogHandler.lineMembers.contains($0.key) } }
         let fields = merged.map { (key: $0.key, value: "\($0.value)") }.sorted { $0.key < $1.key }
         sink.write(event.level, "\(event.message)", fields: fields)
     }
+
+    private static let lineMembers: Set<String> = ["time", "level", "message"]
 }
 
 /// Appends a field's value: as it is when it is one word, else quoted.
@@ -165,22 +170,23 @@ func appendTimestamp(to line: inout [UInt8]) {
     var seconds = now.tv_sec
     var parts = tm()
     gmtime_r(&seconds, &parts)
-    func digits(_ value: Int, _ width: Int, then separator: UInt8) {
-        var divisor = 1
-        for _ in 1..<width { divisor *= 10 }
-        var rest = value
-        while divisor > 0 {
-            line.append(UInt8(ascii: "0") + UInt8(rest / divisor % 10))
-            rest %= divisor
-            divisor /= 10
-        }
-        line.append(separator)
-    }
-    digits(Int(parts.tm_year) + 1900, 4, then: UInt8(ascii: "-"))
-    digits(Int(parts.tm_mon) + 1, 2, then: UInt8(ascii: "-"))
-    digits(Int(parts.tm_mday), 2, then: UInt8(ascii: "T"))
-    digits(Int(parts.tm_hour), 2, then: UInt8(ascii: ":"))
-    digits(Int(parts.tm_min), 2, then: UInt8(ascii: ":"))
-    digits(Int(parts.tm_sec), 2, then: UInt8(ascii: "."))
-    digits(Int(now.tv_nsec / 1_000_000), 3, then: UInt8(ascii: "Z"))
+    let year = Int(parts.tm_year) + 1900
+    appendTwoDigits(year / 100 % 100, to: &line)
+    appendTwoDigits(year % 100, then: UInt8(ascii: "-"), to: &line)
+    appendTwoDigits(Int(parts.tm_mon) + 1, then: UInt8(ascii: "-"), to: &line)
+    appendTwoDigits(Int(parts.tm_mday), then: UInt8(ascii: "T"), to: &line)
+    appendTwoDigits(Int(parts.tm_hour), then: UInt8(ascii: ":"), to: &line)
+    appendTwoDigits(Int(parts.tm_min), then: UInt8(ascii: ":"), to: &line)
+    appendTwoDigits(Int(parts.tm_sec), then: UInt8(ascii: "."), to: &line)
+    let milliseconds = Int(now.tv_nsec / 1_000_000)
+    line.append(UInt8(ascii: "0") + UInt8(milliseconds / 100))
+    appendTwoDigits(milliseconds % 100, then: UInt8(ascii: "Z"), to: &line)
+}
+
+/// Appends `value` (0...99) as two digits, then `separator` if given.
+@inline(__always)
+private func appendTwoDigits(_ value: Int, then separator: UInt8? = nil, to line: inout [UInt8]) {
+    line.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: value / 10))
+    line.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: value % 10))
+    if let separator { line.append(separator) }
 }

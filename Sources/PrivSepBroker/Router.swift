@@ -182,7 +182,7 @@ extension Broker {
             // After the reply: the violation may kill the helper and close its connection.
             if violation { noteViolation(helper, "\(code): \(text)") }
         case .service(let service, let routed):
-            answer(helper, id, routed, service(self, helper, envelope, message.fds), requestBody: message.rawBody)
+            answer(helper, id, routed, service(self, helper, message), requestBody: message.rawBody)
         case .route(let server, let routed):
             forward(message, routed, id: id, from: helper, to: server)
         }

@@ -15,7 +15,7 @@ struct ServiceReply {
 }
 
 typealias ServiceResult = Result<ServiceReply, ErrorBody>
-typealias BuiltinService = (Broker, Helper, Envelope, [OwnedFD]) -> ServiceResult
+typealias BuiltinService = (Broker, Helper, ReceivedMessage) -> ServiceResult
 typealias BuiltinEvent = (Broker, Helper, Envelope) -> Void
 
 extension ErrorBody: Error {}
@@ -26,13 +26,13 @@ extension Broker {
     static func builtinService(_ type: String) -> BuiltinService? {
         switch type {
         case "privsep.hello":
-            return { _, helper, _, _ in .failure(ErrorBody(code: .invalid, message: "helper \(helper.name) already said hello")) }
-        case "privsep.ping": return { _, _, envelope, _ in .success(ServiceReply(body: envelope.body, echoesRequest: true)) }
-        case "privsep.introspect": return { broker, helper, _, _ in .success(ServiceReply(body: broker.introspect(helper))) }
-        case "privsep.restrict": return { broker, helper, envelope, _ in broker.restrict(helper, envelope.body) }
-        case _ where Broker.privilegedServiceTypes.contains(type):
-            return { broker, helper, envelope, _ in broker.privilegedService(helper, envelope) }
-        default: return nil
+            return { _, helper, _ in .failure(ErrorBody(code: .invalid, message: "helper \(helper.name) already said hello")) }
+        case "privsep.ping": return { _, _, message in .success(ServiceReply(body: message.envelope.body, echoesRequest: true)) }
+        case "privsep.introspect": return { broker, helper, _ in .success(ServiceReply(body: broker.introspect(helper))) }
+        case "privsep.restrict": return { broker, helper, message in broker.restrict(helper, message.envelope.body) }
+        default:
+            guard let operation = Broker.privilegedOperation(type) else { return nil }
+            return { broker, helper, message in broker.audited(operation, type, helper, message) }
         }
     }
 

@@ -44,6 +44,12 @@ extension JSONValue {
         }
     }
 
+    /// Appends `string` as a JSON string, exactly as `JSONValue.string(string)` would be:
+    /// for writers that build JSON text around values they hold as Swift strings.
+    public static func serialize(string: String, into output: inout [UInt8]) {
+        serializeString(string, into: &output)
+    }
+
     /// The compact serialization as a String.
     public var jsonText: String { String(decoding: serialized(), as: UTF8.self) }
 }

@@ -157,11 +157,28 @@ struct FileServiceTests {
         try #require(deep.fds.count == 1)
         #expect(String(decoding: readAll(deep.fds[0].rawValue), as: UTF8.self) == "deep\n")
 
-        let audits = try waitForAudits(run, 2)
-        #expect(audits.allSatisfy { $0["decision"] == "granted" && $0["rule"] == "/helpers/app/files/0" })
+        // A body longer than the audit keeps: six names of a hundred two-byte characters, the
+        // first shifted by one byte if need be so that byte 1024 is the second byte of one.
+        let head = #"{"path":""# + root + "/"
+        let shift = (1024 - head.utf8.count) % 2 == 0 ? "x" : ""
+        let name = String(repeating: "\u{E9}", count: 100)
+        let long = root + "/" + shift + name + String(repeating: "/" + name, count: 5)
+        let missing = try app.request("privsep.file.open", ["path": .string(long), "access": ["read"]])
+        #expect(errorCode(missing) == "privsep.not_found")
+
+        let audits = try waitForAudits(run, 3)
+        #expect(audits.prefix(2).allSatisfy { $0["decision"] == "granted" && $0["rule"] == "/helpers/app/files/0" })
         #expect(audits.first?["type"] == "privsep.file.open")
         #expect(audits.first?["helper"] == "app")
-        #expect(audits.first?["arguments"]?.stringValue?.contains("index.html") == true)
+        // The body as the helper's client sent it.
+        #expect(audits.first?["arguments"] == .string(#"{"path":"\#(root)/index.html","access":["read"]}"#))
+        // Cut at 1024 bytes, back to a character boundary: no character split into U+FFFD.
+        let cut = try #require(audits.last?["arguments"]?.stringValue)
+        let sent = #"{"path":"\#(long)","access":["read"]}"#
+        #expect(cut.hasSuffix("..."))
+        #expect(cut.utf8.count == 1023 + 3)
+        #expect(sent.hasPrefix(cut.dropLast(3)))
+        #expect(!cut.contains("\u{FFFD}"))
         app.exitProcess(status: 0)
         _ = try run.stop()
     }

@@ -41,59 +41,74 @@ extension ErrorCode {
     static let refused: ErrorCode = "privsep.refused"
 }
 
-extension Broker {
-    /// The request types answered by the privileged services.
-    static let privilegedServiceTypes: Set<String> = [
-        "privsep.file.open", "privsep.file.read", "privsep.net.listen", "privsep.net.connect", "privsep.dns.resolve",
-        "privsep.user.lookup",
-    ]
+/// One privileged operation: the requesting helper (its service policy and limits) and the
+/// request body (schema and policy already checked by the router) in, a decision out.
+typealias PrivilegedOperation = (Helper, JSONObject) -> ServiceDecision
 
-    /// Runs one service request (policy and schema already checked by the router) and audits
-    /// the decision.
-    func privilegedService(_ helper: Helper, _ envelope: Envelope) -> ServiceResult {
-        let type = envelope.type ?? ""
-        let body = envelope.body
-        let policy = helper.plan.services
-        let decision: ServiceDecision
+extension Broker {
+    /// The operation of each request type answered by a privileged service; nil for any other
+    /// type. Looked up once per type, at load (`builtinService`).
+    static func privilegedOperation(_ type: String) -> PrivilegedOperation? {
         switch type {
-        case "privsep.file.open": decision = FileService.open(policy, body)
-        case "privsep.file.read": decision = FileService.read(policy, body, maxFrame: helper.config.limits.maxFrame)
-        case "privsep.net.listen": decision = NetService.listen(policy, body)
-        case "privsep.net.connect": decision = NetService.connect(policy, body)
-        case "privsep.dns.resolve": decision = DNSService.resolve(policy, body)
-        case "privsep.user.lookup": decision = UserService.lookup(policy, body)
-        default: decision = .failed(.unknownType, "no privileged service \(type)", rule: nil)
+        case "privsep.file.open": return { helper, body in FileService.open(helper.plan.services, body) }
+        case "privsep.file.read":
+            return { helper, body in
+                FileService.read(helper.plan.services, body, maxFrame: helper.config.limits.maxFrame)
+            }
+        case "privsep.net.listen": return { helper, body in NetService.listen(helper.plan.services, body) }
+        case "privsep.net.connect": return { helper, body in NetService.connect(helper.plan.services, body) }
+        case "privsep.dns.resolve": return { helper, body in DNSService.resolve(helper.plan.services, body) }
+        case "privsep.user.lookup": return { helper, body in UserService.lookup(helper.plan.services, body) }
+        default: return nil
         }
-        audit(helper, type, body, decision)
+    }
+
+    /// Runs one service request and audits the decision.
+    func audited(_ operation: PrivilegedOperation, _ type: String, _ helper: Helper, _ message: ReceivedMessage)
+        -> ServiceResult
+    {
+        let decision = operation(helper, message.envelope.body)
+        audit(helper, type, message, decision)
         return decision.result
     }
 
     /// The longest argument text an audit line carries.
     static let auditArgumentLimit = 1024
 
-    private func audit(_ helper: Helper, _ type: String, _ body: JSONObject, _ decision: ServiceDecision) {
+    private func audit(_ helper: Helper, _ type: String, _ message: ReceivedMessage, _ decision: ServiceDecision) {
         let level: Logger.Level
         if case .success = decision.result { level = .info } else { level = .notice }
         guard log.accepts(level) else { return }
-        var arguments = JSONValue.object(body).serialized()
-        if arguments.count > Broker.auditArgumentLimit {
-            arguments.removeSubrange(Broker.auditArgumentLimit...)
-            arguments.append(contentsOf: "...".utf8)
-        }
         // In key order, as LogSink.write wants them: the outcome's fields go between the common ones.
-        var fields: [(key: String, value: String)] = [
-            ("arguments", String(decoding: arguments, as: UTF8.self)), ("audit", "service"),
-        ]
+        var fields: [(key: String, value: String)] = []
+        fields.reserveCapacity(9)
+        fields.append(("arguments", auditArguments(message)))
+        fields.append(("audit", "service"))
         switch decision.result {
         case .success(let reply):
-            fields += [("decision", "granted"), ("fds", String(reply.fds.count)), ("helper", helper.name)]
+            fields.append(("decision", "granted"))
+            fields.append(("fds", String(reply.fds.count)))
+            fields.append(("helper", helper.name))
         case .failure(let error):
-            fields += [
-                ("code", error.code.rawValue), ("decision", error.code == .denied ? "denied" : "failed"),
-                ("helper", helper.name), ("reason", error.message),
-            ]
+            fields.append(("code", error.code.rawValue))
+            fields.append(("decision", error.code == .denied ? "denied" : "failed"))
+            fields.append(("helper", helper.name))
+            fields.append(("reason", error.message))
         }
-        fields += [("rule", decision.rule ?? "none"), ("type", type)]
+        fields.append(("rule", decision.rule ?? "none"))
+        fields.append(("type", type))
         log.write(level, "audit", fields: fields)
+    }
+
+    /// The request body as the helper sent it (valid JSON, checked against its schema), cut to
+    /// `auditArgumentLimit` bytes at a character boundary. The bytes as received, not the body
+    /// encoded again: what was asked, exactly, at no extra cost.
+    private func auditArguments(_ message: ReceivedMessage) -> String {
+        let body = message.rawBody ?? ArraySlice(JSONValue.object(message.envelope.body).serialized())
+        guard body.count > Broker.auditArgumentLimit else { return String(decoding: body, as: UTF8.self) }
+        var end = body.startIndex + Broker.auditArgumentLimit
+        // Back off continuation bytes (10xxxxxx), so no character is cut in two.
+        while end > body.startIndex && body[end] & 0xC0 == 0x80 { end -= 1 }
+        return String(decoding: body[..<end], as: UTF8.self) + "..."
     }
 }

@@ -88,17 +88,17 @@ enum FileService {
         case .problem(let message): return .refused(.failed(.invalid, message, rule: nil))
         case .flags(let value): flags = value
         }
-        var covered: FileRule?
-        var granting: (rule: FileRule, name: String)?
-        for rule in policy.files {
-            guard let name = rule.relativeName(for: path) else { continue }
-            covered = covered ?? rule
-            if access.isSubset(of: rule.access) {
-                granting = (rule, name)
-                break
+        var requested = path
+        let (covered, granting) = requested.withUTF8 { bytes -> (FileRule?, (FileRule, FileRule.Beneath)?) in
+            var covered: FileRule?
+            for rule in policy.files {
+                guard let beneath = rule.beneath(bytes) else { continue }
+                if access.isSubset(of: rule.access) { return (rule, (rule, beneath)) }
+                covered = covered ?? rule
             }
+            return (covered, nil)
         }
-        guard let (rule, name) = granting else {
+        guard let (rule, beneath) = granting else {
             if let covered {
                 let wanted = access.names.joined(separator: ", ")
                 return .refused((.denied("\(path): the rule does not grant \(wanted)", reason: "access",
@@ -106,13 +106,7 @@ enum FileService {
             }
             return .refused((.denied("\(path) is outside every files rule", reason: "no_rule")))
         }
-        var resolve = CPRIVSEP_RESOLVE_BENEATH | CPRIVSEP_RESOLVE_NO_MAGICLINKS
-        if !rule.symlinks { resolve |= CPRIVSEP_RESOLVE_NO_SYMLINKS }
-        var fd: Int32
-        repeat {
-            fd = cprivsep_openat2(rule.directory.rawValue, name, UInt64(UInt32(bitPattern: flags)), UInt64(mode),
-                                  UInt64(resolve))
-        } while fd < 0 && errno == EINTR
+        let fd = openBeneath(rule, beneath, path: path, flags: flags, mode: mode)
         guard fd >= 0 else {
             return .refused((errnoDecision(errno, path: path, rule: rule.pointer)))
         }
@@ -134,6 +128,33 @@ enum FileService {
             return .refused((.failed(.ioError, "fcntl \(path): \(errorText(errno))", rule: rule.pointer)))
         }
         return .opened(Opened(fd: owned, rule: rule, size: Int64(info.st_size)))
+    }
+
+    /// openat2 beneath the rule's directory, so the kernel resolves every component inside
+    /// it; the name is the requested path's own bytes. Returns the descriptor, or -1 and errno.
+    private static func openBeneath(_ rule: FileRule, _ beneath: FileRule.Beneath, path: String, flags: Int32,
+                                    mode: Int64) -> Int32
+    {
+        var resolve = CPRIVSEP_RESOLVE_BENEATH | CPRIVSEP_RESOLVE_NO_MAGICLINKS
+        if !rule.symlinks { resolve |= CPRIVSEP_RESOLVE_NO_SYMLINKS }
+        return path.withCString { requested in
+            let name: UnsafePointer<CChar>
+            switch beneath {
+            case .directory: name = currentDirectory
+            case .suffix(let offset): name = requested + offset
+            }
+            var fd: Int32
+            repeat {
+                fd = cprivsep_openat2(rule.directory.rawValue, name, UInt64(UInt32(bitPattern: flags)), UInt64(mode),
+                                      UInt64(resolve))
+            } while fd < 0 && errno == EINTR
+            return fd
+        }
+    }
+
+    private static var currentDirectory: UnsafePointer<CChar> {
+        let dot: StaticString = "."
+        return UnsafeRawPointer(dot.utf8Start).assumingMemoryBound(to: CChar.self)
     }
 
     enum OpenFlags: Equatable {

@@ -50,12 +50,12 @@ struct FileRule: Sendable {
     let symlinks: Bool
     /// O_PATH handle of `path` (recursive) or of its parent (a single file).
     let directory: OwnedFD
-    /// `path` as bytes, for the byte-wise comparisons of `relativeName`.
+    /// `path` as bytes, for the byte-wise comparisons of `beneath`.
     private let pathBytes: [UInt8]
     /// What the paths below a directory start with: `path` and a slash (`/` for the root).
     private let underPrefix: [UInt8]
-    /// A single file's name beneath `directory`.
-    private let fileName: String
+    /// Where a single file's name begins in `path`: just after its last slash.
+    private let fileNameStart: Int
 
     init(pointer: String, path: String, access: FileAccess, recursive: Bool, symlinks: Bool, directory: OwnedFD) {
         self.pointer = pointer
@@ -66,19 +66,23 @@ struct FileRule: Sendable {
         self.directory = directory
         pathBytes = Array(path.utf8)
         underPrefix = path == "/" ? pathBytes : pathBytes + [UInt8(ascii: "/")]
-        let slash = pathBytes.lastIndex(of: UInt8(ascii: "/")).map { $0 + 1 } ?? 0
-        fileName = String(decoding: pathBytes[slash...], as: UTF8.self)
+        fileNameStart = pathBytes.lastIndex(of: UInt8(ascii: "/")).map { $0 + 1 } ?? 0
     }
 
-    /// The name to open beneath `directory` when this rule covers `requested`, else nil.
+    /// What to open beneath `directory` for a requested path.
+    enum Beneath: Equatable {
+        /// The directory itself (`.`): the request names a recursive rule's own path.
+        case directory
+        /// The requested path's bytes from this offset on: the name is never copied.
+        case suffix(from: Int)
+    }
+
+    /// What to open beneath `directory` when this rule covers `requested`, else nil.
     /// Paths compare as bytes: the kernel resolves bytes, not Unicode-equivalent strings.
-    func relativeName(for requested: String) -> String? {
-        var requested = requested
-        return requested.withUTF8 { bytes -> String? in
-            if bytes.elementsEqual(pathBytes) { return recursive ? "." : fileName }
-            guard recursive, bytes.count > underPrefix.count, bytes.starts(with: underPrefix) else { return nil }
-            return String(decoding: UnsafeBufferPointer(rebasing: bytes[underPrefix.count...]), as: UTF8.self)
-        }
+    func beneath(_ requested: UnsafeBufferPointer<UInt8>) -> Beneath? {
+        if requested.elementsEqual(pathBytes) { return recursive ? .directory : .suffix(from: fileNameStart) }
+        guard recursive, requested.count > underPrefix.count, requested.starts(with: underPrefix) else { return nil }
+        return .suffix(from: underPrefix.count)
     }
 }
 
