@@ -278,10 +278,10 @@ public final class Connection: @unchecked Sendable {
     public func flush() throws(WireError) -> Bool {
         while outputStart < output.count {
             var end = fdFrames.first?.start ?? output.count
-            var attached: [Int32] = []
+            var attached: [OwnedFD] = []
             if let frame = fdFrames.first, frame.start == outputStart {
                 end = frame.end
-                attached = frame.fds.map(\.rawValue)
+                attached = frame.fds
             }
             let sent = try writeOnce(outputStart, end, fds: attached)
             guard sent > 0 else {
@@ -308,11 +308,14 @@ public final class Connection: @unchecked Sendable {
     }
 
     /// One sendmsg of `output[from..<to]`; the bytes written, 0 when the socket is full.
-    private func writeOnce(_ from: Int, _ to: Int, fds: [Int32]) throws(WireError) -> Int {
+    private func writeOnce(_ from: Int, _ to: Int, fds: [OwnedFD]) throws(WireError) -> Int {
         while true {
-            let count = output.withUnsafeBytes { buffer in
-                fds.withUnsafeBufferPointer { fdBuffer in
-                    cps_wire_send(socket.rawValue, buffer.baseAddress! + from, to - from, fdBuffer.baseAddress, Int32(fdBuffer.count))
+            // The numbers on the stack: no array per frame sent.
+            let count = withUnsafeTemporaryAllocation(of: Int32.self, capacity: max(fds.count, 1)) { numbers in
+                for (slot, fd) in fds.enumerated() { numbers[slot] = fd.rawValue }
+                return output.withUnsafeBytes { buffer in
+                    cps_wire_send(socket.rawValue, buffer.baseAddress! + from, to - from, numbers.baseAddress,
+                                  Int32(fds.count))
                 }
             }
             if count >= 0 { return count }
