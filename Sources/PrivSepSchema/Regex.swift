@@ -59,9 +59,9 @@ final class ECMARegex: @unchecked Sendable {
         // An anchored pattern is tried at position 0 only: nothing to skip.
         leadBytes = leadBytePrefilter && !tree.anchoredAtStart ? tree.leadBytes.filter : nil
         // The one-pass class check already covers its shape, on any input. A pattern flagged as
-        // catastrophic keeps the machine: its step limit is what schema authors are warned about
-        // and what a failed search reports.
-        self.dfa = dfa && wholeStringClass == nil && !mayBacktrackCatastrophically ? RegexDFA(tree) : nil
+        // catastrophic gets the DFA too: on ASCII input it cannot backtrack at all, and on other
+        // input the machine's step limit still bounds it (the warning stays true there).
+        self.dfa = dfa && wholeStringClass == nil ? RegexDFA(tree) : nil
     }
 
     /// `^X{min,max}$` with X one character class: the common identifier shape, checked in one
