@@ -100,9 +100,15 @@ now_ms(void)
 }
 
 static int64_t
+deadline_at(const struct privsep *ps, int64_t now, int timeout_ms)
+{
+	return now + (timeout_ms < 0 ? ps->timeout_ms : timeout_ms);
+}
+
+static int64_t
 deadline_of(const struct privsep *ps, int timeout_ms)
 {
-	return now_ms() + (timeout_ms < 0 ? ps->timeout_ms : timeout_ms);
+	return deadline_at(ps, now_ms(), timeout_ms);
 }
 
 /* Waits for events on the socket until the deadline: 1 ready, 0 timed out, -1 error. */
@@ -1047,9 +1053,9 @@ coarse(int64_t left)
  * error.
  */
 static int
-read_wait(struct privsep *ps, int64_t deadline, struct privsep_error *err)
+read_wait(struct privsep *ps, int64_t start, int64_t deadline, struct privsep_error *err)
 {
-	int64_t start = now_ms(), left = deadline - start, bound;
+	int64_t left = deadline - start, bound;
 	struct timeval tv;
 	int r, flags;
 
@@ -1074,18 +1080,33 @@ read_wait(struct privsep *ps, int64_t deadline, struct privsep_error *err)
 	return 1;
 }
 
-/* Waits for input (flushing output meanwhile) until the deadline, then reads once. */
+/* A deadline not read from the clock yet. */
+#define NO_DEADLINE	INT64_MIN
+
+/*
+ * Waits for input (flushing output meanwhile) until the deadline, then reads
+ * once. The deadline is fixed at the first wait (*deadline is NO_DEADLINE
+ * until then): a message already buffered costs no clock read, and the one
+ * read serves both the deadline and the blocking read's bound.
+ */
 static int
-wait_input(struct privsep *ps, int64_t deadline, struct privsep_error *err)
+wait_input(struct privsep *ps, int timeout_ms, int64_t *deadline, struct privsep_error *err)
 {
 	short revents;
+	int64_t now;
 	int r;
 
 	if (ps->eof)
 		return closed_error(err, "receive: broker closed the connection");
-	if (ps->out == NULL && !ps->sock_nonblock && (r = read_wait(ps, deadline, err)) != 0)
-		return r == -1 ? -1 : 0;
-	r = wait_fd(ps, POLLIN | (ps->out != NULL ? POLLOUT : 0), deadline, &revents, err);
+	if (ps->out == NULL && !ps->sock_nonblock) {
+		now = now_ms();
+		if (*deadline == NO_DEADLINE)
+			*deadline = deadline_at(ps, now, timeout_ms);
+		if ((r = read_wait(ps, now, *deadline, err)) != 0)
+			return r == -1 ? -1 : 0;
+	} else if (*deadline == NO_DEADLINE)
+		*deadline = deadline_of(ps, timeout_ms);
+	r = wait_fd(ps, POLLIN | (ps->out != NULL ? POLLOUT : 0), *deadline, &revents, err);
 	if (r == -1)
 		return -1;
 	if (r == 0)
@@ -1105,13 +1126,13 @@ int
 privsep_recv(struct privsep *ps, struct privsep_msg **mp, int timeout_ms,
     struct privsep_error *err)
 {
-	int64_t deadline = deadline_of(ps, timeout_ms);
+	int64_t deadline = NO_DEADLINE;
 	int r;
 
 	for (;;) {
 		if ((r = privsep_take(ps, mp, err)) != 0)
 			return r == 1 ? 0 : -1;
-		if (wait_input(ps, deadline, err) == -1)
+		if (wait_input(ps, timeout_ms, &deadline, err) == -1)
 			return -1;
 	}
 }
@@ -1120,7 +1141,7 @@ int
 privsep_wait_reply(struct privsep *ps, int64_t id, struct privsep_msg **mp, int timeout_ms,
     struct privsep_error *err)
 {
-	int64_t deadline = deadline_of(ps, timeout_ms);
+	int64_t deadline = NO_DEADLINE;
 	struct privsep_msg **link, *m;
 	struct privsep_error cause;
 	int r;
@@ -1155,7 +1176,7 @@ privsep_wait_reply(struct privsep *ps, int64_t id, struct privsep_msg **mp, int 
 			ps->npending++;
 			continue;
 		}
-		if (wait_input(ps, deadline, err) == -1)
+		if (wait_input(ps, timeout_ms, &deadline, err) == -1)
 			return -1;
 	}
 }

@@ -3,7 +3,9 @@
  *
  * jansson does the I-JSON work (UTF-8, surrogates, duplicates with
  * JSON_REJECT_DUPLICATES, no NaN, nothing after the value); its own depth bound
- * is a compile-time 2048, so the protocol's 64 is checked on the tree.
+ * is a compile-time 2048, so the protocol's 64 is checked on the tree. A frame
+ * of the plain kind (ASCII strings without escapes, small integers) is read by
+ * fast_load() instead, which gives every other frame to jansson.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -145,14 +147,267 @@ normalize_integer(json_t *env, const char *key, json_t **member)
 		*member = n;
 }
 
+/*
+ * The common frame, read without jansson's lexer (which costs some 150
+ * instructions a byte): objects, arrays, strings of printable ASCII without
+ * escapes, integers of at most 18 digits (no "-0", no leading zero), true,
+ * false, null, at most PRIVSEP_DEPTH_MAX deep, no duplicate key. Anything
+ * else, valid or not, gives up (NULL) and json_loadb() reads the frame and
+ * decides: this reader accepts only text jansson accepts, and builds the tree
+ * jansson builds from it.
+ */
+struct fastreader {
+	const unsigned char	*p;
+	const unsigned char	*end;
+	size_t			 depth;
+};
+
+static json_t	*fast_value(struct fastreader *);
+
+static void
+fast_space(struct fastreader *f)
+{
+	while (f->p < f->end && (*f->p == ' ' || *f->p == '\n' || *f->p == '\r' || *f->p == '\t'))
+		f->p++;
+}
+
+/* A string's bytes between its quotes (f->p at the opening one): 0, or -1 to give up. */
+static int
+fast_string(struct fastreader *f, const char **s, size_t *len)
+{
+	const unsigned char *q;
+
+	if (f->p == f->end || *f->p != '"')
+		return -1;
+	for (q = f->p + 1; q < f->end && *q >= 0x20 && *q < 0x7f && *q != '"' && *q != '\\'; q++)
+		;
+	if (q == f->end || *q != '"')
+		return -1;	/* an escape, a control or non-ASCII byte, or no end */
+	*s = (const char *)f->p + 1;
+	*len = (size_t)(q - f->p - 1);
+	f->p = q + 1;
+	return 0;
+}
+
+static json_t *
+fast_integer(struct fastreader *f)
+{
+	const unsigned char *q = f->p;
+	int64_t v = 0;
+	size_t digits = 0;
+	int neg = 0;
+
+	if (*q == '-') {
+		neg = 1;
+		q++;
+	}
+	if (q == f->end || *q < '0' || *q > '9')
+		return NULL;
+	if (*q == '0' && (neg || (q + 1 < f->end && q[1] >= '0' && q[1] <= '9')))
+		return NULL;
+	for (; q < f->end && *q >= '0' && *q <= '9'; q++) {
+		if (++digits > 18)
+			return NULL;	/* might not fit 64 bits */
+		v = v * 10 + (*q - '0');
+	}
+	if (q < f->end && (*q == '.' || *q == 'e' || *q == 'E'))
+		return NULL;	/* a real */
+	f->p = q;
+	return json_integer(neg ? -v : v);
+}
+
+static json_t *
+fast_literal(struct fastreader *f)
+{
+	size_t left = (size_t)(f->end - f->p), n;
+	json_t *v;
+
+	if (left >= 4 && memcmp(f->p, "true", 4) == 0) {
+		n = 4;
+		v = json_true();
+	} else if (left >= 5 && memcmp(f->p, "false", 5) == 0) {
+		n = 5;
+		v = json_false();
+	} else if (left >= 4 && memcmp(f->p, "null", 4) == 0) {
+		n = 4;
+		v = json_null();
+	} else
+		return NULL;
+	/* jansson reads a word of letters as one token: "truex" is no "true" */
+	if (n < left && ((f->p[n] | 0x20) >= 'a' && (f->p[n] | 0x20) <= 'z'))
+		return NULL;
+	f->p += n;
+	return v;
+}
+
+static json_t *
+fast_object(struct fastreader *f)
+{
+	const char *key;
+	size_t keylen;
+	json_t *o, *v;
+
+	f->p++;
+	if ((o = json_object()) == NULL)
+		return NULL;
+	fast_space(f);
+	if (f->p < f->end && *f->p == '}') {
+		f->p++;
+		return o;
+	}
+	for (;;) {
+		fast_space(f);
+		if (fast_string(f, &key, &keylen) == -1)
+			break;
+		fast_space(f);
+		if (f->p == f->end || *f->p != ':')
+			break;
+		f->p++;
+		fast_space(f);
+		if (json_object_getn(o, key, keylen) != NULL)
+			break;	/* a duplicate: jansson's to report */
+		if ((v = fast_value(f)) == NULL ||
+		    json_object_setn_new_nocheck(o, key, keylen, v) == -1)
+			break;
+		fast_space(f);
+		if (f->p == f->end)
+			break;
+		if (*f->p == '}') {
+			f->p++;
+			return o;
+		}
+		if (*f->p++ != ',')
+			break;
+	}
+	json_decref(o);
+	return NULL;
+}
+
+static json_t *
+fast_array(struct fastreader *f)
+{
+	json_t *a, *v;
+
+	f->p++;
+	if ((a = json_array()) == NULL)
+		return NULL;
+	fast_space(f);
+	if (f->p < f->end && *f->p == ']') {
+		f->p++;
+		return a;
+	}
+	for (;;) {
+		fast_space(f);
+		if ((v = fast_value(f)) == NULL || json_array_append_new(a, v) == -1)
+			break;
+		fast_space(f);
+		if (f->p == f->end)
+			break;
+		if (*f->p == ']') {
+			f->p++;
+			return a;
+		}
+		if (*f->p++ != ',')
+			break;
+	}
+	json_decref(a);
+	return NULL;
+}
+
+static json_t *
+fast_value(struct fastreader *f)
+{
+	const char *s;
+	size_t len;
+	json_t *v;
+
+	if (f->p == f->end)
+		return NULL;
+	switch (*f->p) {
+	case '{':
+	case '[':
+		if (f->depth == PRIVSEP_DEPTH_MAX)
+			return NULL;
+		f->depth++;
+		v = *f->p == '{' ? fast_object(f) : fast_array(f);
+		f->depth--;
+		return v;
+	case '"':
+		return fast_string(f, &s, &len) == -1 ? NULL : json_stringn_nocheck(s, len);
+	case 't':
+	case 'f':
+	case 'n':
+		return fast_literal(f);
+	default:
+		return fast_integer(f);
+	}
+}
+
+/* The frame's object, or NULL for json_loadb() to read it. */
+static json_t *
+fast_load(const void *body, size_t len)
+{
+	struct fastreader f;
+	json_t *v;
+
+	f.p = body;
+	f.end = f.p + len;
+	f.depth = 0;
+	fast_space(&f);
+	if (f.p == f.end || *f.p != '{' || (v = fast_value(&f)) == NULL)
+		return NULL;
+	fast_space(&f);
+	if (f.p != f.end) {
+		json_decref(v);
+		return NULL;
+	}
+	return v;
+}
+
+/* The frame read by jansson, with the checks it does not make; NULL after an error. */
+static json_t *
+jansson_load(const void *body, size_t len, struct privsep_error *err)
+{
+	/* JSON_ALLOW_NUL: "\u0000" is valid I-JSON; lengths are used, never strlen. */
+	const size_t flags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY;
+	json_error_t jerr;
+	json_t *v;
+
+	v = json_loadb(body, len, flags, &jerr);
+	/*
+	 * An integer beyond 64 bits is valid JSON that jansson cannot hold as an
+	 * integer: read the frame again with every integer as a real.
+	 */
+	if (v == NULL && json_error_code(&jerr) == json_error_numeric_overflow)
+		v = json_loadb(body, len, flags | JSON_DECODE_INT_AS_REAL, &jerr);
+	if (v == NULL) {
+		protocol_error(err, "invalid_json", "frame: invalid JSON at byte %d: %s",
+		    jerr.position, jerr.text);
+		return NULL;
+	}
+	if (!json_is_object(v)) {
+		json_decref(v);
+		protocol_error(err, "not_object", "frame: holds a JSON value, not an object");
+		return NULL;
+	}
+	/*
+	 * Each level of nesting takes an opening and a closing byte: a frame
+	 * shorter than that for one level more than the bound cannot pass it.
+	 */
+	if (len >= 2 * ((size_t)PRIVSEP_DEPTH_MAX + 1) &&
+	    depth_of(v, 1, PRIVSEP_DEPTH_MAX) > PRIVSEP_DEPTH_MAX) {
+		json_decref(v);
+		protocol_error(err, "invalid_json", "frame: nesting deeper than %u", PRIVSEP_DEPTH_MAX);
+		return NULL;
+	}
+	return v;
+}
+
 int
 privsep_decode_members(const void *body, size_t len, json_t **envelope,
     struct envelope_members *m, struct privsep_error *err)
 {
-	/* JSON_ALLOW_NUL: "\u0000" is valid I-JSON; lengths are used, never strlen. */
-	const size_t flags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY;
 	const unsigned char *nul;
-	json_error_t jerr;
 	json_t *v;
 
 	*envelope = NULL;
@@ -166,25 +421,9 @@ privsep_decode_members(const void *body, size_t len, json_t **envelope,
 	if ((nul = memchr(body, '\0', len)) != NULL)
 		return protocol_error(err, "invalid_json", "frame: invalid JSON at byte %zu: NUL byte",
 		    (size_t)(nul - (const unsigned char *)body));
-	v = json_loadb(body, len, flags, &jerr);
-	/*
-	 * An integer beyond 64 bits is valid JSON that jansson cannot hold as an
-	 * integer: read the frame again with every integer as a real.
-	 */
-	if (v == NULL && json_error_code(&jerr) == json_error_numeric_overflow)
-		v = json_loadb(body, len, flags | JSON_DECODE_INT_AS_REAL, &jerr);
-	if (v == NULL)
-		return protocol_error(err, "invalid_json", "frame: invalid JSON at byte %d: %s",
-		    jerr.position, jerr.text);
-	if (!json_is_object(v)) {
-		json_decref(v);
-		return protocol_error(err, "not_object", "frame: holds a JSON value, not an object");
-	}
-	if (depth_of(v, 1, PRIVSEP_DEPTH_MAX) > PRIVSEP_DEPTH_MAX) {
-		json_decref(v);
-		return protocol_error(err, "invalid_json", "frame: nesting deeper than %u",
-		    PRIVSEP_DEPTH_MAX);
-	}
+	/* fast_load() builds only objects within the depth bound; all else goes to jansson */
+	if ((v = fast_load(body, len)) == NULL && (v = jansson_load(body, len, err)) == NULL)
+		return -1;
 	privsep_envelope_members(v, m);
 	normalize_integer(v, "id", &m->id);
 	normalize_integer(v, "re", &m->re);
@@ -379,11 +618,14 @@ privsep_msg_new(json_t *env, const struct envelope_members *mb, struct privsep_e
 {
 	struct privsep_msg *m;
 
-	if ((m = calloc(1, sizeof(*m))) == NULL) {
+	/* Every member is set here; the fds are filled in by the caller up to nfds. */
+	if ((m = malloc(sizeof(*m))) == NULL) {
 		json_decref(env);
 		privsep_seterr(err, PRIVSEP_E_INTERNAL, "system", "message: out of memory");
 		return NULL;
 	}
+	m->next = NULL;
+	m->nfds = 0;
 	m->json = env;
 	m->kind = mb->re != NULL ? PRIVSEP_REPLY : mb->id != NULL ? PRIVSEP_REQUEST : PRIVSEP_EVENT;
 	m->re = json_integer_value(mb->re);

@@ -1,6 +1,6 @@
 /*
- * The compact JSON writer for outgoing frames (incoming ones are read by
- * jansson's json_loadb(), envelope.c).
+ * The compact JSON writer for outgoing frames (incoming ones are read in
+ * envelope.c).
  *
  * jansson's json_dumpb() spends most of a small frame's cost on its loop
  * detection (a hash table of every container, keyed by its printed address);
@@ -61,12 +61,21 @@ room(struct privsep_buf *b, size_t n)
 	return b->p + b->len;
 }
 
+/*
+ * The writes below take the room they need straight from the buffer when it
+ * has it within the limit (a buffer reused under a lower limit may hold more);
+ * room() handles growth, the limit and the failures.
+ */
 void
 privsep_buf_put(struct privsep_buf *b, const void *data, size_t n)
 {
 	unsigned char *p;
 
-	if ((p = room(b, n)) != NULL)
+	if (b->status == 0 && n <= b->cap - b->len && b->len + n <= b->limit)
+		p = b->p + b->len;
+	else
+		p = room(b, n);
+	if (p != NULL)
 		memcpy(p, data, n);
 	b->len += n;
 }
@@ -76,7 +85,11 @@ put_byte(struct privsep_buf *b, unsigned char c)
 {
 	unsigned char *p;
 
-	if ((p = room(b, 1)) != NULL)
+	if (b->status == 0 && b->len < b->cap && b->len < b->limit)
+		p = b->p + b->len;
+	else
+		p = room(b, 1);
+	if (p != NULL)
 		*p = c;
 	b->len++;
 }

@@ -1,8 +1,9 @@
 /*
  * The library's compact JSON writer against jansson itself: for generated
  * values it must produce json_dumpb(JSON_COMPACT)'s bytes, and refuse what
- * jansson cannot write. Deterministic: a fixed seed. (Frames are read with
- * jansson's json_loadb(); tests/unit.c and the conformance vectors check that.)
+ * jansson cannot write. The reader against json_loadb(): the same verdict and
+ * the same tree for edge cases and for generated frames, whole and with a byte
+ * changed. Deterministic: a fixed seed.
  */
 #include <math.h>
 #include <stdint.h>
@@ -172,12 +173,177 @@ t_writer_refuses(void)
 	return 0;
 }
 
+/* Nesting depth: a scalar is 0, an empty container 1. */
+static size_t
+tree_depth(json_t *v)
+{
+	const char *key;
+	size_t i, d, max = 0;
+	json_t *child;
+
+	if (json_is_object(v)) {
+		json_object_foreach(v, key, child)
+			if ((d = tree_depth(child)) > max)
+				max = d;
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, child)
+			if ((d = tree_depth(child)) > max)
+				max = d;
+	} else
+		return 0;
+	return max + 1;
+}
+
+/*
+ * What json_loadb() makes of a frame under the library's rules: NULL when the
+ * library must refuse it (NUL byte, bad JSON, not an object, too deep).
+ */
+static json_t *
+reference_load(const char *text, size_t len)
+{
+	const size_t flags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY;
+	json_error_t jerr;
+	json_t *v;
+
+	if (memchr(text, '\0', len) != NULL)
+		return NULL;
+	v = json_loadb(text, len, flags, &jerr);
+	if (v == NULL && json_error_code(&jerr) == json_error_numeric_overflow)
+		v = json_loadb(text, len, flags | JSON_DECODE_INT_AS_REAL, &jerr);
+	if (v != NULL && (!json_is_object(v) || tree_depth(v) > PRIVSEP_DEPTH_MAX)) {
+		json_decref(v);
+		v = NULL;
+	}
+	return v;
+}
+
+/* The library reads text as jansson does: the same verdict, the same tree in the same order. */
+static int
+same_reading(const char *text, size_t len)
+{
+	struct privsep_error err;
+	json_t *ours, *ref;
+	char *a, *b;
+	int r, same;
+
+	r = privsep_decode(text, len, &ours, &err);
+	ref = reference_load(text, len);
+	if ((r == 0) != (ref != NULL)) {
+		snprintf(t_why, sizeof(t_why), "%s by the library, %s by jansson: %.*s",
+		    r == 0 ? "accepted" : "refused", ref != NULL ? "accepted" : "refused",
+		    (int)(len > 200 ? 200 : len), text);
+		json_decref(ours);
+		json_decref(ref);
+		return 1;
+	}
+	if (r != 0)
+		return 0;
+	/* id, re and fds as integral reals are made integers: compare the rest */
+	json_object_del(ours, "id");
+	json_object_del(ours, "re");
+	json_object_del(ours, "fds");
+	json_object_del(ref, "id");
+	json_object_del(ref, "re");
+	json_object_del(ref, "fds");
+	a = json_dumps(ours, JSON_COMPACT);
+	b = json_dumps(ref, JSON_COMPACT);
+	same = a != NULL && b != NULL && strcmp(a, b) == 0 && json_equal(ours, ref);
+	if (!same)
+		snprintf(t_why, sizeof(t_why), "read %.*s\nlibrary %.100s\njansson %.100s",
+		    (int)(len > 200 ? 200 : len), text, a != NULL ? a : "?", b != NULL ? b : "?");
+	free(a);
+	free(b);
+	json_decref(ours);
+	json_decref(ref);
+	return !same;
+}
+
+static const char *const reader_edges[] = {
+	"{}", " {} ", "\t{\r\n}\n", "{\"a\":1}", "{\"a\":-1}", "{\"a\":0}", "{\"a\":-0}",
+	"{\"a\":01}", "{\"a\":1.0}", "{\"a\":1e2}", "{\"a\":1E2}", "{\"a\":-}", "{\"a\":+1}",
+	"{\"a\":123456789012345678}", "{\"a\":-123456789012345678}",
+	"{\"a\":1234567890123456789}", "{\"a\":9223372036854775807}",
+	"{\"a\":9223372036854775808}", "{\"a\":-9223372036854775809}",
+	"{\"a\":99999999999999999999999}", "{\"id\":1.0,\"type\":\"a.b\"}",
+	"{\"a\":true}", "{\"a\":false}", "{\"a\":null}", "{\"a\":truex}", "{\"a\":true1}",
+	"{\"a\":tru}", "{\"a\":nul}", "{\"a\":True}", "{\"a\":\"x\"}", "{\"a\":\"\"}", "{\"\":1}",
+	"{\"a\":\"\x7f\"}", "{\"a\":\"\x1f\"}", "{\"a\":\"\xc3\xa9\"}", "{\"a\":\"\xc3\"}",
+	"{\"a\":\"\\n\"}", "{\"a\":\"\\u0000\"}", "{\"a\\u0000\":1}", "{\"a\":\"\\ud800\"}",
+	"{\"a\":1,}", "{\"a\":1,,\"b\":2}", "{,}", "{\"a\"}", "{\"a\":}", "{\"a\" 1}", "{\"a\":1 \"b\":2}",
+	"{\"a\":1,\"a\":2}", "{\"a\":{\"b\":1,\"b\":1}}", "{\"a\":[1,2]}", "{\"a\":[]}", "{\"a\":[ ]}",
+	"{\"a\":[1,]}", "{\"a\":[,1]}", "{\"a\":[1 2]}", "{\"a\":[}", "{\"a\":{}}", "{\"a\":{]}",
+	"{\"a\":1}}", "{\"a\":1} x", "{\"a\":1}{}", "{\"a\":1", "{\"a", "{", "[]", "[{}]", "1",
+	"\"{}\"", "null", "", " ", "{\"a\":1}\v", "\xef\xbb\xbf{}", "{\"a\":\"x\" }",
+	"{ \"a\" : [ 1 , { \"b\" : null } ] }", "{\"a\":-a}", "{\"a\":1.}", "{\"a\":.5}",
+	"{\"a\":0x1}", "{\"a\":NaN}", "{\"a\":Infinity}", "{\"a\":'x'}", "{'a':1}",
+};
+
+static int
+t_reader(void)
+{
+	static const char edit[] = "\"\\{}[],:0-e.1 tnx\x7f\x80\x01";
+	char buf[1 << 16], *text;
+	size_t len, i, k, depth;
+	json_t *v, *o;
+
+	for (i = 0; i < sizeof(reader_edges) / sizeof(reader_edges[0]); i++)
+		if (same_reading(reader_edges[i], strlen(reader_edges[i])))
+			return 1;
+	/* nesting at the bound and one past it, in objects and in arrays */
+	for (depth = 63; depth <= 66; depth++) {
+		for (k = 0; k < 2; k++) {
+			memcpy(buf, k ? "{\"a\":" : "{", len = k ? 5 : 1);
+			for (i = 1; i < depth; i++) {
+				memcpy(buf + len, k ? "[" : "\"a\":{", k ? 1 : 5);
+				len += k ? 1 : 5;
+			}
+			for (i = 1; i < depth; i++)
+				buf[len++] = k ? ']' : '}';
+			buf[len++] = '}';
+			if (same_reading(buf, len))
+				return 1;
+		}
+	}
+	/* generated objects, compact and indented, as they are and with one byte changed */
+	for (i = 0; i < ROUNDS / 4; i++) {
+		v = gen(0);
+		if (json_is_object(v))
+			o = v;
+		else {
+			o = json_object();
+			json_object_set_new(o, "v", v);
+		}
+		text = json_dumps(o, rnd() % 2 ? JSON_COMPACT : JSON_INDENT(rnd() % 3));
+		json_decref(o);
+		if (text == NULL)
+			continue;
+		len = strlen(text);
+		if (len >= sizeof(buf)) {
+			free(text);
+			continue;
+		}
+		if (same_reading(text, len)) {
+			free(text);
+			return 1;
+		}
+		memcpy(buf, text, len);
+		free(text);
+		for (k = 0; k < 3 && len > 0; k++) {
+			buf[rnd() % len] = rnd() % 4 ? edit[rnd() % (sizeof(edit) - 1)] : (char)rnd();
+			if (same_reading(buf, len))
+				return 1;
+		}
+	}
+	return 0;
+}
+
 int
 main(void)
 {
 	static const struct t_case cases[] = {
 		{ "writer: jansson's compact bytes (generated values)", t_writer },
 		{ "writer: loops, bad UTF-8 refused; the limit counts on", t_writer_refuses },
+		{ "reader: jansson's verdict and tree (edge cases, generated, mutated)", t_reader },
 	};
 
 	return t_run(cases, sizeof(cases) / sizeof(cases[0]), "c_json");
