@@ -179,7 +179,7 @@ fast_string(struct fastreader *f, const char **s, size_t *len)
 
 	if (f->p == f->end || *f->p != '"')
 		return -1;
-	for (q = f->p + 1; q < f->end && *q >= 0x20 && *q < 0x7f && *q != '"' && *q != '\\'; q++)
+	for (q = f->p + 1; q < f->end && (privsep_plain[*q] & PRIVSEP_PLAIN_READ); q++)
 		;
 	if (q == f->end || *q != '"')
 		return -1;	/* an escape, a control or non-ASCII byte, or no end */
@@ -244,7 +244,7 @@ static json_t *
 fast_object(struct fastreader *f)
 {
 	const char *key;
-	size_t keylen;
+	size_t keylen, size;
 	json_t *o, *v;
 
 	f->p++;
@@ -264,11 +264,12 @@ fast_object(struct fastreader *f)
 			break;
 		f->p++;
 		fast_space(f);
-		if (json_object_getn(o, key, keylen) != NULL)
-			break;	/* a duplicate: jansson's to report */
+		size = json_object_size(o);
 		if ((v = fast_value(f)) == NULL ||
 		    json_object_setn_new_nocheck(o, key, keylen, v) == -1)
 			break;
+		if (json_object_size(o) == size)
+			break;	/* the key replaced a value: a duplicate, jansson's to report */
 		fast_space(f);
 		if (f->p == f->end)
 			break;

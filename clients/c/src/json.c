@@ -144,6 +144,18 @@ put_real(struct privsep_buf *b, double v)
 	privsep_buf_put(b, text, (size_t)n);
 }
 
+/*
+ * The bytes a string may hold as they are: PLAIN_READ for the frame reader
+ * (printable ASCII, no escape needed), PLAIN_WRITE for the writer (which, as
+ * jansson, also copies DEL). One load a byte instead of a chain of compares.
+ */
+const unsigned char privsep_plain[256] = {
+	[0x20 ... '"' - 1] = PRIVSEP_PLAIN_READ | PRIVSEP_PLAIN_WRITE,
+	['"' + 1 ... '\\' - 1] = PRIVSEP_PLAIN_READ | PRIVSEP_PLAIN_WRITE,
+	['\\' + 1 ... 0x7e] = PRIVSEP_PLAIN_READ | PRIVSEP_PLAIN_WRITE,
+	[0x7f] = PRIVSEP_PLAIN_WRITE,
+};
+
 /* The length of the valid UTF-8 sequence at s (at most left bytes), 0 if invalid. */
 static size_t
 utf8_len(const unsigned char *s, size_t left)
@@ -181,8 +193,7 @@ privsep_buf_string(struct privsep_buf *b, const char *str, size_t len)
 	put_byte(b, '"');
 	while (i < len) {
 		/* the common case: a run of printable ASCII */
-		for (run = i; run < len && s[run] >= 0x20 && s[run] < 0x80 && s[run] != '"' &&
-		    s[run] != '\\'; run++)
+		for (run = i; run < len && (privsep_plain[s[run]] & PRIVSEP_PLAIN_WRITE); run++)
 			;
 		privsep_buf_put(b, s + i, run - i);
 		if ((i = run) == len)

@@ -123,6 +123,10 @@ struct privsep_msg *privsep_msg_new(json_t *, const struct envelope_members *,
 int	 privsep_type_valid(const char *, size_t);
 
 /* The compact JSON writer (json.c): bytes identical to json_dumpb(JSON_COMPACT). */
+/* Bytes a JSON string carries unescaped, for the reader and for the writer. */
+extern const unsigned char privsep_plain[256];
+#define PRIVSEP_PLAIN_READ	1	/* 0x20..0x7e but '"' and '\\' */
+#define PRIVSEP_PLAIN_WRITE	2	/* the same and 0x7f */
 void	 privsep_buf_put(struct privsep_buf *, const void *, size_t);
 void	 privsep_buf_int(struct privsep_buf *, int64_t);
 void	 privsep_buf_string(struct privsep_buf *, const char *, size_t);

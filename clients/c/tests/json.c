@@ -337,6 +337,22 @@ t_reader(void)
 	return 0;
 }
 
+/* The table of plain bytes says what the reader and the writer need, byte by byte. */
+static int
+t_plain_table(void)
+{
+	unsigned c;
+	int read, write;
+
+	for (c = 0; c < 256; c++) {
+		read = c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+		write = c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+		CHECK(!(privsep_plain[c] & PRIVSEP_PLAIN_READ) == !read);
+		CHECK(!(privsep_plain[c] & PRIVSEP_PLAIN_WRITE) == !write);
+	}
+	return 0;
+}
+
 int
 main(void)
 {
@@ -344,6 +360,7 @@ main(void)
 		{ "writer: jansson's compact bytes (generated values)", t_writer },
 		{ "writer: loops, bad UTF-8 refused; the limit counts on", t_writer_refuses },
 		{ "reader: jansson's verdict and tree (edge cases, generated, mutated)", t_reader },
+		{ "plain bytes: the table matches the reader's and the writer's rules", t_plain_table },
 	};
 
 	return t_run(cases, sizeof(cases) / sizeof(cases[0]), "c_json");
