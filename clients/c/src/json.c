@@ -61,26 +61,18 @@ room(struct privsep_buf *b, size_t n)
 	return b->p + b->len;
 }
 
-/*
- * The writes below take the room they need straight from the buffer when it
- * has it within the limit (a buffer reused under a lower limit may hold more);
- * room() handles growth, the limit and the failures.
- */
+/* privsep_buf_put() without the room: growth, the limit and the failures. */
 void
-privsep_buf_put(struct privsep_buf *b, const void *data, size_t n)
+privsep_buf_put_slow(struct privsep_buf *b, const void *data, size_t n)
 {
 	unsigned char *p;
 
-	if (b->status == 0 && n <= b->cap - b->len && b->len + n <= b->limit)
-		p = b->p + b->len;
-	else
-		p = room(b, n);
-	if (p != NULL)
+	if ((p = room(b, n)) != NULL)
 		memcpy(p, data, n);
 	b->len += n;
 }
 
-static void
+static inline void
 put_byte(struct privsep_buf *b, unsigned char c)
 {
 	unsigned char *p;

@@ -4,6 +4,8 @@
 #ifndef PRIVSEP_INT_H
 #define PRIVSEP_INT_H
 
+#include <string.h>
+
 #include "privsep.h"
 
 /* A frame waiting to be written; fds go with its first byte. */
@@ -127,7 +129,21 @@ int	 privsep_type_valid(const char *, size_t);
 extern const unsigned char privsep_plain[256];
 #define PRIVSEP_PLAIN_READ	1	/* 0x20..0x7e but '"' and '\\' */
 #define PRIVSEP_PLAIN_WRITE	2	/* the same and 0x7f */
-void	 privsep_buf_put(struct privsep_buf *, const void *, size_t);
+void	 privsep_buf_put_slow(struct privsep_buf *, const void *, size_t);
+
+/*
+ * Appends n bytes. Inline for the common case, the room there within the
+ * limit (a buffer reused under a lower limit may hold more than it allows).
+ */
+static inline void
+privsep_buf_put(struct privsep_buf *b, const void *data, size_t n)
+{
+	if (b->status == 0 && n <= b->cap - b->len && b->len + n <= b->limit) {
+		memcpy(b->p + b->len, data, n);
+		b->len += n;
+	} else
+		privsep_buf_put_slow(b, data, n);
+}
 void	 privsep_buf_int(struct privsep_buf *, int64_t);
 void	 privsep_buf_string(struct privsep_buf *, const char *, size_t);
 void	 privsep_buf_json(struct privsep_buf *, const json_t *, size_t depth);
