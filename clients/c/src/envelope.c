@@ -240,12 +240,27 @@ fast_literal(struct fastreader *f)
 	return v;
 }
 
+/* After a member or an element: 1 past the closing byte, 0 past a comma, -1 to give up. */
+static int
+fast_after(struct fastreader *f, unsigned char close)
+{
+	fast_space(f);
+	if (f->p == f->end)
+		return -1;
+	if (*f->p == close) {
+		f->p++;
+		return 1;
+	}
+	return *f->p++ == ',' ? 0 : -1;
+}
+
 static json_t *
 fast_object(struct fastreader *f)
 {
 	const char *key;
 	size_t keylen, size;
 	json_t *o, *v;
+	int next;
 
 	f->p++;
 	if ((o = json_object()) == NULL)
@@ -270,14 +285,9 @@ fast_object(struct fastreader *f)
 			break;
 		if (json_object_size(o) == size)
 			break;	/* the key replaced a value: a duplicate, jansson's to report */
-		fast_space(f);
-		if (f->p == f->end)
-			break;
-		if (*f->p == '}') {
-			f->p++;
+		if ((next = fast_after(f, '}')) == 1)
 			return o;
-		}
-		if (*f->p++ != ',')
+		if (next == -1)
 			break;
 	}
 	json_decref(o);
@@ -288,6 +298,7 @@ static json_t *
 fast_array(struct fastreader *f)
 {
 	json_t *a, *v;
+	int next;
 
 	f->p++;
 	if ((a = json_array()) == NULL)
@@ -301,14 +312,9 @@ fast_array(struct fastreader *f)
 		fast_space(f);
 		if ((v = fast_value(f)) == NULL || json_array_append_new(a, v) == -1)
 			break;
-		fast_space(f);
-		if (f->p == f->end)
-			break;
-		if (*f->p == ']') {
-			f->p++;
+		if ((next = fast_after(f, ']')) == 1)
 			return a;
-		}
-		if (*f->p++ != ',')
+		if (next == -1)
 			break;
 	}
 	json_decref(a);
