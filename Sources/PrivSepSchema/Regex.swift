@@ -218,51 +218,58 @@ indirect enum RegexNode {
 
 // MARK: - Lead bytes
 
-/// A set of bytes (256 bits): the UTF-8 bytes a match can begin with.
-struct LeadByteSet {
-    private var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+/// A set of bytes (256 bits): the UTF-8 bytes a match can begin with, and the ASCII bytes a DFA
+/// edge consumes (RegexDFA.swift).
+struct LeadByteSet: Hashable {
+    /// Bytes 0-63, 64-127, 128-191 (UTF-8 continuation bytes) and 192-255.
+    private var low: UInt64 = 0
+    private var high: UInt64 = 0
+    private var continuation: UInt64 = 0
+    private var leading: UInt64 = 0
 
     @inline(__always)
     func contains(_ byte: UInt8) -> Bool {
         let bit = UInt64(1) << UInt64(byte & 63)
         switch byte >> 6 {
-        case 0: return words.0 & bit != 0
-        case 1: return words.1 & bit != 0
-        case 2: return words.2 & bit != 0
-        default: return words.3 & bit != 0
+        case 0: return low & bit != 0
+        case 1: return high & bit != 0
+        case 2: return continuation & bit != 0
+        default: return leading & bit != 0
         }
     }
 
     mutating func insert(_ byte: UInt8) {
         let bit = UInt64(1) << UInt64(byte & 63)
         switch byte >> 6 {
-        case 0: words.0 |= bit
-        case 1: words.1 |= bit
-        case 2: words.2 |= bit
-        default: words.3 |= bit
+        case 0: low |= bit
+        case 1: high |= bit
+        case 2: continuation |= bit
+        default: leading |= bit
         }
     }
+
+    var isEmpty: Bool { low | high | continuation | leading == 0 }
 
     mutating func insert(_ range: ClosedRange<UInt8>) {
         for byte in range { insert(byte) }
     }
 
     mutating func formUnion(_ other: LeadByteSet) {
-        words.0 |= other.words.0
-        words.1 |= other.words.1
-        words.2 |= other.words.2
-        words.3 |= other.words.3
+        low |= other.low
+        high |= other.high
+        continuation |= other.continuation
+        leading |= other.leading
     }
 
     /// UTF-8 continuation bytes never start a scalar, so a byte scan that stops only at members
     /// stops only where the machine could have started.
     mutating func removeContinuationBytes() {
-        words.2 = 0
+        continuation = 0
     }
 
     /// Every lead byte is in: filtering would skip nothing.
     var coversEveryScalarStart: Bool {
-        words.0 == .max && words.1 == .max && words.3 == .max
+        low == .max && high == .max && leading == .max
     }
 
     /// The first index at or after `start` whose byte is a member, or nil.

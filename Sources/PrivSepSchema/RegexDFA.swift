@@ -14,24 +14,11 @@
 // bound on its states, so a search never mutates anything and is linear: it never runs out of
 // budget.
 
-/// 128 bits: the ASCII bytes one NFA edge consumes.
-struct ASCIISet: Hashable {
-    var low: UInt64 = 0
-    var high: UInt64 = 0
-
-    @inline(__always)
-    func contains(_ byte: UInt8) -> Bool {
-        byte < 64 ? (low >> UInt64(byte)) & 1 != 0 : (high >> UInt64(byte & 63)) & 1 != 0
-    }
-
-    mutating func insert(_ byte: UInt8) {
-        if byte < 64 { low |= 1 << UInt64(byte) } else { high |= 1 << UInt64(byte & 63) }
-    }
-
-    var isEmpty: Bool { low == 0 && high == 0 }
-
-    /// The ASCII members of a pattern node that consumes one scalar; nil for any other node.
-    init?(atom: RegexNode) {
+extension LeadByteSet {
+    /// The ASCII members of a pattern node that consumes one scalar: the bytes one NFA edge
+    /// consumes. nil for any other node.
+    init?(asciiOf atom: RegexNode) {
+        self.init()
         switch atom {
         case .scalar(let c):
             if c < 128 { insert(UInt8(truncatingIfNeeded: c)) }
@@ -54,7 +41,7 @@ struct RegexNFA {
         case epsilon(Int)
         case atStart(Int)
         case atEnd(Int)
-        case consume(ASCIISet, Int)
+        case consume(LeadByteSet, Int)
     }
 
     /// Why a tree has no NFA here.
@@ -94,7 +81,7 @@ struct RegexNFA {
             return from
         case .scalar, .dot, .set:
             let to = try newState()
-            if let set = ASCIISet(atom: node), !set.isEmpty { edges[from].append(.consume(set, to)) }
+            if let set = LeadByteSet(asciiOf: node), !set.isEmpty { edges[from].append(.consume(set, to)) }
             return to
         case .sequence(let items):
             var at = from
@@ -216,7 +203,7 @@ struct RegexDFA {
 
     /// Partitions ASCII so that two bytes in one class are taken by exactly the same edges.
     private static func byteClasses(_ nfa: RegexNFA) -> (classOf: [UInt8], representatives: [UInt8]) {
-        var distinct = Set<ASCIISet>()
+        var distinct = Set<LeadByteSet>()
         for list in nfa.edges {
             for case .consume(let set, _) in list { distinct.insert(set) }
         }

@@ -75,15 +75,7 @@ privsep_buf_put_slow(struct privsep_buf *b, const void *data, size_t n)
 static inline void
 put_byte(struct privsep_buf *b, unsigned char c)
 {
-	unsigned char *p;
-
-	if (b->status == 0 && b->len < b->cap && b->len < b->limit)
-		p = b->p + b->len;
-	else
-		p = room(b, 1);
-	if (p != NULL)
-		*p = c;
-	b->len++;
+	privsep_buf_put(b, &c, 1);
 }
 
 void
