@@ -124,24 +124,31 @@ private func nextEscape(_ source: UnsafePointer<UInt8>, _ count: Int, from start
 /// Appends `string` quoted, escaping only what RFC 8259 requires; runs that need no escape are
 /// copied whole.
 private func serializeString(_ string: String, into output: inout [UInt8]) {
-    var string = string
     output.append(UInt8(ascii: "\""))
-    string.withUTF8 { utf8 in
-        guard let source = utf8.baseAddress else { return }
-        let count = utf8.count
-        var runStart = 0
-        while let flagged = nextEscape(source, count, from: runStart) {
-            if runStart < flagged {
-                output.append(contentsOf: UnsafeBufferPointer(start: source + runStart, count: flagged - runStart))
-            }
-            appendEscape(source[flagged], to: &output)
-            runStart = flagged + 1
-        }
-        if runStart < count {
-            output.append(contentsOf: UnsafeBufferPointer(start: source + runStart, count: count - runStart))
-        }
+    // Native strings are contiguous UTF-8: read in place. A mutating `withUTF8` on a copy took
+    // about 8 ns a call here, against about 1 ns, and a reply or log line has a dozen strings.
+    if string.utf8.withContiguousStorageIfAvailable({ appendEscaped($0, to: &output) }) == nil {
+        var contiguous = string
+        contiguous.withUTF8 { appendEscaped($0, to: &output) }
     }
     output.append(UInt8(ascii: "\""))
+}
+
+/// Appends `utf8` with every byte RFC 8259 requires escaped.
+private func appendEscaped(_ utf8: UnsafeBufferPointer<UInt8>, to output: inout [UInt8]) {
+    guard let source = utf8.baseAddress else { return }
+    let count = utf8.count
+    var runStart = 0
+    while let flagged = nextEscape(source, count, from: runStart) {
+        if runStart < flagged {
+            output.append(contentsOf: UnsafeBufferPointer(start: source + runStart, count: flagged - runStart))
+        }
+        appendEscape(source[flagged], to: &output)
+        runStart = flagged + 1
+    }
+    if runStart < count {
+        output.append(contentsOf: UnsafeBufferPointer(start: source + runStart, count: count - runStart))
+    }
 }
 
 /// Appends the escape for `byte`: the short form where RFC 8259 has one, else `\u00XX`.
