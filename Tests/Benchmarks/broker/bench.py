@@ -31,10 +31,11 @@ TIMEOUT = 180.0
 records = []
 
 
-def raw(mode, n, *args):
-    """Runs a raw baseline or a floor (brokerbench raw-* or floor-*); returns the per-rep values."""
+def raw(mode, n, *args, env=None):
+    """Runs a raw baseline or a floor (brokerbench raw-* or floor-*); returns the per-rep values.
+    env: variables to add to the environment (FLOOR_AUDIT)."""
     out = subprocess.run([BINARY, mode, str(n), str(REPS)] + list(args), check=True, capture_output=True,
-                         text=True).stdout
+                         text=True, env=dict(os.environ, **(env or {}))).stdout
     return [float(line.split()[3]) for line in out.splitlines() if line.startswith("BENCH ")]
 
 
@@ -173,7 +174,7 @@ def record(figure, unit, ours, baseline, goal):
 
 # The zero-work C relay (brokerbench floor-*): what any broker costs here, a third process with
 # an epoll_wait, a recvmsg and a sendmsg per wakeup and no JSON. Each broker figure gets it and
-# the raw baseline measured just before it, in its placement; the rows say how far the floor is
+# the raw baseline measured around it, in its placement; the rows say how far the floor is
 # from raw (physical) and how far we are from the floor (ours). No goals: informational.
 VARIANTS = {"lib": "C client", "raw": "raw frames"}
 
@@ -181,6 +182,15 @@ VARIANTS = {"lib": "C client", "raw": "raw frames"}
 def beside(raw_mode, floor_mode, n, *args):
     """The raw baseline and the floor, measured just before a broker figure."""
     return raw(raw_mode, n), raw(floor_mode, n, *args)
+
+
+def bracket(raw_mode, n, before, figure):
+    """Runs figure() and measures the raw baseline again just after it: returns the figure's
+    result and the baseline reps from both sides, pooled. On a shared machine the load drifts
+    within a run, and one baseline beside a figure can catch a quieter or busier moment than
+    the figure (the same descriptor ping-pong once took 21.3, 26.9 and 22.7 us in one run)."""
+    result = figure()
+    return result, before + raw(raw_mode, n)
 
 
 def record_floor(floor_figure, unit, measured):
@@ -199,13 +209,14 @@ def main():
     record("raw ping-pong with one SCM_RIGHTS fd each way", "ns", base_fd, None, "")
     record("raw one-way per-frame writes", "msg/s", base_oneway, None, "")
 
-    # Each broker figure is compared with a baseline measured just before it, in the same
-    # placement: on a shared machine the load drifts within a run.
+    # Each broker figure is compared with a baseline measured just before and just after it,
+    # in the same placement: on a shared machine the load drifts within a run.
     measured = []
     for variant, figure, goal in (("lib", "privsep.ping round trip (C client) vs raw", "<= 1.3x"),
                                   ("raw", "privsep.ping round trip (raw frames, broker only) vs raw", "")):
         base, floor = beside("raw-rtt", "floor-rtt", RTT_N)
-        res = run("ping-" + variant, {"ping": helper(["ping", RTT_N, REPS, variant], may_send=["privsep.ping"])}, 1)
+        res, base = bracket("raw-rtt", RTT_N, base, lambda: run(
+            "ping-" + variant, {"ping": helper(["ping", RTT_N, REPS, variant], may_send=["privsep.ping"])}, 1))
         record(figure, "ns", res["ping-" + variant], base, goal)
         measured.append(("privsep.ping (%s) vs zero-work C relay" % VARIANTS[variant], res["ping-" + variant],
                          base, floor))
@@ -215,9 +226,9 @@ def main():
     for variant, figure in (("lib", "routed request helper->broker->helper (C client) vs raw"),
                             ("raw", "routed request (raw frames, broker only) vs raw")):
         base, floor = beside("raw-rtt", "floor-routed", RTT_N)
-        res = run("routed-" + variant, {
+        res, base = bracket("raw-rtt", RTT_N, base, lambda: run("routed-" + variant, {
             "client": helper(["routed", RTT_N, REPS, variant], may_send=["bench.broker.echo"]),
-            "server": helper(["server", variant], serves=["bench.broker.echo"])}, 1)
+            "server": helper(["server", variant], serves=["bench.broker.echo"])}, 1))
         record(figure, "ns", res["routed-" + variant], base, "<= 2.3x")
         measured.append(("routed request (%s) vs zero-work C relay" % VARIANTS[variant], res["routed-" + variant],
                          base, floor))
@@ -225,9 +236,9 @@ def main():
 
     # msg/s: these ratios are better the higher they are.
     base, floor = beside("raw-oneway", "floor-oneway", EVENTS_N)
-    res = run("events", {
+    res, base = bracket("raw-oneway", EVENTS_N, base, lambda: run("events", {
         "client": helper(["events", EVENTS_N, REPS], may_send=["bench.broker.tick", "bench.broker.echo"]),
-        "server": helper(["server", "raw"], serves=["bench.broker.echo"], receives=["bench.broker.tick"])}, 1)
+        "server": helper(["server", "raw"], serves=["bench.broker.echo"], receives=["bench.broker.tick"])}, 1))
     record("routed one-way events, validated, pipelined", "msg/s", res["events"], None, ">= 300000")
     record("routed one-way events vs raw one-way", "msg/s", res["events"], base, ">= 0.3x")
     record_floor("zero-work C relay one-way vs raw one-way", "msg/s",
@@ -249,12 +260,20 @@ def main():
         # The floor opens the same file for each request and sends one descriptor back; raw-fd
         # sends one each way and opens nothing.
         base, floor = beside("raw-fd", "floor-fd", RTT_N, small)
-        res = run("fileopen-" + variant, {"files": helper(["fileopen", RTT_N, REPS, variant, small],
-                                                         may_send=["privsep.file.open"], files=rule)}, 1)
+        res, base = bracket("raw-fd", RTT_N, base, lambda: run("fileopen-" + variant, {
+            "files": helper(["fileopen", RTT_N, REPS, variant, small], may_send=["privsep.file.open"],
+                            files=rule)}, 1))
         record(figure, "ns", res["fileopen-" + variant], base, goal)
         measured.append(("file.open (%s) vs zero-work C relay open + fd" % VARIANTS[variant],
                          res["fileopen-" + variant], base, floor))
     record_floor("zero-work C relay open + fd vs raw SCM_RIGHTS ping-pong", "ns", measured)
+    # The relay again, making the system calls privsep makes per file.open instead of one open:
+    # openat2 beneath the rule's directory, fstat, fcntl and the audit line's write. What the
+    # operation itself costs here, before any of the broker's own work.
+    audited = raw("floor-fd", RTT_N, small, env={"FLOOR_AUDIT": os.path.join(WORK, "floor-audit.log")})
+    record_floor("zero-work C relay with file.open's system calls vs raw SCM_RIGHTS ping-pong", "ns",
+                 [(figure.replace("open + fd", "with file.open's system calls"), ours, base, audited)
+                  for figure, ours, base, _ in measured])
 
     # Scale: k helpers connected (k-1 idle), one pinging through the C client; RSS once all are up.
     for k in SCALE:

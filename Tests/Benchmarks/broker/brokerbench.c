@@ -14,6 +14,9 @@
  *                                        each reply and sending it (SCM_RIGHTS, one per round trip)
  * FLOOR_SPIN_NS=W makes the relay compute for W ns per frame (a clock loop in user space): a
  * broker's own work per message without its code, to see what that much work costs a round trip.
+ * FLOOR_AUDIT=LOG makes floor-fd make the system calls privsep makes per file.open instead of
+ * one open: openat2 beneath PATH's directory (O_NONBLOCK), fstat, fcntl(F_SETFL), and a
+ * 300-byte audit line appended to LOG with one write.
  * Under the broker (PRIVSEP_FD set), the result lines go to stdout, which the broker logs:
  *   brokerbench ping N REPS lib|raw      privsep.ping round trips (libprivsep or raw frames)
  *   brokerbench routed N REPS lib|raw    bench.broker.echo round trips, served by another helper
@@ -31,6 +34,8 @@
 #define _GNU_SOURCE	/* memmem */
 
 #include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -44,6 +49,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/openat2.h>
 
 #include "privsep.h"
 
@@ -428,6 +435,35 @@ struct relay_end {
 
 static const char *floor_path;		/* floor-fd: the file opened for each request */
 static long floor_spin_ns;		/* FLOOR_SPIN_NS: user-space work per frame */
+static int floor_audit_fd = -1;		/* FLOOR_AUDIT: the audit log, or -1 */
+static int floor_dir_fd = -1;		/* FLOOR_AUDIT: floor_path's directory */
+static const char *floor_name;		/* FLOOR_AUDIT: floor_path's last component */
+
+/* Opens floor_path as privsep's file service does, or with a plain open(2). */
+static int
+floor_open(void)
+{
+	static char line[300];
+	struct open_how how;
+	struct stat st;
+	int fd;
+
+	if (floor_audit_fd == -1)
+		return open(floor_path, O_RDONLY | O_CLOEXEC);
+	if (line[0] == '\0') {
+		memset(line, 'x', sizeof(line) - 1);
+		line[sizeof(line) - 1] = '\n';
+	}
+	memset(&how, 0, sizeof(how));
+	how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS;
+	if ((fd = (int)syscall(SYS_openat2, floor_dir_fd, floor_name, &how, sizeof(how))) == -1)
+		return -1;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || fcntl(fd, F_SETFL, O_RDONLY) == -1 ||
+	    write(floor_audit_fd, line, sizeof(line)) != (ssize_t)sizeof(line))
+		die("floor audit");
+	return fd;
+}
 
 /* Stands for a broker's work on one frame: floor_spin_ns of computing, no system call. */
 static void
@@ -526,7 +562,7 @@ relay_frames(struct relay_end *e)
 		if (to->outlen + outn > sizeof(to->out) || to->nfds == RELAY_FDS)
 			break;
 		if (to == e && floor_path != NULL) {
-			if ((fd = open(floor_path, O_RDONLY | O_CLOEXEC)) == -1)
+			if ((fd = floor_open()) == -1)
 				die(floor_path);
 			to->fds[to->nfds++] = fd;
 		}
@@ -747,6 +783,19 @@ floor_fd(long n, int reps, const char *path)
 	if (access(path, R_OK) == -1)
 		die(path);
 	floor_path = path;
+	if (getenv("FLOOR_AUDIT") != NULL) {
+		const char *slash = strrchr(path, '/');
+		char dir[4096];
+
+		if (slash == NULL || (size_t)(slash - path) >= sizeof(dir))
+			die("FLOOR_AUDIT needs an absolute PATH");
+		memcpy(dir, path, (size_t)(slash - path));
+		dir[slash - path] = '\0';
+		floor_name = slash + 1;
+		if ((floor_dir_fd = open(slash == path ? "/" : dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+		    (floor_audit_fd = open(getenv("FLOOR_AUDIT"), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) == -1)
+			die("FLOOR_AUDIT");
+	}
 	sock = floor_setup(NULL, pids);
 	rtt_rounds(sock, "floor-fd", n, reps, -1, 1);
 	floor_teardown(sock, pids);
