@@ -271,9 +271,10 @@ def main():
     # openat2 beneath the rule's directory, fstat, fcntl and the audit line's write. What the
     # operation itself costs here, before any of the broker's own work.
     audited = raw("floor-fd", RTT_N, small, env={"FLOOR_AUDIT": os.path.join(WORK, "floor-audit.log")})
-    record_floor("zero-work C relay with file.open's system calls vs raw SCM_RIGHTS ping-pong", "ns",
-                 [(figure.replace("open + fd", "with file.open's system calls"), ours, base, audited)
-                  for figure, ours, base, _ in measured])
+    record("zero-work C relay with file.open's system calls vs raw SCM_RIGHTS ping-pong", "ns", audited,
+           [v for _, _, base, _ in measured for v in base], "")
+    for figure, ours, _, _ in measured:
+        record(figure.replace("open + fd", "with file.open's system calls"), "ns", ours, audited, "")
 
     # Scale: k helpers connected (k-1 idle), one pinging through the C client; RSS once all are up.
     for k in SCALE:
