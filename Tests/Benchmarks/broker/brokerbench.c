@@ -16,7 +16,7 @@
  * broker's own work per message without its code, to see what that much work costs a round trip.
  * FLOOR_AUDIT=LOG makes floor-fd make the system calls privsep makes per file.open instead of
  * one open: openat2 beneath PATH's directory (O_NONBLOCK), fstat, fcntl(F_SETFL), and a
- * 300-byte audit line appended to LOG with one write.
+ * 300-byte audit line written to LOG (opened as bench.py opens the broker's log) with one write.
  * Under the broker (PRIVSEP_FD set), the result lines go to stdout, which the broker logs:
  *   brokerbench ping N REPS lib|raw      privsep.ping round trips (libprivsep or raw frames)
  *   brokerbench routed N REPS lib|raw    bench.broker.echo round trips, served by another helper
@@ -793,7 +793,7 @@ floor_fd(long n, int reps, const char *path)
 		dir[slash - path] = '\0';
 		floor_name = slash + 1;
 		if ((floor_dir_fd = open(slash == path ? "/" : dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) == -1 ||
-		    (floor_audit_fd = open(getenv("FLOOR_AUDIT"), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) == -1)
+		    (floor_audit_fd = open(getenv("FLOOR_AUDIT"), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1)
 			die("FLOOR_AUDIT");
 	}
 	sock = floor_setup(NULL, pids);
