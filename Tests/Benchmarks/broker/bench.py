@@ -179,18 +179,15 @@ def record(figure, unit, ours, baseline, goal):
 VARIANTS = {"lib": "C client", "raw": "raw frames"}
 
 
-def beside(raw_mode, floor_mode, n, *args):
-    """The raw baseline and the floor, measured just before a broker figure."""
-    return raw(raw_mode, n), raw(floor_mode, n, *args)
-
-
-def bracket(raw_mode, n, before, figure):
-    """Runs figure() and measures the raw baseline again just after it: returns the figure's
-    result and the baseline reps from both sides, pooled. On a shared machine the load drifts
-    within a run, and one baseline beside a figure can catch a quieter or busier moment than
-    the figure (the same descriptor ping-pong once took 21.3, 26.9 and 22.7 us in one run)."""
+def around(raw_mode, floor_mode, n, figure, floor_args=()):
+    """Runs figure() between two raw baselines, the floor measured before it: returns the
+    figure's result, the baseline reps of both sides pooled, and the floor's reps. On a shared
+    machine the load drifts within a run, and one baseline beside a figure can catch a quieter
+    or busier moment than the figure (the same descriptor ping-pong once took 21.3, 26.9 and
+    22.7 us in one run)."""
+    before, floor = raw(raw_mode, n), raw(floor_mode, n, *floor_args)
     result = figure()
-    return result, before + raw(raw_mode, n)
+    return result, before + raw(raw_mode, n), floor
 
 
 def record_floor(floor_figure, unit, measured):
@@ -214,8 +211,7 @@ def main():
     measured = []
     for variant, figure, goal in (("lib", "privsep.ping round trip (C client) vs raw", "<= 1.3x"),
                                   ("raw", "privsep.ping round trip (raw frames, broker only) vs raw", "")):
-        base, floor = beside("raw-rtt", "floor-rtt", RTT_N)
-        res, base = bracket("raw-rtt", RTT_N, base, lambda: run(
+        res, base, floor = around("raw-rtt", "floor-rtt", RTT_N, lambda: run(
             "ping-" + variant, {"ping": helper(["ping", RTT_N, REPS, variant], may_send=["privsep.ping"])}, 1))
         record(figure, "ns", res["ping-" + variant], base, goal)
         measured.append(("privsep.ping (%s) vs zero-work C relay" % VARIANTS[variant], res["ping-" + variant],
@@ -225,8 +221,7 @@ def main():
     measured = []
     for variant, figure in (("lib", "routed request helper->broker->helper (C client) vs raw"),
                             ("raw", "routed request (raw frames, broker only) vs raw")):
-        base, floor = beside("raw-rtt", "floor-routed", RTT_N)
-        res, base = bracket("raw-rtt", RTT_N, base, lambda: run("routed-" + variant, {
+        res, base, floor = around("raw-rtt", "floor-routed", RTT_N, lambda: run("routed-" + variant, {
             "client": helper(["routed", RTT_N, REPS, variant], may_send=["bench.broker.echo"]),
             "server": helper(["server", variant], serves=["bench.broker.echo"])}, 1))
         record(figure, "ns", res["routed-" + variant], base, "<= 2.3x")
@@ -235,8 +230,7 @@ def main():
     record_floor("zero-work C relay routed request vs raw ping-pong", "ns", measured)
 
     # msg/s: these ratios are better the higher they are.
-    base, floor = beside("raw-oneway", "floor-oneway", EVENTS_N)
-    res, base = bracket("raw-oneway", EVENTS_N, base, lambda: run("events", {
+    res, base, floor = around("raw-oneway", "floor-oneway", EVENTS_N, lambda: run("events", {
         "client": helper(["events", EVENTS_N, REPS], may_send=["bench.broker.tick", "bench.broker.echo"]),
         "server": helper(["server", "raw"], serves=["bench.broker.echo"], receives=["bench.broker.tick"])}, 1))
     record("routed one-way events, validated, pipelined", "msg/s", res["events"], None, ">= 300000")
@@ -259,10 +253,9 @@ def main():
             ("raw", "file.open round trip (raw frames, broker only) vs raw SCM_RIGHTS", "")):
         # The floor opens the same file for each request and sends one descriptor back; raw-fd
         # sends one each way and opens nothing.
-        base, floor = beside("raw-fd", "floor-fd", RTT_N, small)
-        res, base = bracket("raw-fd", RTT_N, base, lambda: run("fileopen-" + variant, {
+        res, base, floor = around("raw-fd", "floor-fd", RTT_N, lambda: run("fileopen-" + variant, {
             "files": helper(["fileopen", RTT_N, REPS, variant, small], may_send=["privsep.file.open"],
-                            files=rule)}, 1))
+                            files=rule)}, 1), floor_args=(small,))
         record(figure, "ns", res["fileopen-" + variant], base, goal)
         measured.append(("file.open (%s) vs zero-work C relay open + fd" % VARIANTS[variant],
                          res["fileopen-" + variant], base, floor))

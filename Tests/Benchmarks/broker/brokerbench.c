@@ -438,29 +438,25 @@ static long floor_spin_ns;		/* FLOOR_SPIN_NS: user-space work per frame */
 static int floor_audit_fd = -1;		/* FLOOR_AUDIT: the audit log, or -1 */
 static int floor_dir_fd = -1;		/* FLOOR_AUDIT: floor_path's directory */
 static const char *floor_name;		/* FLOOR_AUDIT: floor_path's last component */
+static char floor_line[300];		/* FLOOR_AUDIT: the audit line, x... and a newline */
 
 /* Opens floor_path as privsep's file service does, or with a plain open(2). */
 static int
 floor_open(void)
 {
-	static char line[300];
 	struct open_how how;
 	struct stat st;
 	int fd;
 
 	if (floor_audit_fd == -1)
 		return open(floor_path, O_RDONLY | O_CLOEXEC);
-	if (line[0] == '\0') {
-		memset(line, 'x', sizeof(line) - 1);
-		line[sizeof(line) - 1] = '\n';
-	}
 	memset(&how, 0, sizeof(how));
 	how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
 	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS;
 	if ((fd = (int)syscall(SYS_openat2, floor_dir_fd, floor_name, &how, sizeof(how))) == -1)
 		return -1;
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || fcntl(fd, F_SETFL, O_RDONLY) == -1 ||
-	    write(floor_audit_fd, line, sizeof(line)) != (ssize_t)sizeof(line))
+	    write(floor_audit_fd, floor_line, sizeof(floor_line)) != (ssize_t)sizeof(floor_line))
 		die("floor audit");
 	return fd;
 }
@@ -792,6 +788,8 @@ floor_fd(long n, int reps, const char *path)
 		memcpy(dir, path, (size_t)(slash - path));
 		dir[slash - path] = '\0';
 		floor_name = slash + 1;
+		memset(floor_line, 'x', sizeof(floor_line) - 1);
+		floor_line[sizeof(floor_line) - 1] = '\n';
 		if ((floor_dir_fd = open(slash == path ? "/" : dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) == -1 ||
 		    (floor_audit_fd = open(getenv("FLOOR_AUDIT"), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1)
 			die("FLOOR_AUDIT");

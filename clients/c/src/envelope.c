@@ -254,6 +254,19 @@ fast_after(struct fastreader *f, unsigned char close)
 	return *f->p++ == ',' ? 0 : -1;
 }
 
+/* Steps past a container's opening byte: 1 also past `close` when it is empty, else 0. */
+static int
+fast_open(struct fastreader *f, unsigned char close)
+{
+	f->p++;
+	fast_space(f);
+	if (f->p < f->end && *f->p == close) {
+		f->p++;
+		return 1;
+	}
+	return 0;
+}
+
 static json_t *
 fast_object(struct fastreader *f)
 {
@@ -262,14 +275,10 @@ fast_object(struct fastreader *f)
 	json_t *o, *v;
 	int next;
 
-	f->p++;
 	if ((o = json_object()) == NULL)
 		return NULL;
-	fast_space(f);
-	if (f->p < f->end && *f->p == '}') {
-		f->p++;
+	if (fast_open(f, '}'))
 		return o;
-	}
 	for (;;) {
 		fast_space(f);
 		if (fast_string(f, &key, &keylen) == -1)
@@ -300,14 +309,10 @@ fast_array(struct fastreader *f)
 	json_t *a, *v;
 	int next;
 
-	f->p++;
 	if ((a = json_array()) == NULL)
 		return NULL;
-	fast_space(f);
-	if (f->p < f->end && *f->p == ']') {
-		f->p++;
+	if (fast_open(f, ']'))
 		return a;
-	}
 	for (;;) {
 		fast_space(f);
 		if ((v = fast_value(f)) == NULL || json_array_append_new(a, v) == -1)
