@@ -7,6 +7,16 @@
  * is in blocking mode (the default), else with poll(2); either way until a
  * deadline, so every wait is bounded. The socket is O_NONBLOCK in non-blocking
  * mode, for the application's event loop.
+ *
+ * Why two ways to wait: a task asleep in recvmsg(2) on an AF_UNIX stream socket
+ * is woken when the peer reads the frame it sent (the freed buffer space wakes
+ * every sleeper on the socket; poll(2) filters that wakeup by event, recvmsg
+ * does not). Across CPUs that early wakeup helps: it brings the idle CPU out
+ * of its halt before the reply comes, and waiting in poll(2) was measured
+ * slower. On one CPU it costs a pair of context switches per round trip, since
+ * the woken task preempts the broker to find nothing: there poll(2) was
+ * measured faster (docs/performance.md, seventh round). A process allowed one
+ * CPU only, when the connection is opened, waits in poll(2).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -17,6 +27,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +150,15 @@ wait_fd(struct privsep *ps, short events, int64_t deadline, short *revents,
 	}
 }
 
+/* Whether this process may run on one CPU only (an affinity of one CPU, or one CPU online). */
+static int
+one_cpu(void)
+{
+	cpu_set_t set;
+
+	return sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) == 1;
+}
+
 int
 privsep_open_fd(struct privsep **psp, int fd, const char *helper, struct privsep_error *err)
 {
@@ -162,6 +182,7 @@ privsep_open_fd(struct privsep **psp, int fd, const char *helper, struct privsep
 	ps->max_frame = PRIVSEP_FRAME_DEFAULT;
 	ps->timeout_ms = PRIVSEP_TIMEOUT_DEFAULT;
 	ps->next_id = 1;
+	ps->poll_wait = one_cpu();
 	ps->pending_tail = &ps->pending;
 	ps->out_tail = &ps->out;
 	*psp = ps;
@@ -1098,7 +1119,7 @@ wait_input(struct privsep *ps, int timeout_ms, int64_t *deadline, struct privsep
 
 	if (ps->eof)
 		return closed_error(err, "receive: broker closed the connection");
-	if (ps->out == NULL && !ps->sock_nonblock) {
+	if (ps->out == NULL && !ps->sock_nonblock && !ps->poll_wait) {
 		now = now_ms();
 		if (*deadline == NO_DEADLINE)
 			*deadline = deadline_at(ps, now, timeout_ms);

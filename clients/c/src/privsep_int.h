@@ -74,6 +74,7 @@ struct privsep {
 	int		 nonblocking;
 	int		 sock_nonblock;	/* O_NONBLOCK is set on fd (it follows nonblocking) */
 	int64_t		 rcvtimeo_ms;	/* the SO_RCVTIMEO last set, 0 for none */
+	int		 poll_wait;	/* one CPU allowed at open: blocking waits poll(2) (wait_input) */
 	int64_t		 next_id;
 
 	int		 peer_helper;	/* decode as the broker: "from" is forbidden */

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -691,8 +692,9 @@ on_alarm(int sig)
 }
 
 /*
- * The waits that block in recvmsg under SO_RCVTIMEO end at the deadline, not
- * before, whatever the mode, and however often a signal interrupts them.
+ * The waits end at the deadline, not before, whatever the mode, and however
+ * often a signal interrupts them: in recvmsg under SO_RCVTIMEO, and in poll(2)
+ * for a connection opened while the process may run on one CPU only.
  */
 static int
 t_timeout_long(void)
@@ -704,14 +706,22 @@ t_timeout_long(void)
 	struct privsep_msg *m;
 	struct privsep *ps;
 	struct timespec t0;
+	cpu_set_t all, one;
 	int64_t took;
 	size_t i;
-	int sv[2], signals;
+	int sv[2], run, signals, pinned;
 
-	for (signals = 0; signals <= 1; signals++) {
+	CHECK(sched_getaffinity(0, sizeof(all), &all) == 0);
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	for (run = 0; run < 4; run++) {
+		pinned = run / 2;
+		signals = run % 2;
 		for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
 			CHECK(pair(sv) == 0);
+			CHECK(sched_setaffinity(0, sizeof(one), pinned ? &one : &all) == 0);
 			CHECK(privsep_open_fd(&ps, sv[0], "t", &err) == 0);
+			CHECK(sched_setaffinity(0, sizeof(all), &all) == 0);
 			if (modes[i] == 1)
 				privsep_set_nonblocking(ps, 1);
 			if (modes[i] == 2)
