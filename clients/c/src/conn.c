@@ -4,19 +4,19 @@
  *
  * Every read and write that must not wait passes MSG_DONTWAIT. A blocking call
  * waits for input with one recvmsg(2) bounded by SO_RCVTIMEO while the socket
- * is in blocking mode (the default), else with poll(2); either way until a
+ * is in blocking mode (the default) and the process could use more than one
+ * CPU when the connection was opened, else with poll(2); either way until a
  * deadline, so every wait is bounded. The socket is O_NONBLOCK in non-blocking
  * mode, for the application's event loop.
  *
- * Why two ways to wait: a task asleep in recvmsg(2) on an AF_UNIX stream socket
+ * Why the CPUs matter: a task asleep in recvmsg(2) on an AF_UNIX stream socket
  * is woken when the peer reads the frame it sent (the freed buffer space wakes
  * every sleeper on the socket; poll(2) filters that wakeup by event, recvmsg
  * does not). Across CPUs that early wakeup helps: it brings the idle CPU out
  * of its halt before the reply comes, and waiting in poll(2) was measured
  * slower. On one CPU it costs a pair of context switches per round trip, since
  * the woken task preempts the broker to find nothing: there poll(2) was
- * measured faster (docs/performance.md, seventh round). A process allowed one
- * CPU only, when the connection is opened, waits in poll(2).
+ * measured faster (docs/performance.md, seventh round).
  */
 #include <sys/types.h>
 #include <sys/socket.h>
