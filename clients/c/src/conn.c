@@ -122,9 +122,12 @@ deadline_of(const struct privsep *ps, int timeout_ms)
 	return deadline_at(ps, now_ms(), timeout_ms);
 }
 
-/* Waits for events on the socket until the deadline: 1 ready, 0 timed out, -1 error. */
+/*
+ * Waits for events on the socket until the deadline, now being the clock as
+ * the caller last read it: 1 ready, 0 timed out, -1 error.
+ */
 static int
-wait_fd(struct privsep *ps, short events, int64_t deadline, short *revents,
+wait_fd(struct privsep *ps, short events, int64_t now, int64_t deadline, short *revents,
     struct privsep_error *err)
 {
 	struct pollfd pfd;
@@ -132,7 +135,7 @@ wait_fd(struct privsep *ps, short events, int64_t deadline, short *revents,
 	int n;
 
 	for (;;) {
-		left = deadline - now_ms();
+		left = deadline - now;
 		if (left < 0)
 			left = 0;
 		pfd.fd = ps->fd;
@@ -147,6 +150,7 @@ wait_fd(struct privsep *ps, short events, int64_t deadline, short *revents,
 			return 0;
 		if (errno != EINTR)
 			return fail(ps, err, PRIVSEP_E_INTERNAL, "system", "poll: %s", strerror(errno));
+		now = now_ms();
 	}
 }
 
@@ -241,7 +245,7 @@ privsep_close(struct privsep *ps)
 		return;
 	deadline = deadline_of(ps, -1);
 	while (!ps->failed && ps->out != NULL && privsep_flush(ps, NULL) == 0 &&
-	    wait_fd(ps, POLLOUT, deadline, &revents, NULL) == 1)
+	    wait_fd(ps, POLLOUT, now_ms(), deadline, &revents, NULL) == 1)
 		;
 	for (f = ps->out; f != NULL; f = fnext) {
 		fnext = f->next;
@@ -415,7 +419,7 @@ flush_wait(struct privsep *ps, int64_t deadline, struct privsep_error *err)
 	for (;;) {
 		if ((r = privsep_flush(ps, err)) != 0)
 			return r == 1 ? 0 : -1;
-		if ((r = wait_fd(ps, POLLOUT, deadline, &revents, err)) == -1)
+		if ((r = wait_fd(ps, POLLOUT, now_ms(), deadline, &revents, err)) == -1)
 			return -1;
 		if (r == 0)
 			return privsep_seterr(err, PRIVSEP_E_TIMEOUT, "timeout",
@@ -1119,15 +1123,14 @@ wait_input(struct privsep *ps, int timeout_ms, int64_t *deadline, struct privsep
 
 	if (ps->eof)
 		return closed_error(err, "receive: broker closed the connection");
-	if (ps->out == NULL && !ps->sock_nonblock && !ps->poll_wait) {
-		now = now_ms();
-		if (*deadline == NO_DEADLINE)
-			*deadline = deadline_at(ps, now, timeout_ms);
-		if ((r = read_wait(ps, now, *deadline, err)) != 0)
-			return r == -1 ? -1 : 0;
-	} else if (*deadline == NO_DEADLINE)
-		*deadline = deadline_of(ps, timeout_ms);
-	r = wait_fd(ps, POLLIN | (ps->out != NULL ? POLLOUT : 0), *deadline, &revents, err);
+	now = now_ms();
+	if (*deadline == NO_DEADLINE)
+		*deadline = deadline_at(ps, now, timeout_ms);
+	/* read_wait returns 0 without waiting, so now is still the time. */
+	if (ps->out == NULL && !ps->sock_nonblock && !ps->poll_wait &&
+	    (r = read_wait(ps, now, *deadline, err)) != 0)
+		return r == -1 ? -1 : 0;
+	r = wait_fd(ps, POLLIN | (ps->out != NULL ? POLLOUT : 0), now, *deadline, &revents, err);
 	if (r == -1)
 		return -1;
 	if (r == 0)
