@@ -104,13 +104,16 @@ struct SeccompFilter {
     ]
 
     /// The compute-only `strict` profile: talk on the inherited descriptors, allocate, exit.
-    /// Also what a (static or dynamic) program needs to get from execve to main.
+    /// Also what a (static or dynamic) program needs to get from execve to main, and what the
+    /// client libraries call on their socket: `send` is sendto (no socket can be created here,
+    /// so only inherited ones are reachable), libprivsep reads its CPU affinity to pick its wait,
+    /// and checks and sets descriptor flags and socket options (`addStrictConditionalRules`).
     static let strictAllow: [String] = [
-        "read", "write", "readv", "writev", "close", "sendmsg", "recvmsg", "lseek", "fstat", "newfstatat",
+        "read", "write", "readv", "writev", "close", "sendmsg", "recvmsg", "sendto", "lseek", "fstat", "newfstatat",
         "openat", "pread64", "access", "brk", "mmap", "munmap", "mprotect", "mremap", "madvise",
         "exit", "exit_group", "execve", "arch_prctl", "set_tid_address", "set_robust_list", "rseq", "prlimit64",
         "getrandom", "futex", "rt_sigreturn", "rt_sigaction", "rt_sigprocmask", "clock_gettime", "clock_nanosleep",
-        "nanosleep", "getpid", "gettid", "poll", "ppoll",
+        "nanosleep", "getpid", "gettid", "poll", "ppoll", "sched_getaffinity",
     ]
 
     /// The names this spec allows (before the conditional rules).
@@ -140,13 +143,16 @@ struct SeccompFilter {
             try check(seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1), "raw return codes")
 
             let deny = Set(spec.seccompDeny)
+            let allowed = allowedNames()
             var seen = Set<Int32>()
-            for name in allowedNames() {
+            for name in allowed {
                 guard let nr = SeccompFilter.syscallNumber(name), seen.insert(nr).inserted else { continue }
                 try add(ctx, SeccompFilter.actAllow, nr, [], name)
             }
             if spec.seccomp == .default {
                 try addConditionalRules(ctx, deny: deny)
+            } else if spec.seccomp == .strict {
+                try addStrictConditionalRules(ctx, skipping: deny.union(allowed))
             }
         } catch {
             seccomp_release(ctx)
@@ -231,6 +237,22 @@ struct SeccompFilter {
             for family in families where name == "socket" || family == UInt64(AF_UNIX) {
                 try add(ctx, SeccompFilter.actAllow, nr, [cmp(0, SCMP_CMP_MASKED_EQ, 0xFFFF_FFFF, family)], name)
             }
+        }
+    }
+
+    /// What a client library does to its inherited socket, and no more: fcntl only to read and
+    /// set descriptor and status flags (not F_SETOWN, leases, locks or F_DUPFD), socket options
+    /// only at SOL_SOCKET (its type, SO_RCVTIMEO). Both arguments are ints to the kernel, so the
+    /// low 32 bits are compared. `skip`: names denied, or already allowed outright.
+    private func addStrictConditionalRules(_ ctx: scmp_filter_ctx, skipping skip: Set<String>) throws(SandboxFailure) {
+        if !skip.contains("fcntl"), let nr = SeccompFilter.syscallNumber("fcntl") {
+            for command in [F_GETFD, F_SETFD, F_GETFL, F_SETFL] {
+                try add(ctx, SeccompFilter.actAllow, nr, [cmp(1, SCMP_CMP_MASKED_EQ, 0xFFFF_FFFF, UInt64(command))], "fcntl")
+            }
+        }
+        for name in ["getsockopt", "setsockopt"] where !skip.contains(name) {
+            guard let nr = SeccompFilter.syscallNumber(name) else { continue }
+            try add(ctx, SeccompFilter.actAllow, nr, [cmp(1, SCMP_CMP_MASKED_EQ, 0xFFFF_FFFF, UInt64(SOL_SOCKET))], name)
         }
     }
 

@@ -149,6 +149,25 @@ struct SandboxAcceptanceTests {
         #expect(o.escape("clone3") == Int64(ENOSYS), "clone3 answers ENOSYS so libc falls back to clone")
     }
 
+    // seccomp strict: what a client library does to its socket passes (flags, SOL_SOCKET
+    // options), the rest of fcntl and getsockopt is refused. The probe's stdout is a pipe, so
+    // a call the filter lets through fails with ENOTSOCK, not EPERM.
+    @Test func strictSeccompConditionalRules() throws {
+        if skipIfNeeded() { return }
+        let o = try Harness.runProbe(uidOptions(65207) + ["--seccomp", "strict"])
+        #expect(o.launch == .executed, "\(o.summary)")
+        #expect(o.json?["interlock"]?.stringValue == "passed", "\(o.summary)")
+        #expect(o.escape("fcntl_getfl") == 0)
+        #expect(o.escape("getsockopt_socket") == Int64(ENOTSOCK))
+        #expect(o.escape("fcntl_setown") == Int64(EPERM))
+        #expect(o.escape("getsockopt_ip") == Int64(EPERM))
+        #expect(o.escape("keyctl") == Int64(EPERM))
+        // The default profile allows both outright.
+        let lenient = try Harness.runProbe(uidOptions(65207))
+        #expect(lenient.escape("fcntl_setown") == 0, "\(lenient.summary)")
+        #expect(lenient.escape("getsockopt_ip") == Int64(ENOTSOCK), "\(lenient.summary)")
+    }
+
     // 8. Distinct uids cannot signal or ptrace each other; NPROC holds; no core dumps.
     @Test func isolationAndLimits() throws {
         if skipIfNeeded() { return }

@@ -376,6 +376,13 @@ static void escape_syscalls(const struct options *o)
     /* The 32-bit cmd with garbage above it: the kernel truncates, the filter must too. */
     kv_int("tiocsti_high", result(syscall(SYS_ioctl, 0, (unsigned long)TIOCSTI | (1UL << 32), &c)));
     kv_int("clone3", result(syscall(435 /* clone3 */, NULL, 0)));
+    /* What seccomp strict leaves of fcntl and socket options: a client library's needs only. */
+    kv_int("fcntl_getfl", result(fcntl(1, F_GETFL)));
+    kv_int("fcntl_setown", result(fcntl(1, F_SETOWN, getpid())));
+    int option = 0;
+    socklen_t option_len = sizeof option;
+    kv_int("getsockopt_socket", result(getsockopt(1, SOL_SOCKET, SO_TYPE, &option, &option_len)));
+    kv_int("getsockopt_ip", result(getsockopt(1, IPPROTO_IP, IP_TTL, &option, &option_len)));
     long child = syscall(SYS_clone, CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0);
     if (child == 0)
         _exit(0); /* the clone worked (a layer is off): the copy leaves at once */
