@@ -182,7 +182,7 @@ extension Envelope {
     /// stay in step even when the message is refused: 0 when absent; a protocol error when
     /// `from` comes from a helper or `fds` is not an integer in 1...8.
     static func preflight(_ found: Members, sender: Sender) throws(WireError) -> Int {
-        if sender == .helper, found.from != nil {
+        if sender == .helper, found.hasFrom {
             throw .protocolViolation(.fromForbidden, "member 'from' sent by a helper: identity comes from the socket")
         }
         guard let value = found.fds else { return 0 }
@@ -194,30 +194,50 @@ extension Envelope {
         return Int(count)
     }
 
-    /// The envelope's members, picked out of a frame's object in one pass.
+    /// The envelope's members, found in a frame's object in one pass: where each one is, so a
+    /// value is copied out of the object only when it is read.
     struct Members {
-        var type, id, re, body, error, more, fds, from: JSONValue?
+        private let members: [(key: String, value: JSONValue)]
+        private var typeAt = -1, idAt = -1, reAt = -1, bodyAt = -1, errorAt = -1, moreAt = -1, fdsAt = -1, fromAt = -1
         /// The first member that is not an envelope member.
-        var unknown: String?
+        private(set) var unknown: String?
 
         init(_ object: JSONObject) {
-            for (key, value) in object.members {
+            members = object.members
+            for index in members.indices {
+                let key = members[index].key
                 // Matched by UTF-8 length first: a string canonically equal to an ASCII name but
                 // spelled differently (U+212A for K) has more bytes, so with equal lengths `==` is
                 // byte equality, which is what I-JSON keys need.
                 switch key.utf8.count {
-                case 2 where key == "id": id = value
-                case 2 where key == "re": re = value
-                case 3 where key == "fds": fds = value
-                case 4 where key == "type": type = value
-                case 4 where key == "body": body = value
-                case 4 where key == "more": more = value
-                case 4 where key == "from": from = value
-                case 5 where key == "error": error = value
+                case 2 where key == "id": idAt = index
+                case 2 where key == "re": reAt = index
+                case 3 where key == "fds": fdsAt = index
+                case 4 where key == "type": typeAt = index
+                case 4 where key == "body": bodyAt = index
+                case 4 where key == "more": moreAt = index
+                case 4 where key == "from": fromAt = index
+                case 5 where key == "error": errorAt = index
                 default: if unknown == nil { unknown = key }
                 }
             }
         }
+
+        private func value(_ index: Int) -> JSONValue? {
+            // Not a conditional expression: its `nil` would be JSONValue's null literal.
+            guard index >= 0 else { return nil }
+            return members[index].value
+        }
+        var type: JSONValue? { value(typeAt) }
+        var id: JSONValue? { value(idAt) }
+        var re: JSONValue? { value(reAt) }
+        var body: JSONValue? { value(bodyAt) }
+        var error: JSONValue? { value(errorAt) }
+        var more: JSONValue? { value(moreAt) }
+        var fds: JSONValue? { value(fdsAt) }
+        var from: JSONValue? { value(fromAt) }
+        var hasBody: Bool { bodyAt >= 0 }
+        var hasFrom: Bool { fromAt >= 0 }
     }
 
     /// Validates a frame's object as an envelope sent by `sender`.
@@ -272,7 +292,7 @@ extension Envelope {
             }
             from = name
         }
-        try checkKind(hasBody: found.body != nil)
+        try checkKind(hasBody: found.hasBody)
     }
 
     /// Decodes and validates one frame body: protocol errors for bad JSON or a non-object.
