@@ -245,12 +245,13 @@ extension Envelope {
     /// Throws a fatal (protocol) error for `from` from a helper and a malformed `fds`, and a
     /// per-message privsep.invalid error for everything else.
     public init(validating object: JSONObject, sender: Sender) throws(WireError) {
-        try self.init(validating: Members(object), sender: sender)
+        let found = Members(object)
+        try self.init(validating: found, declaredFds: try Envelope.preflight(found, sender: sender))
     }
 
-    /// `init(validating:sender:)` of members already picked out.
-    init(validating found: Members, sender: Sender) throws(WireError) {
-        let fdCount = try Envelope.preflight(found, sender: sender)
+    /// `init(validating:sender:)` of members already picked out and preflighted (`declaredFds`
+    /// is what `preflight` returned).
+    init(validating found: Members, declaredFds fdCount: Int) throws(WireError) {
         if let key = found.unknown {
             throw .invalidMessage(.unknownMember, "unknown top-level member '\(key)'")
         }

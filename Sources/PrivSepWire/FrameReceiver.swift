@@ -186,7 +186,7 @@ public struct FrameReceiver: Sendable {
             throw .protocolViolation(.fdsMissing, "frame at offset \(frame.start) declares \(declared) fds but none arrived with its first byte")
         }
         do {
-            let envelope = try Envelope(validating: found, sender: sender)
+            let envelope = try Envelope(validating: found, declaredFds: declared)
             return .message(ReceivedMessage(envelope: envelope, fds: claimed, rawBody: bodySpan.map { frame.body[$0] }))
         } catch {
             if error.isFatal { throw error }
