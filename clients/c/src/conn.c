@@ -937,8 +937,9 @@ static int
 take_frame(struct privsep *ps, struct privsep_msg **mp, struct privsep_error *err)
 {
 	struct envelope_members mb;
+	struct envelope_scan scan;
 	struct privsep_error cause;
-	struct privsep_msg *m;
+	struct privsep_msg *m = NULL;
 	struct fdbatch *head;
 	int claimed[PRIVSEP_FDS_MAX];
 	size_t n, declared, nclaimed = 0, i;
@@ -986,7 +987,10 @@ take_frame(struct privsep *ps, struct privsep_msg **mp, struct privsep_error *er
 			    (unsigned long long)start, ps->in_len);
 		return 0;
 	}
-	if (privsep_decode_members(ps->in + 4, n, &env, &mb, &cause) == -1 ||
+	env = NULL;
+	if (privsep_scan_envelope(ps->in + 4, n, ps->peer_helper, &scan) == 0)
+		declared = (size_t)scan.fds;
+	else if (privsep_decode_members(ps->in + 4, n, &env, &mb, &cause) == -1 ||
 	    privsep_envelope_preflight(&mb, ps->peer_helper, &declared, &cause) == -1) {
 		json_decref(env);
 		return fail_with(ps, err, &cause);
@@ -1009,17 +1013,22 @@ take_frame(struct privsep *ps, struct privsep_msg **mp, struct privsep_error *er
 		    "frame at offset %llu declares %zu fds but none arrived with its first byte",
 		    (unsigned long long)start, declared);
 	}
+	/* a scanned message copies its frame before the buffer moves on */
+	if (env == NULL && (m = privsep_msg_scanned(ps->in + 4, n, &scan)) == NULL) {
+		close_fds(claimed, nclaimed);
+		return fail(ps, err, PRIVSEP_E_INTERNAL, "system", "receive: out of memory");
+	}
 	ps->in_len -= 4 + n;
 	ps->in_off += 4 + n;
 	if (ps->in_len > 0)
 		memmove(ps->in, ps->in + 4 + n, ps->in_len);
-	if (privsep_envelope_validate(env, &mb, err) == -1) {
+	if (env != NULL && privsep_envelope_validate(env, &mb, err) == -1) {
 		/* refused: the stream is still in step */
 		close_fds(claimed, nclaimed);
 		json_decref(env);
 		return -1;
 	}
-	if ((m = privsep_msg_new(env, &mb, err)) == NULL) {
+	if (env != NULL && (m = privsep_msg_new(env, &mb, err)) == NULL) {
 		close_fds(claimed, nclaimed);
 		return fail(ps, err, PRIVSEP_E_INTERNAL, "system", "receive: out of memory");
 	}

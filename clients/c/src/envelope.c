@@ -5,7 +5,8 @@
  * JSON_REJECT_DUPLICATES, no NaN, nothing after the value); its own depth bound
  * is a compile-time 2048, so the protocol's 64 is checked on the tree. A frame
  * of the plain kind (ASCII strings without escapes, small integers) is read by
- * fast_load() instead, which gives every other frame to jansson.
+ * fast_load() instead, which gives every other frame to jansson; the common
+ * message is only scanned (privsep_scan_envelope()) and built when wanted.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -189,11 +190,12 @@ fast_string(struct fastreader *f, const char **s, size_t *len)
 	return 0;
 }
 
-static json_t *
-fast_integer(struct fastreader *f)
+/* The integer at f->p (not at the end) into *v: 0, or -1 to give up. */
+static int
+fast_int(struct fastreader *f, int64_t *v)
 {
 	const unsigned char *q = f->p;
-	int64_t v = 0;
+	int64_t n = 0;
 	size_t digits = 0;
 	int neg = 0;
 
@@ -202,42 +204,69 @@ fast_integer(struct fastreader *f)
 		q++;
 	}
 	if (q == f->end || *q < '0' || *q > '9')
-		return NULL;
+		return -1;
 	if (*q == '0' && (neg || (q + 1 < f->end && q[1] >= '0' && q[1] <= '9')))
-		return NULL;
+		return -1;
 	for (; q < f->end && *q >= '0' && *q <= '9'; q++) {
 		if (++digits > 18)
-			return NULL;	/* might not fit 64 bits */
-		v = v * 10 + (*q - '0');
+			return -1;	/* might not fit 64 bits */
+		n = n * 10 + (*q - '0');
 	}
 	if (q < f->end && (*q == '.' || *q == 'e' || *q == 'E'))
-		return NULL;	/* a real */
+		return -1;	/* a real */
 	f->p = q;
-	return json_integer(neg ? -v : v);
+	*v = neg ? -n : n;
+	return 0;
+}
+
+static json_t *
+fast_integer(struct fastreader *f)
+{
+	int64_t v;
+
+	return fast_int(f, &v) == -1 ? NULL : json_integer(v);
+}
+
+/* The literal at f->p, stepped over: FAST_TRUE, FAST_FALSE, FAST_NULL, or -1 to give up. */
+enum { FAST_FALSE, FAST_TRUE, FAST_NULL };
+
+static int
+fast_word(struct fastreader *f)
+{
+	size_t left = (size_t)(f->end - f->p), n;
+	int word;
+
+	if (left >= 4 && memcmp(f->p, "true", 4) == 0) {
+		n = 4;
+		word = FAST_TRUE;
+	} else if (left >= 5 && memcmp(f->p, "false", 5) == 0) {
+		n = 5;
+		word = FAST_FALSE;
+	} else if (left >= 4 && memcmp(f->p, "null", 4) == 0) {
+		n = 4;
+		word = FAST_NULL;
+	} else
+		return -1;
+	/* jansson reads a word of letters as one token: "truex" is no "true" */
+	if (n < left && ((f->p[n] | 0x20) >= 'a' && (f->p[n] | 0x20) <= 'z'))
+		return -1;
+	f->p += n;
+	return word;
 }
 
 static json_t *
 fast_literal(struct fastreader *f)
 {
-	size_t left = (size_t)(f->end - f->p), n;
-	json_t *v;
-
-	if (left >= 4 && memcmp(f->p, "true", 4) == 0) {
-		n = 4;
-		v = json_true();
-	} else if (left >= 5 && memcmp(f->p, "false", 5) == 0) {
-		n = 5;
-		v = json_false();
-	} else if (left >= 4 && memcmp(f->p, "null", 4) == 0) {
-		n = 4;
-		v = json_null();
-	} else
+	switch (fast_word(f)) {
+	case FAST_TRUE:
+		return json_true();
+	case FAST_FALSE:
+		return json_false();
+	case FAST_NULL:
+		return json_null();
+	default:
 		return NULL;
-	/* jansson reads a word of letters as one token: "truex" is no "true" */
-	if (n < left && ((f->p[n] | 0x20) >= 'a' && (f->p[n] | 0x20) <= 'z'))
-		return NULL;
-	f->p += n;
-	return v;
+	}
 }
 
 /* After a member or an element: 1 past the closing byte, 0 past a comma, -1 to give up. */
@@ -374,6 +403,209 @@ fast_load(const void *body, size_t len)
 		return NULL;
 	}
 	return v;
+}
+
+/*
+ * The common message checked without building it. The scanner accepts a frame
+ * only if fast_load() would read it and the envelope checks would pass it, and
+ * only with the members type, id, re, fds, more, from and body; the message keeps
+ * the frame's bytes, and fast_load() builds the tree the first time the
+ * application asks for it (privsep_msg_body(), privsep_msg_json()). A reply whose
+ * body is never read (an acknowledgement, a descriptor) then costs one
+ * allocation instead of two or three per value. Everything else gives up (-1)
+ * and is read the tree's way, which reaches the same verdict on what the scanner
+ * accepts and words every error.
+ */
+
+/* Members per object the scanner's duplicate check compares pairwise; more gives up. */
+#define SCAN_MEMBERS_MAX	16
+
+static int	scan_value(struct fastreader *);
+
+static int
+scan_object(struct fastreader *f)
+{
+	const char *keys[SCAN_MEMBERS_MAX], *key;
+	size_t lens[SCAN_MEMBERS_MAX], n = 0, keylen, i;
+	int next;
+
+	if (fast_open(f, '}'))
+		return 0;
+	for (;;) {
+		fast_space(f);
+		if (n == SCAN_MEMBERS_MAX || fast_string(f, &key, &keylen) == -1)
+			return -1;
+		for (i = 0; i < n; i++)
+			if (lens[i] == keylen && memcmp(keys[i], key, keylen) == 0)
+				return -1;	/* a duplicate: jansson's to report */
+		keys[n] = key;
+		lens[n++] = keylen;
+		fast_space(f);
+		if (f->p == f->end || *f->p != ':')
+			return -1;
+		f->p++;
+		fast_space(f);
+		if (scan_value(f) == -1 || (next = fast_after(f, '}')) == -1)
+			return -1;
+		if (next == 1)
+			return 0;
+	}
+}
+
+static int
+scan_array(struct fastreader *f)
+{
+	int next;
+
+	if (fast_open(f, ']'))
+		return 0;
+	for (;;) {
+		fast_space(f);
+		if (scan_value(f) == -1 || (next = fast_after(f, ']')) == -1)
+			return -1;
+		if (next == 1)
+			return 0;
+	}
+}
+
+static int
+scan_value(struct fastreader *f)
+{
+	const char *s;
+	size_t len;
+	int64_t n;
+	int r;
+
+	if (f->p == f->end)
+		return -1;
+	switch (*f->p) {
+	case '{':
+	case '[':
+		if (f->depth == PRIVSEP_DEPTH_MAX)
+			return -1;
+		f->depth++;
+		r = *f->p == '{' ? scan_object(f) : scan_array(f);
+		f->depth--;
+		return r;
+	case '"':
+		return fast_string(f, &s, &len);
+	case 't':
+	case 'f':
+	case 'n':
+		return fast_word(f) == -1 ? -1 : 0;
+	default:
+		return fast_int(f, &n);
+	}
+}
+
+/* Which envelope member a key names: one bit each, 0 for any other key. */
+enum {
+	SCAN_TYPE = 1, SCAN_ID = 2, SCAN_RE = 4, SCAN_FDS = 8, SCAN_MORE = 16, SCAN_FROM = 32,
+	SCAN_BODY = 64
+};
+
+static unsigned
+scan_member(const char *key, size_t keylen)
+{
+	switch (keylen) {
+	case 2:
+		return key_is(key, keylen, "id") ? SCAN_ID : key_is(key, keylen, "re") ? SCAN_RE : 0;
+	case 3:
+		return key_is(key, keylen, "fds") ? SCAN_FDS : 0;
+	case 4:
+		return key_is(key, keylen, "type") ? SCAN_TYPE : key_is(key, keylen, "body") ?
+		    SCAN_BODY : key_is(key, keylen, "more") ? SCAN_MORE : key_is(key, keylen,
+		    "from") ? SCAN_FROM : 0;
+	default:
+		return 0;
+	}
+}
+
+/* One member's value, of the shape its check wants: 0, or -1 to give up. */
+static int
+scan_member_value(struct fastreader *f, unsigned member, struct envelope_scan *e)
+{
+	if (f->p == f->end)
+		return -1;
+	switch (member) {
+	case SCAN_TYPE:
+		return fast_string(f, &e->type, &e->typelen);
+	case SCAN_FROM:
+		return fast_string(f, &e->from, &e->fromlen);
+	case SCAN_ID:
+		return fast_int(f, &e->id);
+	case SCAN_RE:
+		return fast_int(f, &e->re);
+	case SCAN_FDS:
+		return fast_int(f, &e->fds);
+	case SCAN_MORE:
+		return fast_word(f) == FAST_TRUE ? 0 : -1;
+	case SCAN_BODY:
+		return *f->p == '{' ? scan_value(f) : -1;
+	default:
+		return -1;
+	}
+}
+
+/* What privsep_envelope_preflight() and privsep_envelope_validate() require. */
+static int
+scan_passes(const struct envelope_scan *e, unsigned seen, int sender_is_helper)
+{
+	if ((seen & SCAN_FROM) && (sender_is_helper || e->fromlen == 0))
+		return 0;
+	if ((seen & SCAN_FDS) && (e->fds < 1 || e->fds > PRIVSEP_FDS_MAX))
+		return 0;
+	if ((seen & SCAN_TYPE) && !privsep_type_valid(e->type, e->typelen))
+		return 0;
+	if ((seen & SCAN_ID) && (e->id < 1 || e->id > PRIVSEP_ID_MAX))
+		return 0;
+	if ((seen & SCAN_RE) && (e->re < 1 || e->re > PRIVSEP_ID_MAX))
+		return 0;
+	if (seen & SCAN_RE)
+		return !(seen & (SCAN_TYPE | SCAN_ID));
+	return (seen & SCAN_TYPE) && !(seen & SCAN_MORE);
+}
+
+int
+privsep_scan_envelope(const void *body, size_t len, int sender_is_helper,
+    struct envelope_scan *e)
+{
+	struct fastreader f;
+	const char *key;
+	size_t keylen;
+	unsigned seen = 0, member;
+	int next;
+
+	memset(e, 0, sizeof(*e));
+	f.p = body;
+	f.end = f.p + len;
+	f.depth = 1;	/* the envelope */
+	fast_space(&f);
+	if (f.p == f.end || *f.p != '{' || fast_open(&f, '}'))
+		return -1;
+	for (;;) {
+		fast_space(&f);
+		if (fast_string(&f, &key, &keylen) == -1 ||
+		    (member = scan_member(key, keylen)) == 0 || (seen & member))
+			return -1;
+		seen |= member;
+		fast_space(&f);
+		if (f.p == f.end || *f.p != ':')
+			return -1;
+		f.p++;
+		fast_space(&f);
+		if (scan_member_value(&f, member, e) == -1 || (next = fast_after(&f, '}')) == -1)
+			return -1;
+		if (next == 1)
+			break;
+	}
+	fast_space(&f);
+	if (f.p != f.end || !scan_passes(e, seen, sender_is_helper))
+		return -1;
+	e->more = (seen & SCAN_MORE) != 0;
+	e->kind = (seen & SCAN_RE) ? PRIVSEP_REPLY : (seen & SCAN_ID) ? PRIVSEP_REQUEST :
+	    PRIVSEP_EVENT;
+	return 0;
 }
 
 /* The frame read by jansson, with the checks it does not make; NULL after an error. */
@@ -631,17 +863,65 @@ privsep_msg_new(json_t *env, const struct envelope_members *mb, struct privsep_e
 	struct privsep_msg *m;
 
 	/* Every member is set here; the fds are filled in by the caller up to nfds. */
-	if ((m = malloc(sizeof(*m))) == NULL) {
+	if ((m = calloc(1, sizeof(*m))) == NULL) {
 		json_decref(env);
 		privsep_seterr(err, PRIVSEP_E_INTERNAL, "system", "message: out of memory");
 		return NULL;
 	}
-	m->next = NULL;
-	m->nfds = 0;
 	m->json = env;
 	m->kind = mb->re != NULL ? PRIVSEP_REPLY : mb->id != NULL ? PRIVSEP_REQUEST : PRIVSEP_EVENT;
 	m->re = json_integer_value(mb->re);
 	return m;
+}
+
+/* Copies a string of the frame after p, NUL-terminated; returns the byte after it. */
+static char *
+put_string(char *p, const char *s, size_t len, const char **copy)
+{
+	memcpy(p, s, len);
+	p[len] = '\0';
+	*copy = p;
+	return p + len + 1;
+}
+
+struct privsep_msg *
+privsep_msg_scanned(const void *frame, size_t len, const struct envelope_scan *e)
+{
+	struct privsep_msg *m;
+	char *p;
+
+	/* One allocation: the message, the frame's bytes, and type and from as C strings. */
+	if ((m = malloc(sizeof(*m) + len + e->typelen + 1 + e->fromlen + 1)) == NULL)
+		return NULL;
+	memset(m, 0, sizeof(*m));
+	m->frame = (unsigned char *)(m + 1);
+	memcpy(m->frame, frame, len);
+	m->framelen = len;
+	p = (char *)m->frame + len;
+	if (e->type != NULL)
+		p = put_string(p, e->type, e->typelen, &m->type);
+	if (e->from != NULL)
+		(void)put_string(p, e->from, e->fromlen, &m->from);
+	m->kind = e->kind;
+	m->id = e->id;
+	m->re = e->re;
+	m->more = e->more;
+	return m;
+}
+
+/*
+ * The envelope's tree. A scanned message builds it from its frame the first
+ * time it is wanted: logically const (the same message), hence the cast. The
+ * scanner accepted only what fast_load() reads, so only memory can fail here.
+ */
+static json_t *
+msg_tree(const struct privsep_msg *cm)
+{
+	struct privsep_msg *m = (struct privsep_msg *)cm;
+
+	if (m->json == NULL && m->frame != NULL)
+		m->json = fast_load(m->frame, m->framelen);
+	return m->json;
 }
 
 enum privsep_kind
@@ -650,39 +930,45 @@ privsep_msg_kind(const struct privsep_msg *m)
 	return m->kind;
 }
 
+/*
+ * Once a message has its tree, the tree answers (the application may have
+ * changed it through privsep_msg_json()); before, the scanner's copies do.
+ */
 const char *
 privsep_msg_type(const struct privsep_msg *m)
 {
-	return json_string_value(json_object_get(m->json, "type"));
+	return m->json == NULL ? m->type : json_string_value(json_object_get(m->json, "type"));
 }
 
 int64_t
 privsep_msg_id(const struct privsep_msg *m)
 {
-	return json_integer_value(json_object_get(m->json, "id"));
+	return m->json == NULL ? m->id : json_integer_value(json_object_get(m->json, "id"));
 }
 
 int64_t
 privsep_msg_re(const struct privsep_msg *m)
 {
-	return json_integer_value(json_object_get(m->json, "re"));
+	return m->json == NULL ? m->re : json_integer_value(json_object_get(m->json, "re"));
 }
 
 const char *
 privsep_msg_from(const struct privsep_msg *m)
 {
-	return json_string_value(json_object_get(m->json, "from"));
+	return m->json == NULL ? m->from : json_string_value(json_object_get(m->json, "from"));
 }
 
 json_t *
 privsep_msg_body(const struct privsep_msg *m)
 {
-	json_t *body;
+	json_t *env, *body;
 
-	if ((body = json_object_get(m->json, "body")) != NULL)
+	if ((env = msg_tree(m)) == NULL)
+		return NULL;
+	if ((body = json_object_get(env, "body")) != NULL)
 		return body;
 	/* The default {} is stored so that the borrowed pointer stays valid. */
-	if ((body = json_object()) == NULL || json_object_set_new(m->json, "body", body) == -1)
+	if ((body = json_object()) == NULL || json_object_set_new(env, "body", body) == -1)
 		return NULL;
 	return body;
 }
@@ -690,9 +976,13 @@ privsep_msg_body(const struct privsep_msg *m)
 int
 privsep_msg_more(const struct privsep_msg *m)
 {
-	return json_is_true(json_object_get(m->json, "more"));
+	return m->json == NULL ? m->more : json_is_true(json_object_get(m->json, "more"));
 }
 
+/*
+ * A scanned message has no error member (the scanner leaves those to the
+ * tree), and json_object_get() answers NULL for a NULL object: no tree needed.
+ */
 const char *
 privsep_msg_error_code(const struct privsep_msg *m)
 {
@@ -714,7 +1004,7 @@ privsep_msg_error_data(const struct privsep_msg *m)
 json_t *
 privsep_msg_json(const struct privsep_msg *m)
 {
-	return m->json;
+	return msg_tree(m);
 }
 
 size_t

@@ -57,9 +57,23 @@ struct envelope_members {
 	const char	*unknown;	/* the first member of another name */
 };
 
+/* A frame the scanner accepted (envelope.c): pointers into the frame. */
+struct envelope_scan {
+	const char	*type, *from;	/* NULL when absent; not NUL-terminated */
+	size_t		 typelen, fromlen;
+	int64_t		 id, re, fds;	/* 0 when absent */
+	int		 more;
+	enum privsep_kind kind;
+};
+
 struct privsep_msg {
 	struct privsep_msg *next;	/* in the pending list */
-	json_t		*json;
+	json_t		*json;		/* the envelope; a scanned message builds it when wanted */
+	unsigned char	*frame;		/* a scanned message's frame, after the struct; else NULL */
+	size_t		 framelen;
+	const char	*type, *from;	/* a scanned message's copies, after the frame */
+	int64_t		 id;
+	int		 more;
 	enum privsep_kind kind;
 	int64_t		 re;		/* as received, for matching replies */
 	int		 fds[PRIVSEP_FDS_MAX];
@@ -124,6 +138,10 @@ int	 privsep_envelope_validate(const json_t *, const struct envelope_members *,
 struct privsep_msg *privsep_msg_new(json_t *, const struct envelope_members *,
 	    struct privsep_error *);
 int	 privsep_type_valid(const char *, size_t);
+/* The common message checked without a tree: 0 when it passes, -1 for the tree's way. */
+int	 privsep_scan_envelope(const void *, size_t, int sender_is_helper, struct envelope_scan *);
+/* A message holding a copy of a scanned frame; NULL when out of memory. */
+struct privsep_msg *privsep_msg_scanned(const void *, size_t, const struct envelope_scan *);
 
 /* The compact JSON writer (json.c): bytes identical to json_dumpb(JSON_COMPACT). */
 /* Bytes a JSON string carries unescaped, for the reader and for the writer. */
