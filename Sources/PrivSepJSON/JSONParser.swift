@@ -142,6 +142,24 @@ public enum JSONParser {
         return (value, parser.located)
     }
 
+    /// Parses the one value that begins at `start` in `bytes` (after any whitespace) and stops
+    /// there: returns the value, the offset just past it, and how many values it holds (itself
+    /// included, as `maxNodes` counts them). `enclosingDepth` containers are taken to be open
+    /// around it and count against `limits.maxDepth`. For a caller that reads the document
+    /// around the value itself; error offsets are offsets into `bytes`.
+    public static func parseValue(in bytes: UnsafeRawBufferPointer, at start: Int, enclosingDepth: Int,
+                                  limits: JSONLimits) throws(JSONParseError) -> (value: JSONValue, end: Int, nodes: Int)
+    {
+        guard let base = bytes.baseAddress, start >= 0, start < bytes.count else {
+            throw JSONParseError(kind: .unexpectedEnd, offset: max(start, 0), reason: "unexpected end of input, expected a value")
+        }
+        var parser = Parser(base: base.assumingMemoryBound(to: UInt8.self), count: bytes.count, limits: limits,
+                            enclosingDepth: enclosingDepth)
+        parser.index = start
+        let value = try parser.parseValues()
+        return (value, parser.index, parser.nodes)
+    }
+
     /// Parses exactly one JSON value from UTF-8 `bytes`.
     public static func parse(_ bytes: [UInt8], limits: JSONLimits = .default) throws(JSONParseError) -> JSONValue {
         let result = bytes.withUnsafeBytes { raw in
@@ -275,11 +293,11 @@ private struct Parser {
     /// `limits.maxDepth`, capped at `JSONLimits.depthCeiling`.
     let maxDepth: Int
 
-    init(base: UnsafePointer<UInt8>, count: Int, limits: JSONLimits) {
+    init(base: UnsafePointer<UInt8>, count: Int, limits: JSONLimits, enclosingDepth: Int = 0) {
         self.base = base
         self.count = count
         self.limits = limits
-        maxDepth = min(limits.maxDepth, JSONLimits.depthCeiling)
+        maxDepth = min(limits.maxDepth, JSONLimits.depthCeiling) - enclosingDepth
     }
 
     // MARK: Errors

@@ -59,6 +59,7 @@ extension JSONObject: ExpressibleByDictionaryLiteral {
     /// Builds an object from a literal; later duplicates replace earlier ones.
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
         self.init()
+        members.reserveCapacity(elements.count)
         for (key, value) in elements { self[key] = value }
     }
 }
@@ -126,6 +127,7 @@ extension JSONValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, Expre
     public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
         var object = JSONObject()
+        object.members.reserveCapacity(elements.count)
         for (key, value) in elements { object[key] = value }
         self = .object(object)
     }

@@ -168,23 +168,15 @@ public struct FrameReceiver: Sendable {
     }
 
     private mutating func deliver(_ frame: RawFrame) throws(WireError) -> Incoming {
+        let scanned = frame.body.withUnsafeBytes { EnvelopeScanner.scan($0, sender: sender, limits: limits.json) }
+        if let (envelope, bodySpan) = scanned {
+            let claimed = try claimFds(of: frame, declared: envelope.fds)
+            return .message(ReceivedMessage(envelope: envelope, fds: claimed, rawBody: bodySpan.map { frame.body[$0] }))
+        }
         let (object, bodySpan) = try Envelope.parseFrame(frame.body, limits: limits.json)
         let found = Envelope.Members(object)
         let declared = try Envelope.preflight(found, sender: sender)
-        var claimed: [OwnedFD] = []
-        let end = frame.start + 4 + frame.body.count
-        if let batch = batches.first, batch.start <= frame.start, frame.start < batch.end, end >= batch.end {
-            // The last frame starting in the read that brought the batch: the batch is its.
-            guard declared == batch.fds.count else {
-                throw declared == 0
-                    ? .protocolViolation(.fdsUnclaimed, "frame at offset \(frame.start) declares no fds but \(batch.fds.count) arrived with it")
-                    : .protocolViolation(.fdsMismatch, "frame at offset \(frame.start) declares \(declared) fds but \(batch.fds.count) arrived with it")
-            }
-            claimed = batch.fds
-            batches.removeFirst()
-        } else if declared > 0 {
-            throw .protocolViolation(.fdsMissing, "frame at offset \(frame.start) declares \(declared) fds but none arrived with its first byte")
-        }
+        let claimed = try claimFds(of: frame, declared: declared)
         do {
             let envelope = try Envelope(validating: found, declaredFds: declared)
             return .message(ReceivedMessage(envelope: envelope, fds: claimed, rawBody: bodySpan.map { frame.body[$0] }))
@@ -193,6 +185,27 @@ public struct FrameReceiver: Sendable {
             for fd in claimed { fd.close() }
             return .refused(RefusedMessage(error: error, replyTo: Envelope.replyTarget(object)))
         }
+    }
+}
+
+extension FrameReceiver {
+    /// The descriptors `frame` brought: the waiting batch when the frame is the last to start in
+    /// the read that delivered it, which must number exactly `declared`.
+    fileprivate mutating func claimFds(of frame: RawFrame, declared: Int) throws(WireError) -> [OwnedFD] {
+        let end = frame.start + 4 + frame.body.count
+        if let batch = batches.first, batch.start <= frame.start, frame.start < batch.end, end >= batch.end {
+            guard declared == batch.fds.count else {
+                throw declared == 0
+                    ? .protocolViolation(.fdsUnclaimed, "frame at offset \(frame.start) declares no fds but \(batch.fds.count) arrived with it")
+                    : .protocolViolation(.fdsMismatch, "frame at offset \(frame.start) declares \(declared) fds but \(batch.fds.count) arrived with it")
+            }
+            batches.removeFirst()
+            return batch.fds
+        }
+        if declared > 0 {
+            throw .protocolViolation(.fdsMissing, "frame at offset \(frame.start) declares \(declared) fds but none arrived with its first byte")
+        }
+        return []
     }
 }
 

@@ -31,6 +31,7 @@ for s in streams:
     targets["c_decode"] += [b"\x01" + s, b"\x07" + s, b"\xff" + s]
 for b in bodies:
     targets["json"].append(b)
+    targets["wire"].append(b"\xfe" + b)
     targets["c_decode"].append(b"\x00" + b)
 
 schemas = []
