@@ -134,37 +134,68 @@ private func serializeString(_ string: String, into output: inout [UInt8]) {
     output.append(UInt8(ascii: "\""))
 }
 
-/// Appends `utf8` with every byte RFC 8259 requires escaped.
+/// Appends `utf8` with every byte RFC 8259 requires escaped. A string with escapes (a JSON
+/// text quoted in a log line has one per quote) is measured first and written in one go: one
+/// growth of `output` instead of an append per run and per escape.
 private func appendEscaped(_ utf8: UnsafeBufferPointer<UInt8>, to output: inout [UInt8]) {
     guard let source = utf8.baseAddress else { return }
     let count = utf8.count
-    var runStart = 0
-    while let flagged = nextEscape(source, count, from: runStart) {
-        if runStart < flagged {
-            output.append(contentsOf: UnsafeBufferPointer(start: source + runStart, count: flagged - runStart))
-        }
-        appendEscape(source[flagged], to: &output)
-        runStart = flagged + 1
+    guard let first = nextEscape(source, count, from: 0) else {
+        output.append(contentsOf: utf8)
+        return
     }
-    if runStart < count {
-        output.append(contentsOf: UnsafeBufferPointer(start: source + runStart, count: count - runStart))
+    var length = count
+    var scan: Int? = first
+    while let flagged = scan {
+        length += escapeLength(source[flagged]) - 1
+        scan = nextEscape(source, count, from: flagged + 1)
+    }
+    let start = output.count
+    output.append(contentsOf: repeatElement(0, count: length))
+    output.withUnsafeMutableBufferPointer { buffer in
+        // `length` bytes were just appended: the writes below stay inside them.
+        guard let base = buffer.baseAddress else { return }
+        var target = base + start
+        var runStart = 0
+        var next: Int? = first
+        while let flagged = next {
+            target.update(from: source + runStart, count: flagged - runStart)
+            target += flagged - runStart
+            target = writeEscape(source[flagged], at: target)
+            runStart = flagged + 1
+            next = nextEscape(source, count, from: runStart)
+        }
+        target.update(from: source + runStart, count: count - runStart)
     }
 }
 
-/// Appends the escape for `byte`: the short form where RFC 8259 has one, else `\u00XX`.
-private func appendEscape(_ byte: UInt8, to output: inout [UInt8]) {
-    output.append(UInt8(ascii: "\\"))
+/// The bytes of `byte`'s escape: 2 for the short forms RFC 8259 has, 6 for `\u00XX`.
+@inline(__always)
+private func escapeLength(_ byte: UInt8) -> Int {
     switch byte {
-    case UInt8(ascii: "\""), UInt8(ascii: "\\"): output.append(byte)
-    case 0x08: output.append(UInt8(ascii: "b"))
-    case 0x09: output.append(UInt8(ascii: "t"))
-    case 0x0A: output.append(UInt8(ascii: "n"))
-    case 0x0C: output.append(UInt8(ascii: "f"))
-    case 0x0D: output.append(UInt8(ascii: "r"))
+    case UInt8(ascii: "\""), UInt8(ascii: "\\"), 0x08, 0x09, 0x0A, 0x0C, 0x0D: return 2
+    default: return 6
+    }
+}
+
+/// Writes the escape for `byte` at `target` (`escapeLength(byte)` bytes); returns the byte after it.
+private func writeEscape(_ byte: UInt8, at target: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+    target[0] = UInt8(ascii: "\\")
+    switch byte {
+    case UInt8(ascii: "\""), UInt8(ascii: "\\"): target[1] = byte
+    case 0x08: target[1] = UInt8(ascii: "b")
+    case 0x09: target[1] = UInt8(ascii: "t")
+    case 0x0A: target[1] = UInt8(ascii: "n")
+    case 0x0C: target[1] = UInt8(ascii: "f")
+    case 0x0D: target[1] = UInt8(ascii: "r")
     default:
         let hex = hexDigits.utf8Start
-        output.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
-        output.append(hex[Int(byte >> 4)])
-        output.append(hex[Int(byte & 0xF)])
+        target[1] = UInt8(ascii: "u")
+        target[2] = UInt8(ascii: "0")
+        target[3] = UInt8(ascii: "0")
+        target[4] = hex[Int(byte >> 4)]
+        target[5] = hex[Int(byte & 0xF)]
+        return target + 6
     }
+    return target + 2
 }
