@@ -73,7 +73,10 @@ public struct FrameDecoder: Sendable {
                 if headerBytes == 4 { try startBody() }
             } else {
                 let take = min(bodyLength - body.count, count - index)
-                body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[index ..< index + take]))
+                // Typed bytes, so the append is a copy rather than a walk of a raw sequence.
+                if let base = bytes.baseAddress {
+                    body.append(contentsOf: UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt8.self) + index, count: take))
+                }
                 index += take
                 offset += take
             }
@@ -121,5 +124,6 @@ public struct FrameDecoder: Sendable {
             throw error
         }
         bodyLength = length
+        body.reserveCapacity(length)
     }
 }

@@ -38,7 +38,9 @@ struct FileAccess: OptionSet, Sendable {
 }
 
 /// One `files` rule with the directory it resolves beneath, opened at load.
-struct FileRule: Sendable {
+/// A class, not a struct: every file request walks the rules, and a copy is then one retain
+/// instead of one per string, array and descriptor it holds.
+final class FileRule: Sendable {
     /// JSON pointer of the rule in the config, for the audit and for `privsep check`.
     let pointer: String
     /// Absolute, normalised.
