@@ -7,7 +7,8 @@
 // frame, then `Envelope(validating:)`) would accept it with the same envelope and the same body
 // span; anything else (an escape, a real, an `error` member, an unknown or repeated member, a
 // check that fails, a limit) returns nil, and the full path reads the frame again and words the
-// error. A hostile frame costs at most the scanner's pass over it and one full parse.
+// error. A hostile frame costs at most two parses of its bytes (the scanner's, which may have
+// parsed the body before a later member gave it up, and the full path's): bounded by max_frame.
 
 import PrivSepJSON
 
@@ -49,22 +50,22 @@ enum EnvelopeScanner {
     }
 
     /// The envelope members the scanner reads (`error` is left to the full path).
-    struct Members: OptionSet {
+    struct MemberSet: OptionSet {
         let rawValue: UInt8
-        static let type = Members(rawValue: 1)
-        static let id = Members(rawValue: 2)
-        static let re = Members(rawValue: 4)
-        static let fds = Members(rawValue: 8)
-        static let more = Members(rawValue: 16)
-        static let from = Members(rawValue: 32)
-        static let body = Members(rawValue: 64)
+        static let type = MemberSet(rawValue: 1)
+        static let id = MemberSet(rawValue: 2)
+        static let re = MemberSet(rawValue: 4)
+        static let fds = MemberSet(rawValue: 8)
+        static let more = MemberSet(rawValue: 16)
+        static let from = MemberSet(rawValue: 32)
+        static let body = MemberSet(rawValue: 64)
 
         var count: Int { rawValue.nonzeroBitCount }
     }
 
     /// What the members held, before the envelope checks.
     struct Found {
-        var seen: Members = []
+        var seen: MemberSet = []
         var type: String?
         var id: Int64?
         var re: Int64?
@@ -131,7 +132,7 @@ enum EnvelopeScanner {
         }
 
         /// The envelope member a key names, or nil (another key, or not a plain string).
-        mutating func memberName() -> Members? {
+        mutating func memberName() -> MemberSet? {
             guard let key = plainString() else { return nil }
             func named(_ name: StaticString) -> Bool {
                 key.elementsEqual(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
@@ -167,7 +168,7 @@ enum EnvelopeScanner {
         }
 
         /// Reads `member`'s value, of the shape its check wants, into `found`.
-        mutating func value(of member: Members, into found: inout Found, frame: UnsafeRawBufferPointer,
+        mutating func value(of member: MemberSet, into found: inout Found, frame: UnsafeRawBufferPointer,
                             limits: JSONLimits) -> Bool
         {
             switch member {

@@ -194,6 +194,7 @@ extension FrameReceiver {
     fileprivate mutating func claimFds(of frame: RawFrame, declared: Int) throws(WireError) -> [OwnedFD] {
         let end = frame.start + 4 + frame.body.count
         if let batch = batches.first, batch.start <= frame.start, frame.start < batch.end, end >= batch.end {
+            // The last frame starting in the read that brought the batch: the batch is its.
             guard declared == batch.fds.count else {
                 throw declared == 0
                     ? .protocolViolation(.fdsUnclaimed, "frame at offset \(frame.start) declares no fds but \(batch.fds.count) arrived with it")
