@@ -60,11 +60,14 @@ let package = Package(
         // round trip 6.6-8.3 us dynamic, 5.7-6.4 us static; docs/performance.md, eighth round).
         // ArgumentParser brings FoundationEssentials, whose two support archives the static
         // link does not name itself (its archive also brings a linker warning about mktemp: not ours).
+        // Release builds only: the debug builds that the tests and the sanitizers run keep the
+        // shared runtime (under TSan the static one crashed the broker in free()).
         .executableTarget(name: "privsep", dependencies: [
             "PrivSepJSON", "PrivSepWire", "PrivSepSchema", "PrivSepSandbox", "PrivSepBroker", "PrivSepTools",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
-        ], linkerSettings: [.unsafeFlags(["-static-stdlib", "-l_FoundationCShims", "-l_FoundationCollections"])]),
+        ], linkerSettings: [.unsafeFlags(["-static-stdlib", "-l_FoundationCShims", "-l_FoundationCollections"],
+                                         .when(configuration: .release))]),
         // The lean, single-threaded launcher the broker posix_spawns for every helper.
         // Fully static: no ld.so relocations on every helper spawn (measured: 4.1 ms CPU dynamic,
         // 3.4 ms with -static-stdlib, 1.5 ms static, for the launcher with --profile none).

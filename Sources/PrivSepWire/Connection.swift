@@ -219,17 +219,16 @@ public final class Connection: @unchecked Sendable {
         queuedFds += copies.count
     }
 
-    /// `enqueue`, taking the descriptors over instead of duplicating them: for descriptors the
-    /// caller has no further use for (one the broker just opened for a helper). On a throw the
-    /// caller still owns them.
+    /// `enqueue`, keeping the descriptors themselves instead of duplicates: for descriptors the
+    /// caller has no further use for (one the broker just opened for a helper). The queue closes
+    /// them once sent, so the caller must not close them; on a throw nothing is kept.
     public func enqueue(_ envelope: Envelope, handing fds: [OwnedFD], rawBody: ArraySlice<UInt8>? = nil)
         throws(WireError)
     {
         let start = try appendFrame(envelope, fdCount: fds.count, rawBody: rawBody)
         guard !fds.isEmpty else { return }
-        let owned = fds.compactMap { $0.take().map { OwnedFD(adopting: $0) } }
-        fdFrames.append(FDFrame(start: start, end: output.count, fds: owned))
-        queuedFds += owned.count
+        fdFrames.append(FDFrame(start: start, end: output.count, fds: fds))
+        queuedFds += fds.count
     }
 
     /// Appends one frame's bytes (length prefix and JSON) and returns where it starts; nothing

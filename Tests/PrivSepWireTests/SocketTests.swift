@@ -78,16 +78,18 @@ private func expectFatal(_ connection: Connection, _ reason: WireError.Reason) {
         #expect(receiver.pendingInputFds == 0)
     }
 
-    /// Handed-over descriptors are taken, not duplicated: the caller's objects no longer own
-    /// them, and the peer gets working ones.
-    @Test func handedDescriptorsAreTakenAndDelivered() throws {
+    /// Handed-over descriptors are kept, not duplicated: the queue holds the caller's objects
+    /// and closes them once sent, and the peer gets working ones.
+    @Test func handedDescriptorsAreKeptSentAndClosed() throws {
         let (a, b) = try Connection.socketPair()
         let sender = Connection(socket: a, peer: .broker)
         let receiver = Connection(socket: b, peer: .broker)
         let pipes = try (0 ..< 3).map { try pipeHolding("handed \($0)") }
+        let numbers = pipes.map(\.rawValue)
         try sender.enqueue(.reply(to: 1, body: ["n": 3]), handing: pipes)
-        #expect(pipes.allSatisfy { !$0.isOpen })
+        #expect(pipes.map(\.rawValue) == numbers, "handing duplicated or took the descriptors")
         #expect(try sender.flush())
+        #expect(pipes.allSatisfy { !$0.isOpen }, "the queue did not close what it sent")
         guard case .message(let message)? = try receiver.receive() else {
             Issue.record("no message")
             return
