@@ -106,6 +106,9 @@ public final class Broker {
     @exclusivity(unchecked) var pendingFlush: [Helper] = []
     /// Helpers with messages left after their turn (see `processHeld`).
     @exclusivity(unchecked) var backlog: [Helper] = []
+    /// The audit's field list and line, kept between audits so that neither is allocated again.
+    @exclusivity(unchecked) var auditFields: [(key: String, value: String)] = []
+    @exclusivity(unchecked) var auditLine: [UInt8] = []
     let startedAt = monotonicNanoseconds()
     @exclusivity(unchecked) public internal(set) var counters = BrokerCounters()
 

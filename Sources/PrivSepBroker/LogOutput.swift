@@ -40,6 +40,15 @@ public struct LogSink: Sendable {
     func write(_ level: Logger.Level, _ message: String, fields: [(key: String, value: String)]) {
         var line: [UInt8] = []
         line.reserveCapacity(512)
+        write(level, message, fields: fields, buffer: &line)
+    }
+
+    /// `write(_:_:fields:)`, rendering into `line` (emptied first, its capacity kept): for a
+    /// caller that writes many lines and keeps one buffer for them.
+    func write(_ level: Logger.Level, _ message: String, fields: [(key: String, value: String)],
+               buffer line: inout [UInt8])
+    {
+        line.removeAll(keepingCapacity: true)
         switch format {
         case .text: renderText(level, message, fields, into: &line)
         case .json: renderJSON(level, message, fields, into: &line)

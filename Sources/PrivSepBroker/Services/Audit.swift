@@ -80,8 +80,10 @@ extension Broker {
         if case .success = decision.result { level = .info } else { level = .notice }
         guard log.accepts(level) else { return }
         // In key order, as LogSink.write wants them: the outcome's fields go between the common ones.
-        var fields: [(key: String, value: String)] = []
-        fields.reserveCapacity(9)
+        // The field list and the line are the broker's, reused from one audit to the next.
+        var fields = auditFields
+        auditFields = []
+        fields.removeAll(keepingCapacity: true)
         fields.append(("arguments", auditArguments(message)))
         fields.append(("audit", "service"))
         switch decision.result {
@@ -97,7 +99,9 @@ extension Broker {
         }
         fields.append(("rule", decision.rule ?? "none"))
         fields.append(("type", type))
-        log.write(level, "audit", fields: fields)
+        log.write(level, "audit", fields: fields, buffer: &auditLine)
+        fields.removeAll(keepingCapacity: true)
+        auditFields = fields
     }
 
     /// The request body as the helper sent it (valid JSON, checked against its schema), cut to
