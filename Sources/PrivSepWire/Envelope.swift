@@ -347,7 +347,8 @@ extension Envelope {
         return ErrorBody(code: ErrorCode(code), message: message, data: detail["data"])
     }
 
-    private func checkKind(hasBody: Bool) throws(WireError) {
+    /// The rules on which members make a request, an event or a reply (shared with the scanner).
+    func checkKind(hasBody: Bool) throws(WireError) {
         if re != nil {
             guard type == nil else { throw .invalidMessage(.badKind, "a reply ('re') has no 'type'") }
             guard id == nil else { throw .invalidMessage(.badKind, "a reply ('re') has no 'id'") }

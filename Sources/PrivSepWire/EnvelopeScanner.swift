@@ -83,13 +83,14 @@ enum EnvelopeScanner {
             if let type, !MessageType.isValid(type) { return nil }
             if let id, id < 1 || id > WireLimits.maxId { return nil }
             if let re, re < 1 || re > WireLimits.maxId { return nil }
-            if re != nil {
-                guard type == nil, id == nil else { return nil }
-            } else {
-                guard type != nil, !seen.contains(.more) else { return nil }
+            let envelope = Envelope(type: type, id: id, re: re, body: body, more: seen.contains(.more),
+                                    fds: Int(fds ?? 0), from: from)
+            do {
+                try envelope.checkKind(hasBody: seen.contains(.body))
+            } catch {
+                return nil
             }
-            return Envelope(type: type, id: id, re: re, body: body, more: seen.contains(.more),
-                            fds: Int(fds ?? 0), from: from)
+            return envelope
         }
     }
 
