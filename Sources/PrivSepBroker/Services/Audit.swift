@@ -80,10 +80,10 @@ extension Broker {
         if case .success = decision.result { level = .info } else { level = .notice }
         guard log.accepts(level) else { return }
         // In key order, as LogSink.write wants them: the outcome's fields go between the common ones.
-        // The field list and the line are the broker's, reused from one audit to the next.
+        // The field list and the line are the broker's, reused from one audit to the next (the
+        // list is left empty after each); taken out so that appending does not copy it.
         var fields = auditFields
         auditFields = []
-        fields.removeAll(keepingCapacity: true)
         fields.append(("arguments", auditArguments(message)))
         fields.append(("audit", "service"))
         switch decision.result {

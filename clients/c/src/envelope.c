@@ -96,6 +96,32 @@ key_is(const char *key, size_t keylen, const char *name)
 	return keylen == strlen(name) && memcmp(key, name, keylen) == 0;
 }
 
+/* The envelope's members, one bit each. */
+enum {
+	MEMBER_TYPE = 1, MEMBER_ID = 2, MEMBER_RE = 4, MEMBER_FDS = 8, MEMBER_MORE = 16,
+	MEMBER_FROM = 32, MEMBER_BODY = 64, MEMBER_ERROR = 128
+};
+
+/* Which envelope member a key names: its bit, or 0 for any other key. */
+static unsigned
+envelope_member(const char *key, size_t keylen)
+{
+	switch (keylen) {
+	case 2:
+		return key_is(key, keylen, "id") ? MEMBER_ID : key_is(key, keylen, "re") ? MEMBER_RE : 0;
+	case 3:
+		return key_is(key, keylen, "fds") ? MEMBER_FDS : 0;
+	case 4:
+		return key_is(key, keylen, "type") ? MEMBER_TYPE : key_is(key, keylen, "body") ?
+		    MEMBER_BODY : key_is(key, keylen, "more") ? MEMBER_MORE : key_is(key, keylen,
+		    "from") ? MEMBER_FROM : 0;
+	case 5:
+		return key_is(key, keylen, "error") ? MEMBER_ERROR : 0;
+	default:
+		return 0;
+	}
+}
+
 void
 privsep_envelope_members(const json_t *env, struct envelope_members *m)
 {
@@ -105,22 +131,16 @@ privsep_envelope_members(const json_t *env, struct envelope_members *m)
 
 	memset(m, 0, sizeof(*m));
 	json_object_keylen_foreach((json_t *)env, key, keylen, v) {
-		slot = NULL;
-		switch (keylen) {
-		case 2:
-			slot = key_is(key, keylen, "id") ? &m->id : key_is(key, keylen, "re") ? &m->re : NULL;
-			break;
-		case 3:
-			slot = key_is(key, keylen, "fds") ? &m->fds : NULL;
-			break;
-		case 4:
-			slot = key_is(key, keylen, "type") ? &m->type : key_is(key, keylen, "body") ?
-			    &m->body : key_is(key, keylen, "more") ? &m->more : key_is(key, keylen,
-			    "from") ? &m->from : NULL;
-			break;
-		case 5:
-			slot = key_is(key, keylen, "error") ? &m->error : NULL;
-			break;
+		switch (envelope_member(key, keylen)) {
+		case MEMBER_TYPE: slot = &m->type; break;
+		case MEMBER_ID: slot = &m->id; break;
+		case MEMBER_RE: slot = &m->re; break;
+		case MEMBER_FDS: slot = &m->fds; break;
+		case MEMBER_MORE: slot = &m->more; break;
+		case MEMBER_FROM: slot = &m->from; break;
+		case MEMBER_BODY: slot = &m->body; break;
+		case MEMBER_ERROR: slot = &m->error; break;
+		default: slot = NULL; break;
 		}
 		if (slot != NULL)
 			*slot = v;
@@ -498,29 +518,6 @@ scan_value(struct fastreader *f)
 	}
 }
 
-/* Which envelope member a key names: one bit each, 0 for any other key. */
-enum {
-	SCAN_TYPE = 1, SCAN_ID = 2, SCAN_RE = 4, SCAN_FDS = 8, SCAN_MORE = 16, SCAN_FROM = 32,
-	SCAN_BODY = 64
-};
-
-static unsigned
-scan_member(const char *key, size_t keylen)
-{
-	switch (keylen) {
-	case 2:
-		return key_is(key, keylen, "id") ? SCAN_ID : key_is(key, keylen, "re") ? SCAN_RE : 0;
-	case 3:
-		return key_is(key, keylen, "fds") ? SCAN_FDS : 0;
-	case 4:
-		return key_is(key, keylen, "type") ? SCAN_TYPE : key_is(key, keylen, "body") ?
-		    SCAN_BODY : key_is(key, keylen, "more") ? SCAN_MORE : key_is(key, keylen,
-		    "from") ? SCAN_FROM : 0;
-	default:
-		return 0;
-	}
-}
-
 /* One member's value, of the shape its check wants: 0, or -1 to give up. */
 static int
 scan_member_value(struct fastreader *f, unsigned member, struct envelope_scan *e)
@@ -528,19 +525,19 @@ scan_member_value(struct fastreader *f, unsigned member, struct envelope_scan *e
 	if (f->p == f->end)
 		return -1;
 	switch (member) {
-	case SCAN_TYPE:
+	case MEMBER_TYPE:
 		return fast_string(f, &e->type, &e->typelen);
-	case SCAN_FROM:
+	case MEMBER_FROM:
 		return fast_string(f, &e->from, &e->fromlen);
-	case SCAN_ID:
+	case MEMBER_ID:
 		return fast_int(f, &e->id);
-	case SCAN_RE:
+	case MEMBER_RE:
 		return fast_int(f, &e->re);
-	case SCAN_FDS:
+	case MEMBER_FDS:
 		return fast_int(f, &e->fds);
-	case SCAN_MORE:
+	case MEMBER_MORE:
 		return fast_word(f) == FAST_TRUE ? 0 : -1;
-	case SCAN_BODY:
+	case MEMBER_BODY:
 		return *f->p == '{' ? scan_value(f) : -1;
 	default:
 		return -1;
@@ -551,19 +548,19 @@ scan_member_value(struct fastreader *f, unsigned member, struct envelope_scan *e
 static int
 scan_passes(const struct envelope_scan *e, unsigned seen, int sender_is_helper)
 {
-	if ((seen & SCAN_FROM) && (sender_is_helper || e->fromlen == 0))
+	if ((seen & MEMBER_FROM) && (sender_is_helper || e->fromlen == 0))
 		return 0;
-	if ((seen & SCAN_FDS) && (e->fds < 1 || e->fds > PRIVSEP_FDS_MAX))
+	if ((seen & MEMBER_FDS) && (e->fds < 1 || e->fds > PRIVSEP_FDS_MAX))
 		return 0;
-	if ((seen & SCAN_TYPE) && !privsep_type_valid(e->type, e->typelen))
+	if ((seen & MEMBER_TYPE) && !privsep_type_valid(e->type, e->typelen))
 		return 0;
-	if ((seen & SCAN_ID) && (e->id < 1 || e->id > PRIVSEP_ID_MAX))
+	if ((seen & MEMBER_ID) && (e->id < 1 || e->id > PRIVSEP_ID_MAX))
 		return 0;
-	if ((seen & SCAN_RE) && (e->re < 1 || e->re > PRIVSEP_ID_MAX))
+	if ((seen & MEMBER_RE) && (e->re < 1 || e->re > PRIVSEP_ID_MAX))
 		return 0;
-	if (seen & SCAN_RE)
-		return !(seen & (SCAN_TYPE | SCAN_ID));
-	return (seen & SCAN_TYPE) && !(seen & SCAN_MORE);
+	if (seen & MEMBER_RE)
+		return !(seen & (MEMBER_TYPE | MEMBER_ID));
+	return (seen & MEMBER_TYPE) && !(seen & MEMBER_MORE);
 }
 
 int
@@ -586,7 +583,7 @@ privsep_scan_envelope(const void *body, size_t len, int sender_is_helper,
 	for (;;) {
 		fast_space(&f);
 		if (fast_string(&f, &key, &keylen) == -1 ||
-		    (member = scan_member(key, keylen)) == 0 || (seen & member))
+		    (member = envelope_member(key, keylen)) == 0 || (seen & member))
 			return -1;
 		seen |= member;
 		fast_space(&f);
@@ -602,8 +599,8 @@ privsep_scan_envelope(const void *body, size_t len, int sender_is_helper,
 	fast_space(&f);
 	if (f.p != f.end || !scan_passes(e, seen, sender_is_helper))
 		return -1;
-	e->more = (seen & SCAN_MORE) != 0;
-	e->kind = (seen & SCAN_RE) ? PRIVSEP_REPLY : (seen & SCAN_ID) ? PRIVSEP_REQUEST :
+	e->more = (seen & MEMBER_MORE) != 0;
+	e->kind = (seen & MEMBER_RE) ? PRIVSEP_REPLY : (seen & MEMBER_ID) ? PRIVSEP_REQUEST :
 	    PRIVSEP_EVENT;
 	return 0;
 }
