@@ -106,9 +106,8 @@ public final class Broker {
     @exclusivity(unchecked) var pendingFlush: [Helper] = []
     /// Helpers with messages left after their turn (see `processHeld`).
     @exclusivity(unchecked) var backlog: [Helper] = []
-    /// The audit's field list and line, kept between audits so that neither is allocated again.
+    /// The audit's field list, kept between audits so that it is not allocated again.
     @exclusivity(unchecked) var auditFields: [(key: String, value: String)] = []
-    @exclusivity(unchecked) var auditLine: [UInt8] = []
     let startedAt = monotonicNanoseconds()
     @exclusivity(unchecked) public internal(set) var counters = BrokerCounters()
 
@@ -145,16 +144,21 @@ public final class Broker {
             // One clock read per iteration: a deadline then fires at most one iteration late.
             let now = monotonicNanoseconds()
             fireDueDeadlines(now: now)
+            log.writeQueued(dueAt: now)
             runBacklog()
             flushPending()
             if phase == .finished { break }
             // Work left in the backlog: look at the sockets without sleeping, then go on with it.
-            let timeout = backlog.isEmpty ? deadlines.earliest.map { $0 - now } : 0
+            // Queued log lines: look without sleeping too, and write them if nothing is ready
+            // (the next iteration sleeps).
+            let logQueued = log.hasQueued
+            let timeout = backlog.isEmpty && !logQueued ? deadlines.earliest.map { $0 - now } : 0
             do {
-                try loop.wait(timeoutNanoseconds: timeout) { token, readiness in
+                let ready = try loop.wait(timeoutNanoseconds: timeout) { token, readiness in
                     dispatch(token, readiness)
                 }
                 flushPending()
+                if logQueued && ready == 0 { log.writeQueued() }
             } catch {
                 logger.critical("event loop failed", metadata: ["error": "\(error)"])
                 outcome = .brokerError("\(error)")
@@ -163,6 +167,8 @@ public final class Broker {
             }
         }
         closeControlSocket()
+        // A level above info drops the line below, which would otherwise write the queue.
+        log.writeQueued()
         logger.info("broker stopped", metadata: [
             "outcome": "\(outcome)", "requests": "\(counters.requestsAccepted)",
             "final_replies": "\(counters.finalReplies)", "abandoned": "\(counters.abandoned)",

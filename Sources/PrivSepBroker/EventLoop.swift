@@ -107,8 +107,9 @@ public final class EventLoop {
     }
 
     /// Waits for readiness, at most `timeoutNanoseconds` (nil: no limit), and calls `handle` for
-    /// each ready source. EINTR is a wakeup with no events.
-    public func wait(timeoutNanoseconds: Int64?, _ handle: (LoopToken, Readiness) -> Void) throws(SystemCallError) {
+    /// each ready source; returns how many were ready. EINTR is a wakeup with no events.
+    @discardableResult
+    public func wait(timeoutNanoseconds: Int64?, _ handle: (LoopToken, Readiness) -> Void) throws(SystemCallError) -> Int {
         var timeoutMilliseconds: Int32 = -1
         if let timeoutNanoseconds {
             // Round up so a deadline 0.3 ms away does not spin with a zero timeout.
@@ -119,7 +120,7 @@ public final class EventLoop {
             epoll_wait(epollFD, buffer.baseAddress, Int32(buffer.count), timeoutMilliseconds)
         }
         if count < 0 {
-            if errno == EINTR { return }
+            if errno == EINTR { return 0 }
             throw SystemCallError("epoll_wait")
         }
         for i in 0..<Int(count) {
@@ -127,6 +128,7 @@ public final class EventLoop {
             guard let token = LoopToken(packed: event.data.u64) else { continue }
             handle(token, Readiness(rawValue: event.events))
         }
+        return Int(count)
     }
 }
 

@@ -1,11 +1,19 @@
 // The broker's log: swift-log, to stderr, as human text or as one JSON object per line.
 //
-// Each line is written with a single write(2), so lines from the broker never interleave
-// mid-line with each other. Helper output arrives here already split into lines and tagged.
+// Lines from the broker never interleave mid-line with each other: a line, or a batch of whole
+// queued lines, goes out with a single write(2). Helper output arrives here already split into
+// lines and tagged.
+//
+// Why audit lines are queued: the write(2) of each line cost about 1.4 us on this VM, 1.9 us of
+// a 30 us file.open round trip on one CPU (docs/performance.md, ninth round). The loop writes
+// the queue whenever it is about to sleep, so an idle or lightly loaded broker writes each audit
+// line within microseconds of its decision; only a broker that always has the next request
+// ready lets lines gather, up to `LogSink.queueLimit` bytes or `LogSink.queueDelay`.
 
 import Glibc
 import Logging
 import PrivSepJSON
+import PrivSepWire
 
 /// How log lines are rendered.
 public enum LogFormat: String, Sendable, CaseIterable {
@@ -20,11 +28,26 @@ public enum LogFormat: String, Sendable, CaseIterable {
 /// Both the swift-log handler and the broker's audit trail render through one sink, so a line
 /// has the same shape whatever its source. The audit skips swift-log: an audited service call
 /// would otherwise pay for a metadata dictionary, its merge and its sort on every request (a
-/// third of the broker's user time per privsep.file.open, by perf).
+/// third of the broker's user time per privsep.file.open, by perf). Audit lines are queued
+/// (`queue`); every other line is written at once, after whatever is queued, so the log keeps
+/// the order in which lines were made.
 public struct LogSink: Sendable {
+    /// Queued bytes past which `queue` writes at once.
+    public static let queueLimit = 64 * 1024
+    /// The longest a queued line waits while the loop never sleeps (`writeQueued(dueAt:)`).
+    public static let queueDelay: Int64 = 50_000_000
+
     public let format: LogFormat
     public let level: Logger.Level
     private let fd: Int32
+    /// Lines rendered but not yet written, and when the oldest was queued; shared by every copy
+    /// of the sink, so that the swift-log handler's lines go out after the audit's.
+    private let queued = Locked(Queue())
+
+    private struct Queue {
+        var bytes: [UInt8] = []
+        var since: Int64 = 0
+    }
 
     public init(format: LogFormat, level: Logger.Level, fd: Int32 = STDERR_FILENO) {
         self.format = format
@@ -35,25 +58,57 @@ public struct LogSink: Sendable {
     /// Whether a line at `level` is written at all.
     public func accepts(_ level: Logger.Level) -> Bool { level >= self.level }
 
-    /// Renders one line and writes it with a single write(2). `fields` must be sorted by key,
-    /// and none may be named `time`, `level` or `message` (the JSON line's own members).
+    /// Renders one line and writes it, after the queued lines, with a single write(2). `fields`
+    /// must be sorted by key, and none may be named `time`, `level` or `message` (the JSON
+    /// line's own members).
     func write(_ level: Logger.Level, _ message: String, fields: [(key: String, value: String)]) {
-        var line: [UInt8] = []
-        line.reserveCapacity(512)
-        write(level, message, fields: fields, buffer: &line)
+        queued.withLock { queue in
+            render(level, message, fields, into: &queue.bytes)
+            flush(&queue)
+        }
     }
 
-    /// `write(_:_:fields:)`, rendering into `line` (emptied first, its capacity kept): for a
-    /// caller that writes many lines and keeps one buffer for them.
-    func write(_ level: Logger.Level, _ message: String, fields: [(key: String, value: String)],
-               buffer line: inout [UInt8])
+    /// Renders one line as `write` does, onto the queue; writes the queue once it holds
+    /// `queueLimit` bytes.
+    func queue(_ level: Logger.Level, _ message: String, fields: [(key: String, value: String)]) {
+        queued.withLock { queue in
+            if queue.bytes.isEmpty {
+                if queue.bytes.capacity < LogSink.queueLimit { queue.bytes.reserveCapacity(LogSink.queueLimit + 4096) }
+                queue.since = monotonicNanoseconds()
+            }
+            render(level, message, fields, into: &queue.bytes)
+            if queue.bytes.count >= LogSink.queueLimit { flush(&queue) }
+        }
+    }
+
+    /// Whether lines are queued.
+    var hasQueued: Bool { queued.withLock { !$0.bytes.isEmpty } }
+
+    /// Writes the queued lines.
+    func writeQueued() {
+        queued.withLock { flush(&$0) }
+    }
+
+    /// Writes the queued lines if the oldest has waited `queueDelay` at `now` (monotonic).
+    func writeQueued(dueAt now: Int64) {
+        queued.withLock { queue in
+            if !queue.bytes.isEmpty, now - queue.since >= LogSink.queueDelay { flush(&queue) }
+        }
+    }
+
+    private func render(_ level: Logger.Level, _ message: String, _ fields: [(key: String, value: String)],
+                        into line: inout [UInt8])
     {
-        line.removeAll(keepingCapacity: true)
         switch format {
         case .text: renderText(level, message, fields, into: &line)
         case .json: renderJSON(level, message, fields, into: &line)
         }
-        line.withUnsafeBytes { raw in
+    }
+
+    /// Writes `queue`'s bytes and empties it, keeping its capacity. A log that cannot be written
+    /// (closed, full disk) loses the lines rather than stopping the broker.
+    private func flush(_ queue: inout Queue) {
+        queue.bytes.withUnsafeBytes { raw in
             guard let base = raw.baseAddress else { return }
             var offset = 0
             while offset < raw.count {
@@ -63,6 +118,7 @@ public struct LogSink: Sendable {
                 offset += written
             }
         }
+        queue.bytes.removeAll(keepingCapacity: true)
     }
 
     private func renderText(_ level: Logger.Level, _ message: String, _ fields: [(key: String, value: String)],

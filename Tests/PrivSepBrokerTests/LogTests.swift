@@ -1,5 +1,6 @@
 // The broker's log lines, as written to a real pipe: both formats, from the audit's direct path
-// (LogSink.write) and from swift-log (LineLogHandler), which must render the same line.
+// (LogSink.write) and from swift-log (LineLogHandler), which must render the same line; and the
+// audit's queue (LogSink.queue), as written to a file.
 
 import Glibc
 import Logging
@@ -88,4 +89,73 @@ private let fields: [(key: String, value: String)] = [
         #expect(sink.accepts(.notice))
         #expect(sink.accepts(.critical))
     }
+
+    @Test func queuedLinesGoOutBeforeTheNextWrittenLineInTheOrderMade() throws {
+        let fd = try unlinkedFile()
+        defer { close(fd) }
+        let sink = LogSink(format: .json, level: .info, fd: fd)
+        sink.queue(.info, "first", fields: fields)
+        // Copies share the queue: the swift-log handler holds one, the broker another.
+        let copy = sink
+        copy.queue(.notice, "second", fields: fields)
+        #expect(sink.hasQueued)
+        #expect(written(fd).isEmpty)
+        sink.write(.warning, "third", fields: [])
+        #expect(!sink.hasQueued)
+        let lines = written(fd).split(separator: "\n")
+        let messages = try lines.map { try JSONParser.parse(Array($0.utf8)).objectValue?["message"] }
+        #expect(messages == ["first", "second", "third"])
+        sink.writeQueued()
+        #expect(written(fd).split(separator: "\n").count == 3)
+    }
+
+    @Test func theQueueIsWrittenWhenItsOldestLineIsDueOrAtItsLimit() throws {
+        let fd = try unlinkedFile()
+        defer { close(fd) }
+        let sink = LogSink(format: .text, level: .info, fd: fd)
+        sink.queue(.info, "audit", fields: fields)
+        // Not yet due: the line was queued after time 0 of the monotonic clock.
+        sink.writeQueued(dueAt: 0)
+        #expect(written(fd).isEmpty)
+        sink.writeQueued(dueAt: .max)
+        #expect(written(fd).split(separator: "\n").count == 1)
+
+        var queued = 0
+        while written(fd).split(separator: "\n").count == 1 && queued < 10_000 {
+            sink.queue(.info, "audit", fields: fields)
+            queued += 1
+        }
+        let text = written(fd)
+        // Written by `queue` itself once the lines reached the limit, whole lines only.
+        #expect(!sink.hasQueued)
+        #expect(text.hasSuffix("\n"))
+        #expect(text.split(separator: "\n").count == 1 + queued)
+        // Every line has the same length: the write came with the first line past the limit.
+        let lineLength = text.utf8.count / (1 + queued)
+        #expect(queued * lineLength >= LogSink.queueLimit)
+        #expect((queued - 1) * lineLength < LogSink.queueLimit)
+    }
+}
+
+/// A new file, already unlinked: a log that keeps everything written to it, whatever its size.
+private func unlinkedFile() throws -> Int32 {
+    var template = Array("/tmp/privsep-log-test-XXXXXX".utf8CString)
+    let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+    try #require(fd >= 0)
+    template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+    return fd
+}
+
+/// Everything written to the file `fd`.
+private func written(_ fd: Int32) -> String {
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    var offset: off_t = 0
+    while true {
+        let count = pread(fd, &chunk, chunk.count, offset)
+        if count <= 0 { break }
+        bytes += chunk[0..<count]
+        offset += off_t(count)
+    }
+    return String(decoding: bytes, as: UTF8.self)
 }

@@ -56,8 +56,8 @@ private func auditLines(_ run: BrokerRun) -> [JSONObject] {
     run.logEntries.filter { $0["message"] == "audit" }
 }
 
-/// Waits until `count` audit lines are in the log (they are written before the reply is
-/// flushed, but the log pipe is read by another thread).
+/// Waits until `count` audit lines are in the log (the broker writes them when its loop is about
+/// to sleep, and the log pipe is read by another thread).
 private func waitForAudits(_ run: BrokerRun, _ count: Int) throws -> [JSONObject] {
     // The predicate runs under the collector's lock, once per line in order: count there.
     var seen = 0
@@ -179,6 +179,37 @@ struct FileServiceTests {
         #expect(cut.utf8.count == 1023 + 3)
         #expect(sent.hasPrefix(cut.dropLast(3)))
         #expect(!cut.contains("\u{FFFD}"))
+        app.exitProcess(status: 0)
+        _ = try run.stop()
+    }
+
+    @Test func aBurstOfRequestsLeavesEveryAuditLineInOrder() throws {
+        let directory = try makeTemporaryDirectory()
+        let root = directory + "/data"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let count = 200
+        for index in 0..<count { try write("\(index)\n", to: root + "/f\(index)") }
+        let run = try serviceRun(["files": [["path": .string(root), "access": ["read"], "recursive": true]]],
+                                 directory: directory)
+        let app = try startApp(run)
+        // All sent before any reply is read: the broker finds them back to back, so its audit
+        // lines are queued, then written together.
+        var ids: [Int64] = []
+        for index in 0..<count {
+            let id = app.newID()
+            ids.append(id)
+            try app.send(Envelope.request("privsep.file.open", id: id, body: ["path": .string(root + "/f\(index)"), "access": ["read"]]))
+        }
+        for (index, id) in ids.enumerated() {
+            let reply = try app.nextMessage()
+            #expect(reply.envelope.re == id)
+            try #require(reply.fds.count == 1)
+            #expect(String(decoding: readAll(reply.fds[0].rawValue), as: UTF8.self) == "\(index)\n")
+        }
+        let audits = try waitForAudits(run, count)
+        #expect(audits.count == count)
+        let expected = (0..<count).map { JSONValue.string(#"{"path":"\#(root)/f\#($0)","access":["read"]}"#) }
+        #expect(audits.map { $0["arguments"] } == expected.map { Optional($0) })
         app.exitProcess(status: 0)
         _ = try run.stop()
     }

@@ -2,10 +2,10 @@
 // script on its own POSIX thread with a blocking PrivSepWire.Connection. No Foundation.
 
 import Glibc
-// @testable for Locked: the client's lock, which (unlike Synchronization.Mutex) the thread
-// sanitizer sees, so the sanitized test run reports no race that is not one.
 @testable import PrivSepHelper
 import PrivSepJSON
+// For Locked: the package's lock, which (unlike Synchronization.Mutex) the thread sanitizer
+// sees, so the sanitized test run reports no race that is not one.
 import PrivSepWire
 import SystemPackage
 

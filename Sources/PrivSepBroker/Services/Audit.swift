@@ -79,9 +79,9 @@ extension Broker {
         let level: Logger.Level
         if case .success = decision.result { level = .info } else { level = .notice }
         guard log.accepts(level) else { return }
-        // In key order, as LogSink.write wants them: the outcome's fields go between the common ones.
-        // The field list and the line are the broker's, reused from one audit to the next (the
-        // list is left empty after each); taken out so that appending does not copy it.
+        // In key order, as LogSink wants them: the outcome's fields go between the common ones.
+        // The field list is the broker's, reused from one audit to the next (left empty after
+        // each); taken out so that appending does not copy it.
         var fields = auditFields
         auditFields = []
         fields.append(("arguments", auditArguments(message)))
@@ -99,7 +99,7 @@ extension Broker {
         }
         fields.append(("rule", decision.rule ?? "none"))
         fields.append(("type", type))
-        log.write(level, "audit", fields: fields, buffer: &auditLine)
+        log.queue(level, "audit", fields: fields)
         fields.removeAll(keepingCapacity: true)
         auditFields = fields
     }

@@ -1,11 +1,11 @@
-// The client's one lock type.
+// The one lock type of the client and the broker.
 //
 // Why not Synchronization.Mutex: on Linux a contended Mutex is handed from one thread to the
 // next by the kernel (FUTEX_LOCK_PI / FUTEX_UNLOCK_PI) and by a spin loop inside the
 // uninstrumented Synchronization library, so the thread sanitizer sees no ordering between the
 // two critical sections and reports every contended one as a data race. A pthread mutex costs
 // the same here (glibc takes it with one atomic when uncontended) and the sanitizer intercepts
-// it, so a race it reports in the client is a real one.
+// it, so a race it reports is a real one.
 
 import Glibc
 
@@ -13,13 +13,13 @@ import Glibc
 ///
 /// `@unchecked Sendable`: the value is reachable only through `withLock`, which holds the mutex
 /// for the whole access.
-final class Locked<State>: @unchecked Sendable {
+package final class Locked<State>: @unchecked Sendable {
     /// On the heap: a pthread mutex must not move once initialised.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     /// Exclusivity is what the mutex guarantees; the runtime check would only add a call.
     @exclusivity(unchecked) private var state: State
 
-    init(_ state: State) {
+    package init(_ state: State) {
         self.state = state
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
@@ -36,7 +36,7 @@ final class Locked<State>: @unchecked Sendable {
     /// Runs `body` with the mutex held. `body` must not take this lock again (a default mutex
     /// deadlocks rather than recursing).
     @inline(__always)
-    func withLock<Result, Failure: Error>(_ body: (inout State) throws(Failure) -> Result) throws(Failure) -> Result {
+    package func withLock<Result, Failure: Error>(_ body: (inout State) throws(Failure) -> Result) throws(Failure) -> Result {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body(&state)
