@@ -48,9 +48,16 @@ set -- --unshare-all --die-with-parent --new-session \
 echo "spawn to first frame, $COUNT helpers per command, interleaved, one at a time:"
 awk '{ printf "  %-10s %8.1f ms total  %6.3f ms/helper\n", $1, $2, $3 }' "$work/result"
 awk '$1 == "privsep" { o = $3 } $1 == "privsep+p" { p = $3 } $1 == "bwrap" { b = $3 } $1 == "bwrap+sc" { s = $3 }
-     END { printf "  ratio privsep/bwrap: %.2f   privsep+p/bwrap: %.2f   privsep+p/bwrap+sc: %.2f (goal <= 1.00)\n", o / b, p / b, p / s }' "$work/result"
-# With BENCH_OUT set (Tests/Benchmarks/run.sh): ms per helper, privsep against bwrap, as JSON lines.
+     END { printf "  ratio privsep+p/bwrap+sc: %.2f (the goal: <= 1.00)   privsep+p/bwrap: %.2f   privsep/bwrap: %.2f\n", p / s, p / b, o / b }' "$work/result"
+# With BENCH_OUT set (Tests/Benchmarks/run.sh): ms per helper as JSON lines. The issue's figure
+# (goal <= 1.0x) is a helper as the broker starts it, filter precompiled, against bwrap with the
+# nearest flags, the same filter included; the two others are reported: the same start against
+# bwrap without seccomp, and the launcher compiling its own filter (`privsep sandbox` run alone,
+# which the broker never does) against bwrap without seccomp.
 [ -z "${BENCH_OUT:-}" ] || awk -v p="${BENCH_PLACEMENT:-n/a}" -v n="$COUNT" '{ ms[$1] = $3 }
-    function row(fig, a, b) { printf "{\"figure\":\"%s\",\"placement\":\"%s\",\"ours\":%s,\"baseline\":%s,\"unit\":\"ms\",\"ratio\":%.3f,\"goal\":\"<= 1.0x\",\"met\":%s,\"min\":null,\"max\":null,\"reps\":%d}\n", fig, p, ms[a], ms[b], ms[a] / ms[b], (ms[a] <= ms[b]) ? "true" : "false", n }
-    END { row("spawn to handshake, per helper of " n ": privsep vs bwrap", "privsep", "bwrap")
-          row("spawn to handshake, per helper of " n ": privsep+precompiled seccomp vs bwrap+seccomp", "privsep+p", "bwrap+sc") }' "$work/result" >>"$BENCH_OUT"
+    function row(fig, a, b, goal) {
+        met = goal == "" ? "null" : ((ms[a] <= ms[b]) ? "true" : "false")
+        printf "{\"figure\":\"%s\",\"placement\":\"%s\",\"ours\":%s,\"baseline\":%s,\"unit\":\"ms\",\"ratio\":%.3f,\"goal\":\"%s\",\"met\":%s,\"min\":null,\"max\":null,\"reps\":%d}\n", fig, p, ms[a], ms[b], ms[a] / ms[b], goal == "" ? "none (reported)" : goal, met, n }
+    END { row("spawn to handshake, per helper of " n ": privsep (filter precompiled, as the broker starts helpers) vs bwrap with the same seccomp filter", "privsep+p", "bwrap+sc", "<= 1.0x")
+          row("spawn to handshake, per helper of " n ": privsep (filter precompiled) vs bwrap without seccomp", "privsep+p", "bwrap", "")
+          row("spawn to handshake, per helper of " n ": privsep sandbox alone (filter compiled at each start) vs bwrap without seccomp", "privsep", "bwrap", "") }' "$work/result" >>"$BENCH_OUT"
