@@ -1,7 +1,7 @@
 // The broker's log: swift-log, to stderr, as human text or as one JSON object per line.
 //
 // Lines from the broker never interleave mid-line with each other: a line, or a batch of whole
-// queued lines, goes out with a single write(2). Helper output arrives here already split into
+// queued lines, is handed to a single write(2). Helper output arrives here already split into
 // lines and tagged.
 //
 // Why audit lines are queued: the write(2) of each line cost about 1.4 us on this VM, 1.9 us of
