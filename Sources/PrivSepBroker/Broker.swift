@@ -144,14 +144,13 @@ public final class Broker {
             // One clock read per iteration: a deadline then fires at most one iteration late.
             let now = monotonicNanoseconds()
             fireDueDeadlines(now: now)
-            log.writeQueued(dueAt: now)
             runBacklog()
             flushPending()
             if phase == .finished { break }
             // Work left in the backlog: look at the sockets without sleeping, then go on with it.
-            // Queued log lines: look without sleeping too, and write them if nothing is ready
-            // (the next iteration sleeps).
-            let logQueued = log.hasQueued
+            // Queued log lines (written now if the oldest is due): look without sleeping too,
+            // and write them if nothing is ready (the next iteration sleeps).
+            let logQueued = log.writeQueued(dueAt: now)
             let timeout = backlog.isEmpty && !logQueued ? deadlines.earliest.map { $0 - now } : 0
             do {
                 let ready = try loop.wait(timeoutNanoseconds: timeout) { token, readiness in

@@ -89,10 +89,13 @@ public struct LogSink: Sendable {
         queued.withLock { flush(&$0) }
     }
 
-    /// Writes the queued lines if the oldest has waited `queueDelay` at `now` (monotonic).
-    func writeQueued(dueAt now: Int64) {
+    /// Writes the queued lines if the oldest has waited `queueDelay` at `now` (monotonic);
+    /// returns whether lines are still queued.
+    @discardableResult
+    func writeQueued(dueAt now: Int64) -> Bool {
         queued.withLock { queue in
             if !queue.bytes.isEmpty, now - queue.since >= LogSink.queueDelay { flush(&queue) }
+            return !queue.bytes.isEmpty
         }
     }
 
