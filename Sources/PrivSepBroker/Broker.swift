@@ -95,6 +95,8 @@ public final class Broker {
     @exclusivity(unchecked) var helpers: [Helper] = []
     /// Every message type, resolved for routing (servers, receivers, built-in handlers).
     let types: TypeTable
+    /// How helpers' receivers check bodies from their bytes (`ContractCatalog.bodyBytesChecks`).
+    let bodyBytesChecks: BodyBytesChecks?
     @exclusivity(unchecked) var inFlight = InFlightTable()
     @exclusivity(unchecked) var deadlines = DeadlineQueue()
     /// When the next sweep of `inFlight` for timed-out requests is due (see `scheduleSweep`).
@@ -123,6 +125,7 @@ public final class Broker {
                        server: configs.firstIndex { $0.policy.serves.contains(contract.type) },
                        receivers: configs.indices.filter { configs[$0].policy.receives.contains(contract.type) })
         }
+        self.bodyBytesChecks = setup.catalog.bodyBytesChecks
         for (slot, (helperConfig, plan)) in zip(configs, setup.plans).enumerated() {
             helpers.append(Helper(slot: slot, config: helperConfig, plan: plan, types: types))
         }

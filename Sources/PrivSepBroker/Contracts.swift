@@ -5,6 +5,7 @@
 // compiled schemas come from PrivSepSchema; this file is the one place that adapts them.
 
 import PrivSepJSON
+import PrivSepWire
 
 /// One schema-validation failure, in the shape of JSON Schema's "basic" output.
 public struct ValidationProblem: Sendable, Equatable {
@@ -45,11 +46,17 @@ public final class MessageContract: Sendable {
     public let errors: [String]
     public let checkBody: BodyCheck
     public let checkReply: BodyCheck
+    /// `checkBody` from the body's bytes, without a tree (`Schema.checkPlainObject`); nil when
+    /// the schema never vouches for a body that way.
+    public let checkBodyBytes: BodyBytesCheck?
+    /// A reply that echoes the request's body needs no check of its own (`MessageType.replyIsBody`).
+    public let replyIsBody: Bool
     /// The type's definition as written in its interface file (for privsep.introspect).
     public let definition: JSONValue
 
     public init(type: String, kind: Kind, fds: Int, replyFds: Int, errors: [String],
-                checkBody: @escaping BodyCheck, checkReply: @escaping BodyCheck, definition: JSONValue)
+                checkBody: @escaping BodyCheck, checkReply: @escaping BodyCheck,
+                checkBodyBytes: BodyBytesCheck? = nil, replyIsBody: Bool = false, definition: JSONValue)
     {
         self.type = type
         self.kind = kind
@@ -58,6 +65,8 @@ public final class MessageContract: Sendable {
         self.errors = errors
         self.checkBody = checkBody
         self.checkReply = checkReply
+        self.checkBodyBytes = checkBodyBytes
+        self.replyIsBody = replyIsBody
         self.definition = definition
     }
 }
@@ -73,6 +82,14 @@ public struct ContractCatalog: Sendable {
     }
 
     public subscript(type: String) -> MessageContract? { contracts[type] }
+
+    /// What a helper's receiver checks bodies by: each type's `checkBodyBytes`, by name; nil
+    /// when no type's schema vouches for bodies from their bytes.
+    public var bodyBytesChecks: BodyBytesChecks? {
+        let checks = contracts.compactMapValues(\.checkBodyBytes)
+        guard !checks.isEmpty else { return nil }
+        return { type in checks[type] }
+    }
 }
 
 /// A message type as the router uses it: everything it asks about a type by name, answered

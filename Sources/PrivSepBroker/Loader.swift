@@ -5,6 +5,7 @@
 import PrivSepJSON
 import PrivSepSandbox
 import PrivSepSchema
+import PrivSepWire
 
 /// Everything wrong with a config, one problem per line.
 public struct LoadError: Error, CustomStringConvertible, Sendable {
@@ -139,11 +140,18 @@ public enum BrokerLoader {
             MessageContract(
                 type: message.name, kind: message.kind == .request ? .request : .event, fds: message.fds,
                 replyFds: message.replyFds, errors: message.errors, checkBody: check(message.body),
-                checkReply: message.reply.map(check) ?? acceptAnything, definition: message.definition)
+                checkReply: message.reply.map(check) ?? acceptAnything, checkBodyBytes: checkBytes(message.body),
+                replyIsBody: message.replyIsBody, definition: message.definition)
         })
     }
 
     private static let acceptAnything: BodyCheck = { _ in nil }
+
+    /// The body inside the envelope (one container around it), from the frame's bytes.
+    private static func checkBytes(_ schema: Schema) -> BodyBytesCheck? {
+        guard schema.vouchesForPlainObjects else { return nil }
+        return { frame, start, limits in schema.checkPlainObject(in: frame, at: start, enclosingDepth: 1, limits: limits) }
+    }
 
     /// The fast valid/invalid walk first; the detailed walk only for what fails.
     private static func check(_ schema: Schema) -> BodyCheck {

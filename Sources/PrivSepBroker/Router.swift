@@ -138,7 +138,8 @@ extension Broker {
             return .refuse(.invalid, "\(type) carries \(contract.fds) file descriptors; the frame had \(message.fds.count)",
                            data: nil, violation: true)
         }
-        if let problems = contract.checkBody(.object(envelope.body)) {
+        // A body the receiver checked from its bytes is valid; any other is checked (and parsed) now.
+        if !message.bodyChecked, let problems = contract.checkBody(.object(envelope.body)) {
             return .refuse(.invalid, "body does not match the schema of \(type)", data: invalidData(problems), violation: true)
         }
         if let service = routed.service { return .service(service, routed) }
@@ -182,7 +183,7 @@ extension Broker {
             // After the reply: the violation may kill the helper and close its connection.
             if violation { noteViolation(helper, "\(code): \(text)") }
         case .service(let service, let routed):
-            answer(helper, id, routed, service(self, helper, message), requestBody: message.rawBody)
+            answer(helper, id, routed, service(self, helper, message), request: message)
         case .route(let server, let routed):
             forward(message, routed, id: id, from: helper, to: server)
         }
@@ -194,7 +195,8 @@ extension Broker {
         let brokerID = inFlight.insert(
             requester: helper.ref, requesterID: id, server: server.ref, routed: routed, deadline: deadline)
         scheduleSweep(by: deadline)
-        var forwarded = Envelope.request(routed.name, id: brokerID, body: message.envelope.body)
+        var forwarded = Envelope.request(routed.name, id: brokerID)
+        forwarded.setBody(from: message.envelope)
         forwarded.from = helper.name
         if server.isReady {
             deliver(forwarded, fds: message.fds, to: server, rawBody: message.rawBody)
@@ -216,12 +218,16 @@ extension Broker {
 
     /// The outcome of a built-in service, sent as the final reply.
     private func answer(_ helper: Helper, _ id: Int64, _ routed: RoutedType, _ result: ServiceResult,
-                        requestBody: ArraySlice<UInt8>?)
+                        request: ReceivedMessage)
     {
         let type = routed.name
         switch result {
         case .success(let reply):
-            if let problems = routed.contract.checkReply(.object(reply.body)) {
+            var envelope = Envelope.reply(to: id, body: reply.body)
+            if reply.echoesRequest { envelope.setBody(from: request.envelope) }
+            // An echo of the body admit checked, against the same schema, needs no second check.
+            let checked = reply.echoesRequest && routed.contract.replyIsBody
+            if !checked, let problems = routed.contract.checkReply(.object(envelope.body)) {
                 // A broker bug, not the helper's: never send what the schema forbids.
                 logger.error("built-in reply failed its schema", metadata: [
                     "type": "\(type)", "problems": "\(problems.map(\.message))",
@@ -229,12 +235,11 @@ extension Broker {
                 refuse(helper, id, routed, type, .internal, "the broker produced an invalid reply for \(type)")
                 return
             }
-            var envelope = Envelope.reply(to: id, body: reply.body)
             envelope.from = "broker"
             counters.finalReplies += 1
             // The descriptors were opened for this reply alone: handed over, not duplicated.
             deliver(envelope, fds: reply.fds, to: helper, type: type,
-                    rawBody: reply.echoesRequest ? requestBody : nil, handing: true)
+                    rawBody: reply.echoesRequest ? request.rawBody : nil, handing: true)
         case .failure(let error):
             helper.countError(routed, type)
             reply(to: helper, re: id, error: error)
@@ -264,7 +269,7 @@ extension Broker {
             noteViolation(helper, "event \(type) with \(message.fds.count) fds, schema says \(contract.fds)")
             return true
         }
-        if let problems = contract.checkBody(.object(envelope.body)) {
+        if !message.bodyChecked, let problems = contract.checkBody(.object(envelope.body)) {
             noteViolation(helper, "invalid event \(type): \(problems.first?.message ?? "")")
             return true
         }
@@ -279,7 +284,8 @@ extension Broker {
             return block(helper, on: helpers[slot])
         }
         helper.count(routed, type)
-        var delivered = Envelope.event(type, body: envelope.body)
+        var delivered = Envelope.event(type)
+        delivered.setBody(from: envelope)
         delivered.from = helper.name
         for slot in routed.receivers where receives(helpers[slot], routed, from: helper) {
             deliver(delivered, fds: message.fds, to: helpers[slot], type: type, rawBody: message.rawBody)

@@ -10,8 +10,12 @@ import PrivSepWire
 struct ServiceReply {
     var body: JSONObject
     var fds: [OwnedFD] = []
-    /// The body is the request's own: its bytes as received are sent back, not encoded again.
+    /// The body is the request's own (`body` is then unused): its bytes as received are sent
+    /// back, not encoded again.
     var echoesRequest = false
+
+    /// The request's body, sent back.
+    static let echo = ServiceReply(body: JSONObject(), echoesRequest: true)
 }
 
 typealias ServiceResult = Result<ServiceReply, ErrorBody>
@@ -27,7 +31,7 @@ extension Broker {
         switch type {
         case "privsep.hello":
             return { _, helper, _ in .failure(ErrorBody(code: .invalid, message: "helper \(helper.name) already said hello")) }
-        case "privsep.ping": return { _, _, message in .success(ServiceReply(body: message.envelope.body, echoesRequest: true)) }
+        case "privsep.ping": return { _, _, _ in .success(.echo) }
         case "privsep.introspect": return { broker, helper, _ in .success(ServiceReply(body: broker.introspect(helper))) }
         case "privsep.restrict": return { broker, helper, message in broker.restrict(helper, message.envelope.body) }
         default:

@@ -58,6 +58,7 @@ extension Broker {
         // one flooding helper costs the others; large frames still arrive over several reads.
         wireLimits.readChunk = 16 << 10
         let connection = Connection(socket: brokerEnd, peer: .helper, limits: wireLimits)
+        connection.setBodyChecks(bodyBytesChecks)
         helper.connection = connection
         helper.paused = false
         helper.interest = .readable

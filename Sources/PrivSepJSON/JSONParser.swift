@@ -250,23 +250,6 @@ func sameUTF8(_ lhs: String, _ rhs: String) -> Bool {
 /// Objects with more members than this switch from a linear duplicate scan to a hash set.
 private let linearKeyScanLimit = 16
 
-/// SWAR constants for the string fast path: eight bytes at a time.
-private let ones: UInt64 = 0x0101_0101_0101_0101
-private let highs: UInt64 = 0x8080_8080_8080_8080
-
-/// Flags (bit 7 of each byte) the bytes of `word` that the string scanner must look at: quotes,
-/// backslashes, control characters and non-ASCII. Flags above the first may be spurious (a
-/// borrow can carry into the next byte), but the lowest flag is exact, and that is the one used.
-@inline(__always)
-private func attentionMask(_ word: UInt64) -> UInt64 {
-    let quotes = word ^ (ones &* UInt64(Byte.quote))
-    let backslashes = word ^ (ones &* UInt64(Byte.backslash))
-    let hasQuote = (quotes &- ones) & ~quotes
-    let hasBackslash = (backslashes &- ones) & ~backslashes
-    let hasControl = (word &- ones &* 0x20) & ~word
-    return (hasQuote | hasBackslash | hasControl | word) & highs
-}
-
 private struct Parser {
     let base: UnsafePointer<UInt8>
     let count: Int

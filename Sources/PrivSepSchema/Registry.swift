@@ -21,6 +21,9 @@ public struct MessageType: Sendable {
     public let body: Schema
     /// The schema of a successful reply's body (requests only).
     public let reply: Schema?
+    /// The reply's schema is written exactly as the body's, in the same message entry
+    /// (privsep.ping's echo): a body valid as one is valid as the other.
+    public var replyIsBody: Bool { definition["reply"] != nil && definition["reply"] == definition["body"] }
     /// Error codes the type documents, beyond the standard ones.
     public let errors: [String]
     /// Descriptors that travel with the message, and with its successful reply.

@@ -18,12 +18,16 @@ public struct Schema: Sendable {
     let options: SchemaOptions
     /// The same schema flattened for `isValid` (ValidationPlan.swift).
     let plan: ValidationPlan
+    /// Whether `checkPlainObject` can ever vouch for a body (PlainBody.swift); when not, it
+    /// answers nil without reading the bytes.
+    public let vouchesForPlainObjects: Bool
 
     init(root: SchemaNode, graph: SchemaGraph, options: SchemaOptions) {
         self.root = root
         self.graph = graph
         self.options = options
         plan = ValidationPlan(root: root)
+        vouchesForPlainObjects = PlainBody.vouches(for: plan)
     }
 
     /// Whether `instance` is valid: the fast path, no error details.

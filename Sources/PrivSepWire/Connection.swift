@@ -75,6 +75,11 @@ public final class Connection: @unchecked Sendable {
         self.readBuffer = [UInt8](unsafeUninitializedCapacity: chunk) { _, count in count = chunk }
     }
 
+    /// The broker's checks of bodies by type, for the frames read from now on (nil: parse all).
+    public func setBodyChecks(_ checks: BodyBytesChecks?) {
+        receiver.bodyChecks = checks
+    }
+
     /// A connected pair of close-on-exec sockets, e.g. broker end and helper end.
     public static func socketPair(nonBlocking: Bool = false) throws(WireError) -> (OwnedFD, OwnedFD) {
         var pair: [Int32] = [-1, -1]

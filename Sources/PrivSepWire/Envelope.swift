@@ -48,8 +48,25 @@ public struct Envelope: Sendable, Equatable {
     public var id: Int64?
     /// The id of the request answered (replies only).
     public var re: Int64?
-    /// The payload; `{}` when absent. Ignored on failed replies.
-    public var body: JSONObject
+    /// The payload; `{}` when absent. Ignored on failed replies. A body the receiver checked
+    /// from its bytes (`ReceivedMessage.bodyChecked`) is parsed only when this is read.
+    public var body: JSONObject {
+        get {
+            switch storedBody {
+            case .parsed(let object): return object
+            case .unparsed(let bytes): return Envelope.parseChecked(bytes)
+            }
+        }
+        set { storedBody = .parsed(newValue) }
+    }
+    private var storedBody: StoredBody
+
+    /// The body as parsed, or the bytes of one not parsed (serialized as they are): one case,
+    /// so that copying an envelope retains one reference for its body.
+    private enum StoredBody: Sendable {
+        case parsed(JSONObject)
+        case unparsed(ArraySlice<UInt8>)
+    }
     /// The failure of a failed reply.
     public var error: ErrorBody?
     /// On a successful reply: more replies for the same `re` follow.
@@ -66,11 +83,37 @@ public struct Envelope: Sendable, Equatable {
         self.type = type
         self.id = id
         self.re = re
-        self.body = body
+        self.storedBody = .parsed(body)
         self.error = error
         self.more = more
         self.fds = fds
         self.from = from
+    }
+
+    /// Holds `bytes`, a body the receiver found valid without parsing it, in place of `body`.
+    mutating func setUnparsedBody(_ bytes: ArraySlice<UInt8>) {
+        storedBody = .unparsed(bytes)
+    }
+
+    /// Takes `other`'s body as it is held: an unparsed body stays unparsed.
+    public mutating func setBody(from other: Envelope) {
+        storedBody = other.storedBody
+    }
+
+    /// Parses bytes the receiver already read as a valid object within the frame's limits. The
+    /// limits here are the ceilings, so bytes that passed any limits parse; empty if they did not
+    /// (which would be a receiver bug: the bytes were read to their end as a plain object).
+    private static func parseChecked(_ bytes: ArraySlice<UInt8>) -> JSONObject {
+        let ceilings = JSONLimits(maxDepth: JSONLimits.depthCeiling, maxStringBytes: .max, maxContainerCount: .max,
+                                  maxNodes: .max, maxNumberLength: .max)
+        let parsed = bytes.withUnsafeBytes { try? JSONParser.parse($0, limits: ceilings) }
+        guard case .object(let object)? = parsed else { return JSONObject() }
+        return object
+    }
+
+    public static func == (lhs: Envelope, rhs: Envelope) -> Bool {
+        lhs.type == rhs.type && lhs.id == rhs.id && lhs.re == rhs.re && lhs.error == rhs.error && lhs.more == rhs.more
+            && lhs.fds == rhs.fds && lhs.from == rhs.from && lhs.body == rhs.body
     }
 
     /// A request expecting one final reply.
@@ -151,7 +194,10 @@ public struct Envelope: Sendable, Equatable {
             output.append(contentsOf: rawBody)
         } else {
             key("body")
-            JSONValue.object(body).serialize(into: &output)
+            switch storedBody {
+            case .parsed(let object): JSONValue.object(object).serialize(into: &output)
+            case .unparsed(let bytes): output.append(contentsOf: bytes)
+            }
         }
         if more { key("more"); output.append(contentsOf: "true".utf8) }
         if fds > 0 { key("fds"); JSONValue.number(JSONNumber(fds)).serialize(into: &output) }

@@ -19,13 +19,27 @@ public struct ReceivedMessage: Sendable {
     /// The bytes of `body` as they arrived (nil when the frame had no `body`), so a body passed
     /// on unchanged is not encoded again (`Connection.enqueue(_:fds:rawBody:)`).
     public var rawBody: ArraySlice<UInt8>?
+    /// The receiver's `bodyChecks` found the body valid for its type: it was not parsed (the
+    /// envelope parses it if asked), and need not be checked against that schema again.
+    public var bodyChecked: Bool
 
-    public init(envelope: Envelope, fds: [OwnedFD], rawBody: ArraySlice<UInt8>? = nil) {
+    public init(envelope: Envelope, fds: [OwnedFD], rawBody: ArraySlice<UInt8>? = nil, bodyChecked: Bool = false) {
         self.envelope = envelope
         self.fds = fds
         self.rawBody = rawBody
+        self.bodyChecked = bodyChecked
     }
 }
+
+/// Checks one type's bodies from the frame's bytes, without building a tree: where the body
+/// (starting at `start`, with `{`) ends and how many values it holds, when it is certainly valid
+/// for the type and reads as JSON within `limits`; nil when it is not or the check cannot tell
+/// (the body is then parsed and checked as usual).
+public typealias BodyBytesCheck = @Sendable (_ frame: UnsafeRawBufferPointer, _ start: Int, _ limits: JSONLimits)
+    -> (end: Int, nodes: Int)?
+
+/// The `BodyBytesCheck` of a request or event type, or nil (its bodies are always parsed).
+public typealias BodyBytesChecks = @Sendable (_ type: String) -> BodyBytesCheck?
 
 /// A message refused by envelope validation; the connection stays usable.
 public struct RefusedMessage: Sendable {
@@ -56,6 +70,10 @@ public struct FrameReceiver: Sendable {
     public let sender: Sender
     /// The limits in force.
     public let limits: WireLimits
+    /// The broker's checks of bodies by type (nil: every body is parsed).
+    public var bodyChecks: BodyBytesChecks?
+    /// The last type looked up in `bodyChecks`, and its check: a helper mostly sends one type.
+    private var lastBodyCheck: (type: String, check: BodyBytesCheck?)?
     private var decoder: FrameDecoder
     private var batches: [Batch] = []
     private var failure: WireError?
@@ -167,11 +185,24 @@ public struct FrameReceiver: Sendable {
         }
     }
 
+    private mutating func bodyCheck(for type: String) -> BodyBytesCheck? {
+        guard let bodyChecks else { return nil }
+        if let last = lastBodyCheck, last.type == type { return last.check }
+        let check = bodyChecks(type)
+        lastBodyCheck = (type, check)
+        return check
+    }
+
     private mutating func deliver(_ frame: RawFrame) throws(WireError) -> Incoming {
-        let scanned = frame.body.withUnsafeBytes { EnvelopeScanner.scan($0, sender: sender, limits: limits.json) }
-        if let (envelope, bodySpan) = scanned {
-            let claimed = try claimFds(of: frame, declared: envelope.fds)
-            return .message(ReceivedMessage(envelope: envelope, fds: claimed, rawBody: bodySpan.map { frame.body[$0] }))
+        let scanned = frame.body.withUnsafeBytes {
+            EnvelopeScanner.scan($0, sender: sender, limits: limits.json) { type in bodyCheck(for: type) }
+        }
+        if let (scannedEnvelope, bodySpan, bodyChecked) = scanned {
+            let claimed = try claimFds(of: frame, declared: scannedEnvelope.fds)
+            let rawBody = bodySpan.map { frame.body[$0] }
+            var envelope = scannedEnvelope
+            if bodyChecked, let rawBody { envelope.setUnparsedBody(rawBody) }
+            return .message(ReceivedMessage(envelope: envelope, fds: claimed, rawBody: rawBody, bodyChecked: bodyChecked))
         }
         let (object, bodySpan) = try Envelope.parseFrame(frame.body, limits: limits.json)
         let found = Envelope.Members(object)

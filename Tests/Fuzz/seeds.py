@@ -44,8 +44,10 @@ for path in sorted(glob.glob("schema/privsep/*.json")) + sorted(glob.glob("Tests
                 if "$defs" in doc:
                     s["$defs"] = doc["$defs"]
                 schemas.append(json.dumps(s).encode())
+# Plain bodies, for the check of a body from its bytes (Schema.checkPlainObject).
+plain = [b'{"seq":7,"payload":"hello"}', b'{ "a" : 1 , "b" : "x", "c": true, "d": null }', b"{}"]
 for i, s in enumerate(schemas):
-    for b in bodies[i % max(1, len(bodies)):][:3] or [b"{}"]:
+    for b in (bodies[i % max(1, len(bodies)):][:3] or [b"{}"]) + plain:
         targets["schema"].append(s + b"\x00" + b)
     targets["json"].append(s)
 

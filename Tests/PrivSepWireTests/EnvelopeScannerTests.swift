@@ -18,7 +18,7 @@ private func fullPath(_ frame: String, sender: Sender, limits: JSONLimits = .def
 }
 
 private func scanned(_ frame: String, sender: Sender, limits: JSONLimits = .default) -> (Envelope, Range<Int>?)? {
-    Array(frame.utf8).withUnsafeBytes { EnvelopeScanner.scan($0, sender: sender, limits: limits) }
+    Array(frame.utf8).withUnsafeBytes { EnvelopeScanner.scan($0, sender: sender, limits: limits) }.map { ($0.envelope, $0.bodySpan) }
 }
 
 /// Frames the scanner must read itself, as the broker (helper sender) or a helper sees them.
@@ -125,5 +125,54 @@ private let fullPathFrames: [(String, Sender)] = [
             }
         }
         #expect(accepted > 100)
+    }
+
+    /// A body the receiver's check vouches for is not parsed, yet reads, compares and is written
+    /// as the parsed one; a type it does not vouch for, or a body before its type, is parsed.
+    @Test func aBodyTheCheckVouchesForIsKeptAsItsBytes() throws {
+        func framed(_ text: String) -> [UInt8] {
+            let bytes = Array(text.utf8)
+            return [0, 0, UInt8(bytes.count >> 8), UInt8(bytes.count & 0xFF)] + bytes
+        }
+        // Stands in for the schema's check: vouches for privsep.ping by parsing (counted below).
+        let check: BodyBytesChecks = { type in
+            guard type == "privsep.ping" else { return nil }
+            return { frame, start, limits in
+                guard let parsed = try? JSONParser.parseValue(in: frame, at: start, enclosingDepth: 1, limits: limits)
+                else { return nil }
+                return (parsed.end, parsed.nodes)
+            }
+        }
+        let vouched = #"{"type":"privsep.ping","id":3,"body":{"seq":1,"payload":"x y"}}"#
+        var receiver = FrameReceiver(sender: .helper)
+        receiver.bodyChecks = check
+        guard case .message(let message)? = try receiver.receive(framed(vouched)).first else {
+            Issue.record("no message")
+            return
+        }
+        #expect(message.bodyChecked)
+        #expect(message.envelope.body == ["seq": 1, "payload": "x y"])
+        #expect(message.envelope == (try Envelope.decode(frame: Array(vouched.utf8), sender: .helper)))
+        var written: [UInt8] = []
+        var forwarded = Envelope.request("privsep.ping", id: 9)
+        forwarded.setBody(from: message.envelope)
+        forwarded.serialize(into: &written)
+        #expect(String(decoding: written, as: UTF8.self) == #"{"type":"privsep.ping","id":9,"body":{"seq":1,"payload":"x y"}}"#)
+        // Setting the body replaces the bytes.
+        forwarded.body = ["seq": 2]
+        written = []
+        forwarded.serialize(into: &written)
+        #expect(String(decoding: written, as: UTF8.self) == #"{"type":"privsep.ping","id":9,"body":{"seq":2}}"#)
+
+        for parsedFrame in [#"{"type":"a.b","id":3,"body":{"seq":1}}"#, #"{"body":{"seq":1},"type":"privsep.ping","id":3}"#] {
+            var other = FrameReceiver(sender: .helper)
+            other.bodyChecks = check
+            guard case .message(let message)? = try other.receive(framed(parsedFrame)).first else {
+                Issue.record("no message for \(parsedFrame)")
+                continue
+            }
+            #expect(!message.bodyChecked, "\(parsedFrame)")
+            #expect(message.envelope.body == ["seq": 1], "\(parsedFrame)")
+        }
     }
 }
