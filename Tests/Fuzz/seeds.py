@@ -44,8 +44,14 @@ for path in sorted(glob.glob("schema/privsep/*.json")) + sorted(glob.glob("Tests
                 if "$defs" in doc:
                     s["$defs"] = doc["$defs"]
                 schemas.append(json.dumps(s).encode())
-# Plain bodies, for the check of a body from its bytes (Schema.checkPlainObject).
+# Plain bodies, for the check of a body from its bytes (Schema.checkPlainObject), and a schema
+# whose every keyword that check reads sits one byte of the body away from failing.
 plain = [b'{"seq":7,"payload":"hello"}', b'{ "a" : 1 , "b" : "x", "c": true, "d": null }', b"{}"]
+edges = (b'{"type":"object","required":["s","n"],"minProperties":2,"maxProperties":4,"additionalProperties":false,'
+         b'"properties":{"s":{"type":"string","minLength":2,"maxLength":3},"n":{"type":"integer","minimum":-2,'
+         b'"exclusiveMaximum":5},"e":{"enum":["ab","c"]},"b":{"type":"boolean"}}}')
+schemas.append(edges)
+plain += [b'{"s":"abc","n":4}', b'{"s":"ab","n":-2,"e":"c","b":false}']
 for i, s in enumerate(schemas):
     for b in (bodies[i % max(1, len(bodies)):][:3] or [b"{}"]) + plain:
         targets["schema"].append(s + b"\x00" + b)
