@@ -121,6 +121,18 @@ final class Helper {
         self.plan = plan
     }
 
+    /// The type of the last request or event it sent: a helper mostly sends one type, so most
+    /// messages resolve theirs with a string comparison instead of a hash lookup.
+    private var lastType: RoutedType?
+
+    /// `types[name]`, through `lastType`.
+    func resolve(_ name: String, in types: TypeTable) -> RoutedType? {
+        if let lastType, lastType.name == name { return lastType }
+        let routed = types[name]
+        if routed != nil { lastType = routed }
+        return routed
+    }
+
     /// Puts `policy` in force (at each spawn, and when the helper restricts itself).
     func enforce(_ policy: HelperPolicy, types: TypeTable) {
         self.policy = policy

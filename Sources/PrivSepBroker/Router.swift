@@ -167,7 +167,7 @@ extension Broker {
                 .duplicateId, "request id \(id) is already in flight: ids must be unique among a sender's open requests"))
             return true
         }
-        let routed = types[type]
+        let routed = helper.resolve(type, in: types)
         let admission = admit(message, routed, type: type, from: helper)
         if case .route(let server, _) = admission, server.isReady, server.isFull { return block(helper, on: server) }
         counters.requestsAccepted += 1
@@ -256,7 +256,7 @@ extension Broker {
     private func routeEvent(_ message: ReceivedMessage, from helper: Helper) -> Bool {
         let envelope = message.envelope
         guard let type = envelope.type else { return true }
-        guard let routed = types[type], routed.contract.kind == .event else {
+        guard let routed = helper.resolve(type, in: types), routed.contract.kind == .event else {
             noteViolation(helper, "event of unknown type \(type)")
             return true
         }

@@ -243,11 +243,9 @@ public final class Connection: @unchecked Sendable {
             throw WireError(code: .tooLarge, reason: .unsendable,
                             message: "\(fdCount) descriptors on one frame; at most 8", isFatal: false)
         }
-        var message = envelope
-        message.fds = fdCount
         let start = output.count
         output.append(contentsOf: [0, 0, 0, 0])
-        message.serialize(into: &output, rawBody: rawBody)
+        envelope.serialize(into: &output, rawBody: rawBody, fds: fdCount)
         let length = output.count - start - 4
         guard length <= limits.maxFrame else {
             output.removeSubrange(start...)

@@ -169,7 +169,9 @@ public struct Envelope: Sendable, Equatable {
     /// Appends the envelope's compact JSON to `output`: the bytes of `jsonValue.serialized()`,
     /// without building the tree first. `rawBody`, when given, stands in for `body`: a body's
     /// bytes as they arrived (strictly parsed, so valid JSON), passed on without re-encoding.
-    public func serialize(into output: inout [UInt8], rawBody: ArraySlice<UInt8>? = nil) {
+    /// `fds`, when given, stands in for the member (the count of descriptors sent with it).
+    public func serialize(into output: inout [UInt8], rawBody: ArraySlice<UInt8>? = nil, fds: Int? = nil) {
+        let fds = fds ?? self.fds
         var first = true
         func key(_ name: StaticString) {
             if !first { output.append(UInt8(ascii: ",")) }
