@@ -38,11 +38,13 @@ public struct Hello: Sendable, Equatable {
         guard envelope.fds == 0 else {
             throw WireError(code: .protocol, reason: .badHandshake, message: "\(Hello.type) carries no descriptors", isFatal: true)
         }
-        guard let version = envelope.body["protocol"]?.int64Value, version == Hello.protocolVersion else {
+        // Read once: a body the receiver checked from its bytes is parsed at each read.
+        let body = envelope.body
+        guard let version = body["protocol"]?.int64Value, version == Hello.protocolVersion else {
             throw WireError(code: .protocol, reason: .badHandshake,
-                            message: "body.protocol must be 1, got \(envelope.body["protocol"]?.jsonText ?? "nothing")", isFatal: true)
+                            message: "body.protocol must be 1, got \(body["protocol"]?.jsonText ?? "nothing")", isFatal: true)
         }
-        guard case .string(let client)? = envelope.body["client"] else {
+        guard case .string(let client)? = body["client"] else {
             throw WireError(code: .protocol, reason: .badHandshake, message: "body.client must be a string", isFatal: true)
         }
         self.init(client: client, protocolVersion: version)
