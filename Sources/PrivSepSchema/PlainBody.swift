@@ -10,7 +10,7 @@
 // plan accepts them. Anything else (a nested value, an escape, a real, a keyword it does not
 // take on, such as pattern, format, anyOf or a general node, and every failure) answers nil,
 // and the caller parses the body and validates the tree, which also words the errors. The
-// fuzz target `schema` and SchemaPlainBodyTests hold it to that: wherever this check vouches,
+// fuzz target `schema` and PlainBodyTests hold it to that: wherever this check vouches,
 // the parser and `isValid` must agree.
 import PrivSepJSON
 
@@ -144,7 +144,7 @@ struct PlainBody {
             guard reader.take(UInt8(ascii: ":")) else { return nil }
             reader.skipWhitespace()
             guard let value = scalar(&reader, limits: limits) else { return nil }
-            members[count] = PlainMember(key: key, value: value)
+            members.initializeElement(at: count, to: PlainMember(key: key, value: value))
             count += 1
             reader.skipWhitespace()
             if reader.take(UInt8(ascii: "}")) { return count }
