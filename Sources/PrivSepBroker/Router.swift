@@ -199,7 +199,7 @@ extension Broker {
         forwarded.setBody(from: message.envelope)
         forwarded.from = helper.name
         if server.isReady {
-            deliver(forwarded, fds: message.fds, to: server, rawBody: message.rawBody)
+            deliver(forwarded, fds: message.fds, to: server)
         } else {
             // Starting or restarting: it gets the request after its hello, or the timeout answers.
             server.waitingRequests.append((brokerID, forwarded, message.fds))
@@ -238,8 +238,7 @@ extension Broker {
             envelope.from = "broker"
             counters.finalReplies += 1
             // The descriptors were opened for this reply alone: handed over, not duplicated.
-            deliver(envelope, fds: reply.fds, to: helper, type: type,
-                    rawBody: reply.echoesRequest ? request.rawBody : nil, handing: true)
+            deliver(envelope, fds: reply.fds, to: helper, type: type, handing: true)
         case .failure(let error):
             helper.countError(routed, type)
             reply(to: helper, re: id, error: error)
@@ -288,7 +287,7 @@ extension Broker {
         delivered.setBody(from: envelope)
         delivered.from = helper.name
         for slot in routed.receivers where receives(helpers[slot], routed, from: helper) {
-            deliver(delivered, fds: message.fds, to: helpers[slot], type: type, rawBody: message.rawBody)
+            deliver(delivered, fds: message.fds, to: helpers[slot], type: type)
             counters.eventsDelivered += 1
         }
         return true
@@ -322,7 +321,6 @@ extension Broker {
         if envelope.more && requester.isFull { return block(server, on: requester) }
         var outgoing: Envelope
         var fds = message.fds
-        var rawBody: ArraySlice<UInt8>? = nil
         if let error = envelope.error {
             outgoing = Envelope.errorReply(to: request.requesterID, code: error.code, message: error.message, data: error.data)
             outgoing.from = server.name
@@ -335,9 +333,9 @@ extension Broker {
             outgoing.from = "broker"
             fds = []
         } else {
-            outgoing = Envelope.reply(to: request.requesterID, body: envelope.body, more: envelope.more)
+            outgoing = Envelope.reply(to: request.requesterID, more: envelope.more)
+            outgoing.setBody(from: envelope)
             outgoing.from = server.name
-            rawBody = message.rawBody
         }
         if outgoing.more {
             let deadline = monotonicNanoseconds() + server.config.limits.requestTimeoutMs * 1_000_000
@@ -347,7 +345,7 @@ extension Broker {
             counters.finalReplies += 1
             if let code = outgoing.error?.code { count(error: code) }
         }
-        deliver(outgoing, fds: fds, to: requester, type: request.type, rawBody: rawBody)
+        deliver(outgoing, fds: fds, to: requester, type: request.type)
         return true
     }
 
@@ -420,21 +418,21 @@ extension Broker {
 
     /// Queues `envelope` (with `fds`, borrowed) to `helper`. A helper whose queue passes its
     /// hard cap is stuck: it is disconnected and its restart policy applies.
-    /// `type` names a reply's request type for the tap; `rawBody` is the body as received, when
-    /// it is passed on unchanged.
+    /// `type` names a reply's request type for the tap. A body passed on unchanged is written
+    /// as received (`Envelope.receivedBody`).
     /// `handing` gives the queue the descriptors themselves (the caller has no further use for
     /// them) instead of duplicates.
     func deliver(_ envelope: Envelope, fds: [OwnedFD] = [], to helper: Helper, type: String? = nil,
-                 rawBody: ArraySlice<UInt8>? = nil, handing: Bool = false)
+                 handing: Bool = false)
     {
         guard let connection = helper.connection else { return }
         if control.tapping > 0 { tap("out", helper, envelope, type: type ?? envelope.type) }
         do {
             // Written at the end of this loop iteration, together with everything else for it.
             if handing {
-                try connection.enqueue(envelope, handing: fds, rawBody: rawBody)
+                try connection.enqueue(envelope, handing: fds)
             } else {
-                try connection.enqueue(envelope, fds: fds.map(\.descriptor), rawBody: rawBody)
+                try connection.enqueue(envelope, fds: fds.map(\.descriptor))
             }
             if !helper.needsFlush {
                 helper.needsFlush = true

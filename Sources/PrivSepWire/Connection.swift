@@ -205,11 +205,10 @@ public final class Connection: @unchecked Sendable {
     /// borrowed: the queue keeps duplicates, so the caller may close its own at once. Throws
     /// too_large over max_frame, and send_queue_full when the queue bound would be passed;
     /// either way nothing is queued.
-    /// `rawBody` is the body's bytes as received, written instead of encoding `body` again.
-    public func enqueue(_ envelope: Envelope, fds: [FileDescriptor] = [], rawBody: ArraySlice<UInt8>? = nil)
+    public func enqueue(_ envelope: Envelope, fds: [FileDescriptor] = [])
         throws(WireError)
     {
-        let start = try appendFrame(envelope, fdCount: fds.count, rawBody: rawBody)
+        let start = try appendFrame(envelope, fdCount: fds.count)
         guard !fds.isEmpty else { return }
         var copies: [OwnedFD] = []
         for fd in fds {
@@ -227,10 +226,10 @@ public final class Connection: @unchecked Sendable {
     /// `enqueue`, keeping the descriptors themselves instead of duplicates: for descriptors the
     /// caller has no further use for (one the broker just opened for a helper). The queue closes
     /// them once sent, so the caller must not close them; on a throw nothing is kept.
-    public func enqueue(_ envelope: Envelope, handing fds: [OwnedFD], rawBody: ArraySlice<UInt8>? = nil)
+    public func enqueue(_ envelope: Envelope, handing fds: [OwnedFD])
         throws(WireError)
     {
-        let start = try appendFrame(envelope, fdCount: fds.count, rawBody: rawBody)
+        let start = try appendFrame(envelope, fdCount: fds.count)
         guard !fds.isEmpty else { return }
         fdFrames.append(FDFrame(start: start, end: output.count, fds: fds))
         queuedFds += fds.count
@@ -238,14 +237,14 @@ public final class Connection: @unchecked Sendable {
 
     /// Appends one frame's bytes (length prefix and JSON) and returns where it starts; nothing
     /// is appended when it throws.
-    private func appendFrame(_ envelope: Envelope, fdCount: Int, rawBody: ArraySlice<UInt8>?) throws(WireError) -> Int {
+    private func appendFrame(_ envelope: Envelope, fdCount: Int) throws(WireError) -> Int {
         guard fdCount <= WireLimits.maxFdsPerFrame else {
             throw WireError(code: .tooLarge, reason: .unsendable,
                             message: "\(fdCount) descriptors on one frame; at most 8", isFatal: false)
         }
         let start = output.count
         output.append(contentsOf: [0, 0, 0, 0])
-        envelope.serialize(into: &output, rawBody: rawBody, fds: fdCount)
+        envelope.serialize(into: &output, fds: fdCount)
         let length = output.count - start - 4
         guard length <= limits.maxFrame else {
             output.removeSubrange(start...)

@@ -53,19 +53,29 @@ public struct Envelope: Sendable, Equatable {
     public var body: JSONObject {
         get {
             switch storedBody {
-            case .parsed(let object): return object
+            case .parsed(let object, _): return object
             case .unparsed(let bytes): return Envelope.parseChecked(bytes)
             }
         }
-        set { storedBody = .parsed(newValue) }
+        set { storedBody = .parsed(newValue, received: nil) }
     }
     private var storedBody: StoredBody
 
-    /// The body as parsed, or the bytes of one not parsed (serialized as they are): one case,
-    /// so that copying an envelope retains one reference for its body.
+    /// The body as parsed (with the bytes it was read from, while it is unchanged), or the bytes
+    /// of one checked and not parsed.
     private enum StoredBody: Sendable {
-        case parsed(JSONObject)
+        case parsed(JSONObject, received: ArraySlice<UInt8>?)
         case unparsed(ArraySlice<UInt8>)
+    }
+
+    /// The body's bytes as they arrived, while the body is unchanged (nil for a body built here):
+    /// `serialize` writes them instead of encoding the body again, so a body passed on keeps
+    /// its bytes.
+    public var receivedBody: ArraySlice<UInt8>? {
+        switch storedBody {
+        case .parsed(_, let received): return received
+        case .unparsed(let bytes): return bytes
+        }
     }
     /// The failure of a failed reply.
     public var error: ErrorBody?
@@ -83,19 +93,25 @@ public struct Envelope: Sendable, Equatable {
         self.type = type
         self.id = id
         self.re = re
-        self.storedBody = .parsed(body)
+        self.storedBody = .parsed(body, received: nil)
         self.error = error
         self.more = more
         self.fds = fds
         self.from = from
     }
 
-    /// Holds `bytes`, a body the receiver found valid without parsing it, in place of `body`.
-    mutating func setUnparsedBody(_ bytes: ArraySlice<UInt8>) {
-        storedBody = .unparsed(bytes)
+    /// Keeps the bytes `body` was read from (`parsed`), or holds them in its place, a body the
+    /// receiver found valid without parsing it.
+    mutating func setReceivedBody(_ bytes: ArraySlice<UInt8>, parsed: Bool) {
+        if case .parsed(let object, _) = storedBody, parsed {
+            storedBody = .parsed(object, received: bytes)
+        } else {
+            storedBody = .unparsed(bytes)
+        }
     }
 
-    /// Takes `other`'s body as it is held: an unparsed body stays unparsed.
+    /// Takes `other`'s body as it is held: its bytes as received go with it, and an unparsed
+    /// body stays unparsed.
     public mutating func setBody(from other: Envelope) {
         storedBody = other.storedBody
     }
@@ -167,10 +183,10 @@ public struct Envelope: Sendable, Equatable {
     }
 
     /// Appends the envelope's compact JSON to `output`: the bytes of `jsonValue.serialized()`,
-    /// without building the tree first. `rawBody`, when given, stands in for `body`: a body's
-    /// bytes as they arrived (strictly parsed, so valid JSON), passed on without re-encoding.
-    /// `fds`, when given, stands in for the member (the count of descriptors sent with it).
-    public func serialize(into output: inout [UInt8], rawBody: ArraySlice<UInt8>? = nil, fds: Int? = nil) {
+    /// without building the tree first. A body with its bytes as received (`receivedBody`,
+    /// strictly read, so valid JSON) is written as those bytes. `fds`, when given, stands in for
+    /// the member (the count of descriptors sent with it).
+    public func serialize(into output: inout [UInt8], fds: Int? = nil) {
         let fds = fds ?? self.fds
         var first = true
         func key(_ name: StaticString) {
@@ -191,14 +207,11 @@ public struct Envelope: Sendable, Equatable {
             if let data = error.data { detail.append(("data", data)) }
             key("error")
             JSONValue.object(JSONObject(uniqueMembers: detail)).serialize(into: &output)
-        } else if let rawBody {
-            key("body")
-            output.append(contentsOf: rawBody)
         } else {
             key("body")
             switch storedBody {
-            case .parsed(let object): JSONValue.object(object).serialize(into: &output)
-            case .unparsed(let bytes): output.append(contentsOf: bytes)
+            case .parsed(_, let received?), .unparsed(let received): output.append(contentsOf: received)
+            case .parsed(let object, nil): JSONValue.object(object).serialize(into: &output)
             }
         }
         if more { key("more"); output.append(contentsOf: "true".utf8) }

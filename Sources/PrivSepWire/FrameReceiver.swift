@@ -16,17 +16,13 @@ public struct ReceivedMessage: Sendable {
     public var envelope: Envelope
     /// Exactly `envelope.fds` descriptors, in the order sent.
     public var fds: [OwnedFD]
-    /// The bytes of `body` as they arrived (nil when the frame had no `body`), so a body passed
-    /// on unchanged is not encoded again (`Connection.enqueue(_:fds:rawBody:)`).
-    public var rawBody: ArraySlice<UInt8>?
     /// The receiver's `bodyChecks` found the body valid for its type: it was not parsed (the
     /// envelope parses it if asked), and need not be checked against that schema again.
     public var bodyChecked: Bool
 
-    public init(envelope: Envelope, fds: [OwnedFD], rawBody: ArraySlice<UInt8>? = nil, bodyChecked: Bool = false) {
+    public init(envelope: Envelope, fds: [OwnedFD], bodyChecked: Bool = false) {
         self.envelope = envelope
         self.fds = fds
-        self.rawBody = rawBody
         self.bodyChecked = bodyChecked
     }
 }
@@ -199,18 +195,18 @@ public struct FrameReceiver: Sendable {
         }
         if let (scannedEnvelope, bodySpan, bodyChecked) = scanned {
             let claimed = try claimFds(of: frame, declared: scannedEnvelope.fds)
-            let rawBody = bodySpan.map { frame.body[$0] }
             var envelope = scannedEnvelope
-            if bodyChecked, let rawBody { envelope.setUnparsedBody(rawBody) }
-            return .message(ReceivedMessage(envelope: envelope, fds: claimed, rawBody: rawBody, bodyChecked: bodyChecked))
+            if let bodySpan { envelope.setReceivedBody(frame.body[bodySpan], parsed: !bodyChecked) }
+            return .message(ReceivedMessage(envelope: envelope, fds: claimed, bodyChecked: bodyChecked))
         }
         let (object, bodySpan) = try Envelope.parseFrame(frame.body, limits: limits.json)
         let found = Envelope.Members(object)
         let declared = try Envelope.preflight(found, sender: sender)
         let claimed = try claimFds(of: frame, declared: declared)
         do {
-            let envelope = try Envelope(validating: found, declaredFds: declared)
-            return .message(ReceivedMessage(envelope: envelope, fds: claimed, rawBody: bodySpan.map { frame.body[$0] }))
+            var envelope = try Envelope(validating: found, declaredFds: declared)
+            if let bodySpan { envelope.setReceivedBody(frame.body[bodySpan], parsed: true) }
+            return .message(ReceivedMessage(envelope: envelope, fds: claimed))
         } catch {
             if error.isFatal { throw error }
             for fd in claimed { fd.close() }

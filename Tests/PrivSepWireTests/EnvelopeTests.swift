@@ -140,12 +140,13 @@ import Testing
             Issue.record("expected one message, got \(incoming)")
             return
         }
-        let raw = try #require(message.rawBody)
+        let raw = try #require(message.envelope.receivedBody)
         #expect(String(decoding: raw, as: UTF8.self) == #"{ "k" : "\u00e9" , "n":[1 ,2] }"#)
-        var forwarded = Envelope.request("a.b", id: 77, body: message.envelope.body)
+        var forwarded = Envelope.request("a.b", id: 77)
+        forwarded.setBody(from: message.envelope)
         forwarded.from = "alpha"
         var bytes: [UInt8] = []
-        forwarded.serialize(into: &bytes, rawBody: raw)
+        forwarded.serialize(into: &bytes)
         #expect(String(decoding: bytes, as: UTF8.self) == #"{"type":"a.b","id":77,"body":{ "k" : "\u00e9" , "n":[1 ,2] },"from":"alpha"}"#)
         #expect(try Envelope.decode(frame: bytes, sender: .broker) == forwarded)
     }

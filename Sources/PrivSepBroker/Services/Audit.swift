@@ -108,7 +108,7 @@ extension Broker {
     /// `auditArgumentLimit` bytes at a character boundary. The bytes as received, not the body
     /// encoded again: what was asked, exactly, at no extra cost.
     private func auditArguments(_ message: ReceivedMessage) -> String {
-        let body = message.rawBody ?? ArraySlice(JSONValue.object(message.envelope.body).serialized())
+        let body = message.envelope.receivedBody ?? ArraySlice(JSONValue.object(message.envelope.body).serialized())
         guard body.count > Broker.auditArgumentLimit else { return String(decoding: body, as: UTF8.self) }
         var end = body.startIndex + Broker.auditArgumentLimit
         // Back off continuation bytes (10xxxxxx), so no character is cut in two.

@@ -21,7 +21,7 @@ private func compareWithFullPath(_ body: UnsafeBufferPointer<UInt8>) {
     if case .message(let message)? = outcomes?.first {
         guard let full, full == message.envelope else { fatalError("receiver delivered what the full path refuses or reads otherwise") }
         let span = bytes.withUnsafeBytes { try? JSONParser.parse($0, limits: limits.json, locating: "body").span }
-        guard message.rawBody.map(Array.init) == span.flatMap({ $0 }).map({ Array(bytes[$0]) }) else {
+        guard message.envelope.receivedBody.map(Array.init) == span.flatMap({ $0 }).map({ Array(bytes[$0]) }) else {
             fatalError("receiver's body bytes differ from the full path's")
         }
     } else if let full, full.fds == 0 {
