@@ -178,10 +178,6 @@ struct PlainBody {
         a.count == b.count && a.elementsEqual(b)
     }
 
-    private func name(_ name: PlanName) -> UnsafeBufferPointer<UInt8> {
-        UnsafeBufferPointer(start: plan.bytes[name.offset], count: Int(name.count))
-    }
-
     /// `PlanWalker.valid` for the object, node `index`, `depth` subschemas down.
     func objectValid(_ index: Int32, _ depth: Int) -> Bool {
         let node = plan.nodes[index]
@@ -206,8 +202,8 @@ struct PlainBody {
         let required = node.pointee.required
         var i = required.start
         while i < required.start + required.count {
-            let wanted = name(plan.names[i].pointee)
-            guard members.contains(where: { PlainBody.same($0.key, wanted) }) else { return false }
+            let wanted = plan.names[i].pointee
+            guard members.contains(where: { plan.matches($0.key, wanted) }) else { return false }
             i += 1
         }
         return true
@@ -222,7 +218,7 @@ struct PlainBody {
             var found: Int32 = -1
             var i = properties.start
             while i < properties.start + properties.count {
-                if PlainBody.same(member.key, name(plan.properties[i].pointee.name)) {
+                if plan.matches(member.key, plan.properties[i].pointee.name) {
                     found = i
                     break
                 }
@@ -298,7 +294,7 @@ struct PlainBody {
             guard values.byBytes else { return false }
             var j = values.strings.start, found = false
             while j < values.strings.start + values.strings.count, !found {
-                found = PlainBody.same(text, name(plan.names[j].pointee))
+                found = plan.matches(text, plan.names[j].pointee)
                 j += 1
             }
             guard found else { return false }

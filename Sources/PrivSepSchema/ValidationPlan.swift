@@ -169,6 +169,22 @@ final class ValidationPlan: @unchecked Sendable {
         propertyIndexes = PlanPool(builder.propertyIndexes)
     }
 
+    /// Whether `key`'s UTF-8 is exactly the pooled name: member names and the strings of an
+    /// `enum` compare byte for byte (the tree's walk and the plain body's share this).
+    @inline(__always)
+    func matches(_ key: UnsafeBufferPointer<UInt8>, _ name: PlanName) -> Bool {
+        let count = key.count
+        guard count == Int(name.count) else { return false }
+        guard let base = key.baseAddress, count > 0 else { return true }
+        let other = bytes[name.offset]
+        // Member names are short: comparing in place beats a call to memcmp.
+        if count <= 16 {
+            for i in 0..<count where base[i] != other[i] { return false }
+            return true
+        }
+        return memcmp(base, other, count) == 0
+    }
+
     deinit {
         nodes.free()
         children.free()
@@ -526,19 +542,9 @@ struct PlanWalker {
         return true
     }
 
-    /// Whether `key`'s UTF-8 is exactly the pooled name: member names compare byte for byte.
     @inline(__always)
     private func same(_ key: UnsafeBufferPointer<UInt8>, _ name: PlanName) -> Bool {
-        let count = key.count
-        guard count == Int(name.count) else { return false }
-        guard let base = key.baseAddress, count > 0 else { return true }
-        let other = plan.bytes[name.offset]
-        // Member names are short: comparing in place beats a call to memcmp.
-        if count <= 16 {
-            for i in 0..<count where base[i] != other[i] { return false }
-            return true
-        }
-        return memcmp(base, other, count) == 0
+        plan.matches(key, name)
     }
 
     private func hasAll(_ required: PlanRange, _ object: JSONObject) -> Bool {
