@@ -154,9 +154,9 @@ public final class Broker {
             // Queued log lines (written now if the oldest is due): look without sleeping too,
             // and write them if nothing is ready (the next iteration sleeps).
             let logQueued = log.writeQueued(dueAt: now)
-            let timeout = backlog.isEmpty && !logQueued ? deadlines.earliest.map { $0 - now } : 0
             do {
-                let ready = try loop.wait(timeoutNanoseconds: timeout) { token, readiness in
+                let sleep = backlog.isEmpty && !logQueued
+                let ready = try loop.wait(until: deadlines.earliest, sleep: sleep) { token, readiness in
                     dispatch(token, readiness)
                 }
                 flushPending()

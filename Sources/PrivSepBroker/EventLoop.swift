@@ -3,6 +3,11 @@
 // One thread, level-triggered epoll, every fd non-blocking. Each registration carries a token
 // (the broker's own id for the source) so dispatch never has to map fds back to owners, and a
 // closed fd reused by the kernel cannot be confused with its predecessor.
+//
+// Deadlines wake the loop through a timerfd in the epoll set, not through epoll_wait's timeout:
+// a timeout arms a kernel timer at every sleep, which on this VM cost the privsep.ping round
+// trip about 0.25 us (docs/performance.md, eleventh round), while the timerfd is set again only
+// when the earliest deadline changes, a few times per helper's life.
 
 import CPrivSep
 import Glibc
@@ -68,6 +73,12 @@ public final class EventLoop {
     public static let maxEventsPerWait = 256
 
     private let epollFD: Int32
+    /// The deadline timer (CLOCK_MONOTONIC, absolute), registered with `timerData`.
+    private let timerFD: Int32
+    /// When `timerFD` fires, if it is set; nil while it is not.
+    private var timerAt: Int64?
+    /// epoll's data word for `timerFD`: no token packs to 0 (kinds start at 1).
+    private static let timerData: UInt64 = 0
     // Filled by epoll_wait and read before the handlers run, which never reach it: the dynamic
     // exclusivity check on every access would only cost time (see Broker).
     @exclusivity(unchecked) private var events: [epoll_event]
@@ -75,11 +86,30 @@ public final class EventLoop {
     public init() throws(SystemCallError) {
         let fd = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard fd >= 0 else { throw SystemCallError("epoll_create1") }
+        let timer = timerfd_create(CLOCK_MONOTONIC, Int32(TFD_NONBLOCK | TFD_CLOEXEC))
+        guard timer >= 0 else {
+            let error = SystemCallError("timerfd_create")
+            close(fd)
+            throw error
+        }
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.u64 = EventLoop.timerData
+        guard epoll_ctl(fd, EPOLL_CTL_ADD, timer, &event) == 0 else {
+            let error = SystemCallError("epoll_ctl")
+            close(timer)
+            close(fd)
+            throw error
+        }
         epollFD = fd
+        timerFD = timer
         events = [epoll_event](repeating: epoll_event(), count: EventLoop.maxEventsPerWait)
     }
 
-    deinit { close(epollFD) }
+    deinit {
+        close(timerFD)
+        close(epollFD)
+    }
 
     /// Starts watching `fd` for `interest`.
     public func add(_ fd: Int32, token: LoopToken, interest: Readiness) throws(SystemCallError) {
@@ -106,18 +136,17 @@ public final class EventLoop {
         guard epoll_ctl(epollFD, operation, fd, &event) == 0 else { throw SystemCallError("epoll_ctl") }
     }
 
-    /// Waits for readiness, at most `timeoutNanoseconds` (nil: no limit), and calls `handle` for
-    /// each ready source; returns how many were ready. EINTR is a wakeup with no events.
+    /// Waits for readiness and calls `handle` for each ready source; returns how many sources
+    /// were ready (the deadline counts as one). With `sleep` false it only looks; else it sleeps
+    /// until a source is ready or `deadline` (monotonic nanoseconds, nil: none) has passed.
+    /// EINTR is a wakeup with no events.
     @discardableResult
-    public func wait(timeoutNanoseconds: Int64?, _ handle: (LoopToken, Readiness) -> Void) throws(SystemCallError) -> Int {
-        var timeoutMilliseconds: Int32 = -1
-        if let timeoutNanoseconds {
-            // Round up so a deadline 0.3 ms away does not spin with a zero timeout.
-            let milliseconds = (max(timeoutNanoseconds, 0) + 999_999) / 1_000_000
-            timeoutMilliseconds = Int32(min(milliseconds, Int64(Int32.max)))
-        }
+    public func wait(until deadline: Int64?, sleep: Bool = true, _ handle: (LoopToken, Readiness) -> Void)
+        throws(SystemCallError) -> Int
+    {
+        if sleep && deadline != timerAt { try setTimer(deadline) }
         let count = events.withUnsafeMutableBufferPointer { buffer in
-            epoll_wait(epollFD, buffer.baseAddress, Int32(buffer.count), timeoutMilliseconds)
+            epoll_wait(epollFD, buffer.baseAddress, Int32(buffer.count), sleep ? -1 : 0)
         }
         if count < 0 {
             if errno == EINTR { return 0 }
@@ -125,10 +154,35 @@ public final class EventLoop {
         }
         for i in 0..<Int(count) {
             let event = events[i]
+            if event.data.u64 == EventLoop.timerData {
+                expireTimer()
+                continue
+            }
             guard let token = LoopToken(packed: event.data.u64) else { continue }
             handle(token, Readiness(rawValue: event.events))
         }
         return Int(count)
+    }
+
+    /// Sets the timer to fire at `deadline`, or stops it (nil). A deadline already past fires at once.
+    private func setTimer(_ deadline: Int64?) throws(SystemCallError) {
+        var value = itimerspec()
+        if let deadline {
+            // An all-zero value would stop the timer instead of firing it.
+            let at = max(deadline, 1)
+            value.it_value = timespec(tv_sec: Int(at / 1_000_000_000), tv_nsec: Int(at % 1_000_000_000))
+        }
+        guard timerfd_settime(timerFD, Int32(TFD_TIMER_ABSTIME), &value, nil) == 0 else {
+            throw SystemCallError("timerfd_settime")
+        }
+        timerAt = deadline
+    }
+
+    /// Takes the timer's expiry count, so it is no longer readable; the caller's next wait sets it again.
+    private func expireTimer() {
+        var expirations: UInt64 = 0
+        _ = read(timerFD, &expirations, MemoryLayout<UInt64>.size)
+        timerAt = nil
     }
 }
 

@@ -107,13 +107,15 @@ struct SeccompFilter {
     /// Also what a (static or dynamic) program needs to get from execve to main, and what the
     /// client libraries call on their socket: `send` is sendto (no socket can be created here,
     /// so only inherited ones are reachable), libprivsep reads its CPU affinity to pick its wait,
-    /// and checks and sets descriptor flags and socket options (`addStrictConditionalRules`).
+    /// waits on one CPU in an epoll set with a timerfd (descriptors that reach nothing), and
+    /// checks and sets descriptor flags and socket options (`addStrictConditionalRules`).
     static let strictAllow: [String] = [
         "read", "write", "readv", "writev", "close", "sendmsg", "recvmsg", "sendto", "lseek", "fstat", "newfstatat",
         "openat", "pread64", "access", "brk", "mmap", "munmap", "mprotect", "mremap", "madvise",
         "exit", "exit_group", "execve", "arch_prctl", "set_tid_address", "set_robust_list", "rseq", "prlimit64",
         "getrandom", "futex", "rt_sigreturn", "rt_sigaction", "rt_sigprocmask", "clock_gettime", "clock_nanosleep",
         "nanosleep", "getpid", "gettid", "poll", "ppoll", "sched_getaffinity",
+        "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "timerfd_create", "timerfd_settime",
     ]
 
     /// The names this spec allows (before the conditional rules).

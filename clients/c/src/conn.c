@@ -5,9 +5,10 @@
  * Every read and write that must not wait passes MSG_DONTWAIT. A blocking call
  * waits for input with one recvmsg(2) bounded by SO_RCVTIMEO while the socket
  * is in blocking mode (the default) and the process could use more than one
- * CPU when the connection was opened, else with poll(2); either way until a
- * deadline, so every wait is bounded. The socket is O_NONBLOCK in non-blocking
- * mode, for the application's event loop.
+ * CPU when the connection was opened, else with epoll_wait(2) (below), and
+ * with poll(2) while output is queued; always until a deadline, so every wait
+ * is bounded. The socket is O_NONBLOCK in non-blocking mode, for the
+ * application's event loop.
  *
  * Why the CPUs matter: a task asleep in recvmsg(2) on an AF_UNIX stream socket
  * is woken when the peer reads the frame it sent (the freed buffer space wakes
@@ -17,11 +18,22 @@
  * slower. On one CPU it costs a pair of context switches per round trip, since
  * the woken task preempts the broker to find nothing: there poll(2) was
  * measured faster (docs/performance.md, seventh round).
+ *
+ * On one CPU the wait for input is epoll_wait(2) without a timeout on a set of
+ * the socket and a timerfd, made at the first such wait. A timeout given to
+ * poll(2) arms a kernel timer at every sleep, which cost this VM's privsep.ping
+ * round trip about 0.2-0.5 us (docs/performance.md, eleventh round); the timer
+ * is set again only when it would fire after a wait's deadline or has fired,
+ * so waits with the default timeout set it once in 30 s. If the set cannot be
+ * made (no fds left, a seccomp filter without epoll or timerfd), such waits
+ * poll(2) with a timeout.
  */
 #include <sys/types.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/timerfd.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -187,6 +199,7 @@ privsep_open_fd(struct privsep **psp, int fd, const char *helper, struct privsep
 	ps->timeout_ms = PRIVSEP_TIMEOUT_DEFAULT;
 	ps->next_id = 1;
 	ps->poll_wait = one_cpu();
+	ps->epfd = ps->timerfd = -1;
 	ps->pending_tail = &ps->pending;
 	ps->out_tail = &ps->out;
 	*psp = ps;
@@ -257,6 +270,10 @@ privsep_close(struct privsep *ps)
 	}
 	close_batches(ps);
 	close(ps->fd);
+	if (ps->epfd != -1)
+		close(ps->epfd);
+	if (ps->timerfd != -1)
+		close(ps->timerfd);
 	free(ps->obuf.p);
 	free(ps->in);
 	free(ps->helper);
@@ -1114,6 +1131,76 @@ read_wait(struct privsep *ps, int64_t start, int64_t deadline, struct privsep_er
 	return 1;
 }
 
+/* Adds fd to the one-CPU wait's epoll set, readable, named by itself. */
+static int
+watch_input(int epfd, int fd)
+{
+	struct epoll_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.fd = fd;
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* The one-CPU wait's epoll set: 0 made, -1 it cannot be (waits poll(2) instead). */
+static int
+make_wait_set(struct privsep *ps)
+{
+	if (ps->epfd != -1)
+		return 0;
+	if (ps->epoll_failed)
+		return -1;
+	if ((ps->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
+	    (ps->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) == -1 ||
+	    watch_input(ps->epfd, ps->fd) == -1 || watch_input(ps->epfd, ps->timerfd) == -1) {
+		if (ps->epfd != -1)
+			close(ps->epfd);
+		if (ps->timerfd != -1)
+			close(ps->timerfd);
+		ps->epfd = ps->timerfd = -1;
+		ps->epoll_failed = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Waits for input in the epoll set until the deadline (a deadline passed
+ * still looks once): 1 the socket is readable, 0 the deadline passed, -1
+ * error. The timer is set again only when it would fire after the deadline or
+ * has fired; firing early only wakes the wait to set it again.
+ */
+static int
+epoll_input(struct privsep *ps, int64_t now, int64_t deadline, struct privsep_error *err)
+{
+	struct epoll_event evs[2];
+	struct itimerspec its;
+	int i, n, block;
+
+	for (;;) {
+		block = now < deadline;
+		if (block && (ps->timer_at == 0 || ps->timer_at > deadline || ps->timer_at <= now)) {
+			memset(&its, 0, sizeof(its));
+			its.it_value.tv_sec = (time_t)(deadline / 1000);
+			its.it_value.tv_nsec = (long)(deadline % 1000 * 1000000);
+			if (timerfd_settime(ps->timerfd, TFD_TIMER_ABSTIME, &its, NULL) == -1)
+				return fail(ps, err, PRIVSEP_E_INTERNAL, "system", "timerfd_settime: %s",
+				    strerror(errno));
+			ps->timer_at = deadline;
+		}
+		n = epoll_wait(ps->epfd, evs, 2, block ? -1 : 0);
+		if (n == -1 && errno != EINTR)
+			return fail(ps, err, PRIVSEP_E_INTERNAL, "system", "epoll_wait: %s", strerror(errno));
+		for (i = 0; i < n; i++)
+			if (evs[i].data.fd == ps->fd)
+				return 1;
+		if (!block)
+			return 0;
+		now = now_ms();
+	}
+}
+
 /* A deadline not read from the clock yet. */
 #define NO_DEADLINE	INT64_MIN
 
@@ -1139,6 +1226,15 @@ wait_input(struct privsep *ps, int timeout_ms, int64_t *deadline, struct privsep
 	if (ps->out == NULL && !ps->sock_nonblock && !ps->poll_wait &&
 	    (r = read_wait(ps, now, *deadline, err)) != 0)
 		return r == -1 ? -1 : 0;
+	if (ps->out == NULL && ps->poll_wait && make_wait_set(ps) == 0) {
+		if ((r = epoll_input(ps, now, *deadline, err)) == -1)
+			return -1;
+		if (r == 0)
+			return privsep_seterr(err, PRIVSEP_E_TIMEOUT, "timeout", "receive: no message in time");
+		r = privsep_read(ps, err);
+		/* On EOF the frames already buffered are still delivered. */
+		return r == -1 && !(ps->eof && !ps->failed) ? -1 : 0;
+	}
 	r = wait_fd(ps, POLLIN | (ps->out != NULL ? POLLOUT : 0), now, *deadline, &revents, err);
 	if (r == -1)
 		return -1;

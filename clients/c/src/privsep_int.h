@@ -89,6 +89,10 @@ struct privsep {
 	int		 sock_nonblock;	/* O_NONBLOCK is set on fd (it follows nonblocking) */
 	int64_t		 rcvtimeo_ms;	/* the SO_RCVTIMEO last set, 0 for none */
 	int		 poll_wait;	/* one CPU allowed at open: blocking waits poll(2) (wait_input) */
+	int		 epfd;		/* the one-CPU wait's epoll set (socket and timer), -1 until made */
+	int		 timerfd;	/* its timer, set to a deadline ahead of no wait's; -1 until made */
+	int64_t		 timer_at;	/* when the timer fires (ms, CLOCK_MONOTONIC), 0 when not set */
+	int		 epoll_failed;	/* making the set failed: one-CPU waits poll(2) */
 	int64_t		 next_id;
 
 	int		 peer_helper;	/* decode as the broker: "from" is forbidden */

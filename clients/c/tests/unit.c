@@ -3,6 +3,7 @@
  * a forked child plays the broker with raw system calls (no library code),
  * so both sides of the wire are checked independently.
  */
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -751,6 +752,119 @@ t_timeout_long(void)
 	return 0;
 }
 
+/* The lowest fd number free now. */
+static int
+lowest_free_fd(void)
+{
+	int fd = dup(0);
+
+	if (fd != -1)
+		close(fd);
+	return fd;
+}
+
+/* The CPU time this process has used, in ms. */
+static int64_t
+cpu_ms(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+	    (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+}
+
+/* A connection opened while this process may run on its current CPU only. */
+static int
+open_one_cpu(struct privsep **psp, int fd)
+{
+	struct privsep_error err;
+	cpu_set_t all, one;
+	int r;
+
+	if (sched_getaffinity(0, sizeof(all), &all) == -1)
+		return -1;
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	if (sched_setaffinity(0, sizeof(one), &one) == -1)
+		return -1;
+	r = privsep_open_fd(psp, fd, "t", &err);
+	return sched_setaffinity(0, sizeof(all), &all) == -1 ? -1 : r;
+}
+
+/* A receive that times out after msec, and how long it took (ms); -1 if it did not time out. */
+static int64_t
+time_out(struct privsep *ps, int msec)
+{
+	struct privsep_error err;
+	struct privsep_msg *m;
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (privsep_recv(ps, &m, msec, &err) != -1 || strcmp(err.code, PRIVSEP_E_TIMEOUT) != 0)
+		return -1;
+	return elapsed_ms(&t0);
+}
+
+/*
+ * One CPU: the wait's timer, set for one deadline, serves the waits after it:
+ * a shorter one still ends at its own deadline, and one that finds the timer
+ * fired sets it again. Without the fds for the epoll set, waits poll(2) and
+ * keep their deadlines. privsep_close closes the set's fds.
+ */
+static int
+t_timeout_one_cpu(void)
+{
+	struct privsep_error err;
+	struct privsep_msg *m;
+	struct privsep *ps;
+	struct rlimit nofile, none;
+	int64_t took, cpu;
+	int sv[2], base, lowest;
+
+	base = lowest_free_fd();
+	CHECK(pair(sv) == 0);
+	lowest = lowest_free_fd();
+	CHECK(open_one_cpu(&ps, sv[0]) == 0);
+	/* A wait with a far deadline takes a message at once: the timer is set 10 s ahead. */
+	CHECK(raw_frame(sv[1], "{\"type\":\"a.b\"}", NULL, 0) == 0);
+	CHECK(privsep_recv(ps, &m, 10000, &err) == 0);
+	privsep_msg_free(m);
+	/* the set holds two fds */
+	CHECK(lowest_free_fd() == lowest + 2);
+	took = time_out(ps, 50);
+	CHECK(took >= 49 && took < 5000);
+	/* the timer fired for that deadline: the next wait sets it again, and sleeps */
+	cpu = cpu_ms();
+	took = time_out(ps, 30);
+	CHECK(took >= 29 && took < 5000);
+	CHECK(cpu_ms() - cpu < 10);
+	/* a deadline already passed still takes what is there */
+	CHECK(raw_frame(sv[1], "{\"type\":\"a.b\"}", NULL, 0) == 0);
+	CHECK(privsep_recv(ps, &m, 0, &err) == 0);
+	privsep_msg_free(m);
+	CHECK(still_delivers(ps, sv[1]) == 0);
+	CHECK(lowest_free_fd() == base);
+	CHECK(fcntl(lowest, F_GETFD) == -1 && fcntl(lowest + 1, F_GETFD) == -1);
+
+	/* No fd left for the set: the wait polls, and still ends at its deadline. */
+	CHECK(pair(sv) == 0);
+	CHECK(open_one_cpu(&ps, sv[0]) == 0);
+	CHECK(getrlimit(RLIMIT_NOFILE, &nofile) == 0);
+	none = nofile;
+	none.rlim_cur = (rlim_t)lowest_free_fd();
+	CHECK(setrlimit(RLIMIT_NOFILE, &none) == 0);
+	took = time_out(ps, 50);
+	CHECK(setrlimit(RLIMIT_NOFILE, &nofile) == 0);
+	CHECK(took >= 49 && took < 5000);
+	/* and keeps to poll(2) once the fds are there again */
+	lowest = lowest_free_fd();
+	took = time_out(ps, 20);
+	CHECK(took >= 19 && took < 5000);
+	CHECK(lowest_free_fd() == lowest);
+	return still_delivers(ps, sv[1]);
+}
+
 /* --- sending -------------------------------------------------------------- */
 
 static int
@@ -1200,6 +1314,7 @@ main(void)
 		{ "stream: EOF after a frame, truncated body", t_eof },
 		{ "stream: receive timeout", t_timeout },
 		{ "stream: long timeouts end at the deadline in every mode, signals or not", t_timeout_long },
+		{ "stream: one CPU: the wait's timer serves shorter deadlines; poll without fds for it", t_timeout_one_cpu },
 		{ "send: envelope, fds and size checks", t_send_checks },
 		{ "send: non-blocking queue and flush", t_nonblocking_flush },
 		{ "receive: event loop until the end of the stream", t_event_loop },
