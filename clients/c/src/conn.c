@@ -1143,17 +1143,27 @@ watch_input(int epfd, int fd)
 	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
-/* The one-CPU wait's epoll set: 0 made, -1 it cannot be (waits poll(2) instead). */
+/*
+ * The one-CPU wait's epoll set: 0 made, -1 it cannot be (waits poll(2)
+ * instead). Each call the wait makes is tried once here, so that a seccomp
+ * filter refusing any of them is found before a wait depends on it.
+ */
 static int
 make_wait_set(struct privsep *ps)
 {
+	struct itimerspec stopped;
+	struct epoll_event ev;
+
 	if (ps->epfd != -1)
 		return 0;
 	if (ps->epoll_failed)
 		return -1;
+	memset(&stopped, 0, sizeof(stopped));
 	if ((ps->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1 ||
 	    (ps->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) == -1 ||
-	    watch_input(ps->epfd, ps->fd) == -1 || watch_input(ps->epfd, ps->timerfd) == -1) {
+	    timerfd_settime(ps->timerfd, TFD_TIMER_ABSTIME, &stopped, NULL) == -1 ||
+	    watch_input(ps->epfd, ps->fd) == -1 || watch_input(ps->epfd, ps->timerfd) == -1 ||
+	    epoll_wait(ps->epfd, &ev, 1, 0) == -1) {
 		if (ps->epfd != -1)
 			close(ps->epfd);
 		if (ps->timerfd != -1)

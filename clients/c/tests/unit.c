@@ -3,14 +3,20 @@
  * a forked child plays the broker with raw system calls (no library code),
  * so both sides of the wire are checked independently.
  */
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
+#include <stddef.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -865,6 +871,65 @@ t_timeout_one_cpu(void)
 	return still_delivers(ps, sv[1]);
 }
 
+/* Refuses one system call with EPERM from now on (a seccomp filter, this process only). */
+static int
+refuse_syscall(int nr)
+{
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof(code) / sizeof(code[0]), code };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		return -1;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
+/*
+ * One CPU under a seccomp filter that refuses one call of the epoll wait: the
+ * connection polls instead, and its waits still end at their deadlines and
+ * take what comes. Each case runs in a child, which the filter cannot outlive.
+ */
+static int
+t_timeout_one_cpu_seccomp(void)
+{
+	static const int refused[] = { SYS_epoll_create1, SYS_timerfd_create, SYS_timerfd_settime,
+	    SYS_epoll_ctl,
+#ifdef SYS_epoll_wait
+	    SYS_epoll_wait,
+#endif
+	    SYS_epoll_pwait };
+	struct privsep *ps;
+	size_t i;
+	pid_t pid;
+	int sv[2], status;
+	int64_t took;
+
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		CHECK(pair(sv) == 0);
+		if ((pid = fork()) == 0) {
+			if (refuse_syscall(refused[i]) == -1 || open_one_cpu(&ps, sv[0]) != 0)
+				_exit(2);
+			took = time_out(ps, 30);
+			if (!(took >= 29 && took < 5000))
+				_exit(3);
+			_exit(still_delivers(ps, sv[1]) == 0 ? 0 : 4);
+		}
+		CHECK(pid != -1);
+		close(sv[0]);
+		close(sv[1]);
+		CHECK(waitpid(pid, &status, 0) == pid);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	return 0;
+}
+
 /* --- sending -------------------------------------------------------------- */
 
 static int
@@ -1315,6 +1380,7 @@ main(void)
 		{ "stream: receive timeout", t_timeout },
 		{ "stream: long timeouts end at the deadline in every mode, signals or not", t_timeout_long },
 		{ "stream: one CPU: the wait's timer serves shorter deadlines; poll without fds for it", t_timeout_one_cpu },
+		{ "stream: one CPU: a seccomp filter refusing the epoll wait's calls: poll, same deadlines", t_timeout_one_cpu_seccomp },
 		{ "send: envelope, fds and size checks", t_send_checks },
 		{ "send: non-blocking queue and flush", t_nonblocking_flush },
 		{ "receive: event loop until the end of the stream", t_event_loop },
