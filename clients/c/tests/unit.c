@@ -698,10 +698,29 @@ on_alarm(int sig)
 	(void)sig;
 }
 
+/* A connection opened while this process may run on its current CPU only. */
+static int
+open_one_cpu(struct privsep **psp, int fd)
+{
+	struct privsep_error err;
+	cpu_set_t all, one;
+	int r;
+
+	if (sched_getaffinity(0, sizeof(all), &all) == -1)
+		return -1;
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	if (sched_setaffinity(0, sizeof(one), &one) == -1)
+		return -1;
+	r = privsep_open_fd(psp, fd, "t", &err);
+	return sched_setaffinity(0, sizeof(all), &all) == -1 ? -1 : r;
+}
+
 /*
  * The waits end at the deadline, not before, whatever the mode, and however
- * often a signal interrupts them: in recvmsg under SO_RCVTIMEO, and in poll(2)
- * for a connection opened while the process may run on one CPU only.
+ * often a signal interrupts them: in recvmsg under SO_RCVTIMEO, and in
+ * epoll_wait(2) for a connection opened while the process may run on one CPU
+ * only.
  */
 static int
 t_timeout_long(void)
@@ -713,22 +732,16 @@ t_timeout_long(void)
 	struct privsep_msg *m;
 	struct privsep *ps;
 	struct timespec t0;
-	cpu_set_t all, one;
 	int64_t took;
 	size_t i;
 	int sv[2], run, signals, pinned;
 
-	CHECK(sched_getaffinity(0, sizeof(all), &all) == 0);
-	CPU_ZERO(&one);
-	CPU_SET(sched_getcpu(), &one);
 	for (run = 0; run < 4; run++) {
 		pinned = run / 2;
 		signals = run % 2;
 		for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
 			CHECK(pair(sv) == 0);
-			CHECK(sched_setaffinity(0, sizeof(one), pinned ? &one : &all) == 0);
-			CHECK(privsep_open_fd(&ps, sv[0], "t", &err) == 0);
-			CHECK(sched_setaffinity(0, sizeof(all), &all) == 0);
+			CHECK((pinned ? open_one_cpu(&ps, sv[0]) : privsep_open_fd(&ps, sv[0], "t", &err)) == 0);
 			if (modes[i] == 1)
 				privsep_set_nonblocking(ps, 1);
 			if (modes[i] == 2)
@@ -778,24 +791,6 @@ cpu_ms(void)
 	getrusage(RUSAGE_SELF, &ru);
 	return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
 	    (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
-}
-
-/* A connection opened while this process may run on its current CPU only. */
-static int
-open_one_cpu(struct privsep **psp, int fd)
-{
-	struct privsep_error err;
-	cpu_set_t all, one;
-	int r;
-
-	if (sched_getaffinity(0, sizeof(all), &all) == -1)
-		return -1;
-	CPU_ZERO(&one);
-	CPU_SET(sched_getcpu(), &one);
-	if (sched_setaffinity(0, sizeof(one), &one) == -1)
-		return -1;
-	r = privsep_open_fd(psp, fd, "t", &err);
-	return sched_setaffinity(0, sizeof(all), &all) == -1 ? -1 : r;
 }
 
 /* A receive that times out after msec, and how long it took (ms); -1 if it did not time out. */
