@@ -1237,15 +1237,10 @@ wait_input(struct privsep *ps, int timeout_ms, int64_t *deadline, struct privsep
 	    (r = read_wait(ps, now, *deadline, err)) != 0)
 		return r == -1 ? -1 : 0;
 	if (ps->out == NULL && ps->poll_wait && make_wait_set(ps) == 0) {
-		if ((r = epoll_input(ps, now, *deadline, err)) == -1)
-			return -1;
-		if (r == 0)
-			return privsep_seterr(err, PRIVSEP_E_TIMEOUT, "timeout", "receive: no message in time");
-		r = privsep_read(ps, err);
-		/* On EOF the frames already buffered are still delivered. */
-		return r == -1 && !(ps->eof && !ps->failed) ? -1 : 0;
-	}
-	r = wait_fd(ps, POLLIN | (ps->out != NULL ? POLLOUT : 0), now, *deadline, &revents, err);
+		r = epoll_input(ps, now, *deadline, err);
+		revents = POLLIN;
+	} else
+		r = wait_fd(ps, POLLIN | (ps->out != NULL ? POLLOUT : 0), now, *deadline, &revents, err);
 	if (r == -1)
 		return -1;
 	if (r == 0)
