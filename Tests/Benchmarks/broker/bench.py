@@ -176,7 +176,7 @@ def record(figure, unit, ours, baseline, goal):
 # an epoll_wait, a recvmsg and a sendmsg per wakeup and no JSON. Each broker figure gets it and
 # the raw baseline measured around it, in its placement; the rows say how far the floor is
 # from raw (physical) and how far we are from the floor (ours). No goals: informational.
-VARIANTS = {"lib": "C client", "raw": "raw frames"}
+VARIANTS = {"lib": "C client", "tree": "C client, json_t body", "raw": "raw frames"}
 
 
 def around(raw_mode, floor_mode, n, figure, floor_args=()):
@@ -209,7 +209,10 @@ def main():
     # Each broker figure is compared with a baseline measured just before and just after it,
     # in the same placement: on a shared machine the load drifts within a run.
     measured = []
+    # "lib" packs each body straight into the frame (privsep_request_pack), the C client's fast
+    # way; "tree" builds each as a json_t with json_pack and sends it with privsep_request.
     for variant, figure, goal in (("lib", "privsep.ping round trip (C client) vs raw", "<= 1.3x"),
+                                  ("tree", "privsep.ping round trip (C client, json_t body) vs raw", ""),
                                   ("raw", "privsep.ping round trip (raw frames, broker only) vs raw", "")):
         res, base, floor = around("raw-rtt", "floor-rtt", RTT_N, lambda: run(
             "ping-" + variant, {"ping": helper(["ping", RTT_N, REPS, variant], may_send=["privsep.ping"])}, 1))

@@ -18,8 +18,12 @@
  * one open: openat2 beneath PATH's directory (O_NONBLOCK), fstat, fcntl(F_SETFL), and a
  * 300-byte audit line written to LOG (opened as bench.py opens the broker's log) with one write.
  * Under the broker (PRIVSEP_FD set), the result lines go to stdout, which the broker logs:
- *   brokerbench ping N REPS lib|raw      privsep.ping round trips (libprivsep or raw frames)
- *   brokerbench routed N REPS lib|raw    bench.broker.echo round trips, served by another helper
+ *   brokerbench ping N REPS lib|tree|raw privsep.ping round trips: libprivsep with each body
+ *                                        packed into the frame (privsep_request_pack), libprivsep
+ *                                        with each body a json_t (json_pack, privsep_request), or
+ *                                        raw frames
+ *   brokerbench routed N REPS lib|tree|raw
+ *                                        bench.broker.echo round trips, served by another helper
  *   brokerbench events N REPS            bench.broker.tick events, pipelined, then one bench.broker.echo
  *   brokerbench fileopen N REPS lib|raw PATH
  *                                        privsep.file.open of PATH for reading; the descriptor
@@ -906,8 +910,9 @@ lib_wait_shutdown(struct privsep *ps)
 	exit(0);
 }
 
+/* tree: each body is a json_t (json_pack), else packed straight into the frame. */
 static void
-lib_rounds(struct privsep *ps, const char *fig, const char *type, long n, int reps)
+lib_rounds(struct privsep *ps, const char *fig, const char *type, long n, int reps, int tree)
 {
 	struct privsep_error err;
 	struct privsep_msg *m;
@@ -915,7 +920,7 @@ lib_rounds(struct privsep *ps, const char *fig, const char *type, long n, int re
 	char req[256];
 	double t0;
 	long i, seq = 1;
-	int rep, pad;
+	int rep, pad, r;
 
 	/* The payload that makes the library's frame 120 bytes, as the raw one. */
 	request_json(req, sizeof(req), type, 1000000);
@@ -923,12 +928,17 @@ lib_rounds(struct privsep *ps, const char *fig, const char *type, long n, int re
 	for (rep = 0; rep <= reps; rep++) {
 		t0 = now_ns();
 		for (i = 0; i < n; i++, seq++) {
-			body = json_pack("{s:I,s:s#}", "seq", (json_int_t)seq, "payload", filler, (size_t)pad);
-			if (privsep_request(ps, type, body, NULL, 0, &m, -1, &err) == -1) {
+			if (tree) {
+				body = json_pack("{s:I,s:s#}", "seq", (json_int_t)seq, "payload", filler, pad);
+				r = privsep_request(ps, type, body, NULL, 0, &m, -1, &err);
+				json_decref(body);
+			} else
+				r = privsep_request_pack(ps, type, NULL, 0, &m, -1, &err, "{s:I,s:s#}", "seq",
+				    (json_int_t)seq, "payload", filler, pad);
+			if (r == -1) {
 				fprintf(stderr, "brokerbench: %s: %s: %s\n", type, err.code, err.message);
 				exit(1);
 			}
-			json_decref(body);
 			if (privsep_msg_error_code(m) != NULL) {
 				fprintf(stderr, "brokerbench: %s: error reply %s\n", type, privsep_msg_error_code(m));
 				exit(1);
@@ -969,21 +979,21 @@ raw_rounds(struct reader *r, const char *fig, const char *type, long n, int reps
 }
 
 static int
-helper_rounds(const char *fig, const char *type, long n, int reps, int raw)
+helper_rounds(const char *fig, const char *type, long n, int reps, const char *variant)
 {
 	static struct reader r;
 	struct privsep *ps;
 	char name[64];
 
-	snprintf(name, sizeof(name), "%s-%s", fig, raw ? "raw" : "lib");
-	if (raw) {
+	snprintf(name, sizeof(name), "%s-%s", fig, variant);
+	if (strcmp(variant, "raw") == 0) {
 		raw_connect(&r);
 		raw_rounds(&r, name, type, n, reps);
 		say_done(name);
 		raw_wait_shutdown(&r);
 	}
 	ps = lib_connect();
-	lib_rounds(ps, name, type, n, reps);
+	lib_rounds(ps, name, type, n, reps, strcmp(variant, "tree") == 0);
 	say_done(name);
 	lib_wait_shutdown(ps);
 	return 0;
@@ -1173,7 +1183,7 @@ helper_load(long n)
 	struct privsep *ps = lib_connect();
 
 	if (n > 0)
-		lib_rounds(ps, "load", "privsep.ping", n, 1);
+		lib_rounds(ps, "load", "privsep.ping", n, 1, 0);
 	printf("BENCH load done\n");
 	fflush(stdout);
 	lib_wait_shutdown(ps);
@@ -1186,7 +1196,8 @@ main(int argc, char **argv)
 	const char *mode = argc > 1 ? argv[1] : "";
 	long n = argc > 2 ? atol(argv[2]) : 10000;
 	int reps = argc > 3 ? atoi(argv[3]) : 5;
-	int raw = argc > 4 && strcmp(argv[4], "raw") == 0;
+	const char *variant = argc > 4 ? argv[4] : "lib";
+	int raw = strcmp(variant, "raw") == 0;
 
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1207,9 +1218,9 @@ main(int argc, char **argv)
 	if (strcmp(mode, "floor-fd") == 0)
 		return floor_fd(n, reps, argc > 4 ? argv[4] : "/etc/hostname");
 	if (strcmp(mode, "ping") == 0)
-		return helper_rounds("ping", "privsep.ping", n, reps, raw);
+		return helper_rounds("ping", "privsep.ping", n, reps, variant);
 	if (strcmp(mode, "routed") == 0)
-		return helper_rounds("routed", "bench.broker.echo", n, reps, raw);
+		return helper_rounds("routed", "bench.broker.echo", n, reps, variant);
 	if (strcmp(mode, "events") == 0)
 		return helper_events(n, reps);
 	if (strcmp(mode, "fileopen") == 0 && argc > 5)
@@ -1220,7 +1231,7 @@ main(int argc, char **argv)
 		return helper_load(0);
 	if (strcmp(mode, "load") == 0)
 		return helper_load(n);
-	fprintf(stderr, "usage: brokerbench raw-rtt|raw-fd|raw-oneway|ping|routed|events N REPS [lib|raw]\n"
+	fprintf(stderr, "usage: brokerbench raw-rtt|raw-fd|raw-oneway|ping|routed|events N REPS [lib|tree|raw]\n"
 	    "       brokerbench floor-rtt|floor-routed|floor-oneway N REPS | floor-fd N REPS [PATH]\n"
 	    "       brokerbench fileopen N REPS lib|raw PATH\n"
 	    "       brokerbench server lib|raw | idle | load N\n");

@@ -107,6 +107,17 @@ int	privsep_send(struct privsep *, json_t *envelope, const int *fds, size_t nfds
 /* Sends a request with a fresh id (stored in *id unless NULL); a NULL body is {}. */
 int	privsep_send_request(struct privsep *, const char *type, json_t *body,
 	    const int *fds, size_t nfds, int64_t *id, struct privsep_error *);
+/*
+ * privsep_send_request() with the body written straight into the frame from a
+ * json_pack(3) format and its arguments, no json_t built: the fast way to send
+ * a small request. The format must describe one object; it may use { } [ ] and
+ * s, s# (int length), s% (size_t length), i, I (json_int_t), b, n, f and O (a
+ * borrowed json_t). A key given twice in one object, a NULL string, invalid
+ * UTF-8 or a real that is not finite is refused (privsep.invalid) and nothing
+ * is sent.
+ */
+int	privsep_send_request_pack(struct privsep *, const char *type, const int *fds,
+	    size_t nfds, int64_t *id, struct privsep_error *, const char *fmt, ...);
 int	privsep_event(struct privsep *, const char *type, json_t *body,
 	    const int *fds, size_t nfds, struct privsep_error *);
 /* Replies to a received request; more != 0 announces further replies to it. */
@@ -129,6 +140,10 @@ int	privsep_log(struct privsep *, const char *level, const char *message,
 int	privsep_request(struct privsep *, const char *type, json_t *body,
 	    const int *fds, size_t nfds, struct privsep_msg **reply, int timeout_ms,
 	    struct privsep_error *);
+/* privsep_request() with a packed body, as privsep_send_request_pack() sends it. */
+int	privsep_request_pack(struct privsep *, const char *type, const int *fds, size_t nfds,
+	    struct privsep_msg **reply, int timeout_ms, struct privsep_error *,
+	    const char *fmt, ...);
 /* Waits for the next reply to id (for streamed replies that carry "more"). */
 int	privsep_wait_reply(struct privsep *, int64_t id, struct privsep_msg **reply,
 	    int timeout_ms, struct privsep_error *);

@@ -602,13 +602,17 @@ check_body_fds(json_t *body, size_t nfds, struct privsep_error *err)
 /*
  * Writes {type?, id?, re?, body, more?, fds?} straight into a frame and sends
  * it: the members privsep_send() would check are made right here, so only the
- * type needs the check (the same error privsep_send() reports).
+ * type needs the check (the same error privsep_send() reports). The body is
+ * the json_t, or packed from fmt and ap when fmt is not NULL.
  */
 static int
 send_envelope(struct privsep *ps, const char *type, int64_t id, int64_t re, json_t *body,
-    const int *fds, size_t nfds, int more, struct privsep_error *err)
+    const char *fmt, va_list *ap, const int *fds, size_t nfds, int more,
+    struct privsep_error *err)
 {
 	struct privsep_buf *b;
+	const char *why;
+	size_t where;
 
 	if (ps->failed)
 		return failed(ps, err);
@@ -636,7 +640,15 @@ send_envelope(struct privsep *ps, const char *type, int64_t id, int64_t re, json
 		privsep_buf_put(b, ",", 1);
 	}
 	privsep_buf_put(b, "\"body\":", 7);
-	if (body != NULL)
+	if (fmt != NULL) {
+		if (privsep_buf_vpack(b, 2, fmt, ap, &why, &where) == -1) {
+			frame_end(ps);
+			if (b->status == PRIVSEP_BUF_NOMEM)
+				return privsep_seterr(err, PRIVSEP_E_INTERNAL, "system", "send: out of memory");
+			return privsep_seterr(err, PRIVSEP_E_INVALID, "argument",
+			    "pack: \"%s\" at offset %zu: %s", fmt, where, why);
+		}
+	} else if (body != NULL)
 		privsep_buf_json(b, body, 2);
 	else
 		privsep_buf_put(b, "{}", 2);
@@ -650,21 +662,44 @@ send_envelope(struct privsep *ps, const char *type, int64_t id, int64_t re, json
 	return frame_send(ps, fds, nfds, err);
 }
 
-int
-privsep_send_request(struct privsep *ps, const char *type, json_t *body, const int *fds,
-    size_t nfds, int64_t *idp, struct privsep_error *err)
+/* privsep_send_request() and its packing form: the body is the json_t unless fmt is given. */
+static int
+send_request(struct privsep *ps, const char *type, json_t *body, const char *fmt, va_list *ap,
+    const int *fds, size_t nfds, int64_t *idp, struct privsep_error *err)
 {
 	int64_t id;
 
 	if (type == NULL || check_body_fds(body, nfds, err) == -1)
 		return type == NULL ? privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "send: no type") : -1;
+	if (fmt == NULL && ap != NULL)
+		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "pack: no format");
 	id = ps->next_id;
 	ps->next_id = id == PRIVSEP_ID_MAX ? 1 : id + 1;
-	if (send_envelope(ps, type, id, 0, body, fds, nfds, 0, err) == -1)
+	if (send_envelope(ps, type, id, 0, body, fmt, ap, fds, nfds, 0, err) == -1)
 		return -1;
 	if (idp != NULL)
 		*idp = id;
 	return 0;
+}
+
+int
+privsep_send_request(struct privsep *ps, const char *type, json_t *body, const int *fds,
+    size_t nfds, int64_t *idp, struct privsep_error *err)
+{
+	return send_request(ps, type, body, NULL, NULL, fds, nfds, idp, err);
+}
+
+int
+privsep_send_request_pack(struct privsep *ps, const char *type, const int *fds, size_t nfds,
+    int64_t *idp, struct privsep_error *err, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = send_request(ps, type, NULL, fmt, &ap, fds, nfds, idp, err);
+	va_end(ap);
+	return r;
 }
 
 int
@@ -675,7 +710,7 @@ privsep_event(struct privsep *ps, const char *type, json_t *body, const int *fds
 		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "send: no type");
 	if (check_body_fds(body, nfds, err) == -1)
 		return -1;
-	return send_envelope(ps, type, 0, 0, body, fds, nfds, 0, err);
+	return send_envelope(ps, type, 0, 0, body, NULL, NULL, fds, nfds, 0, err);
 }
 
 int
@@ -686,7 +721,7 @@ privsep_reply(struct privsep *ps, const struct privsep_msg *req, json_t *body, c
 		return privsep_seterr(err, PRIVSEP_E_INVALID, "argument", "reply: message is not a request");
 	if (check_body_fds(body, nfds, err) == -1)
 		return -1;
-	return send_envelope(ps, NULL, 0, privsep_msg_id(req), body, fds, nfds, more, err);
+	return send_envelope(ps, NULL, 0, privsep_msg_id(req), body, NULL, NULL, fds, nfds, more, err);
 }
 
 static int
@@ -1323,6 +1358,23 @@ privsep_request(struct privsep *ps, const char *type, json_t *body, const int *f
 
 	*mp = NULL;
 	if (privsep_send_request(ps, type, body, fds, nfds, &id, err) == -1)
+		return -1;
+	return privsep_wait_reply(ps, id, mp, timeout_ms, err);
+}
+
+int
+privsep_request_pack(struct privsep *ps, const char *type, const int *fds, size_t nfds,
+    struct privsep_msg **mp, int timeout_ms, struct privsep_error *err, const char *fmt, ...)
+{
+	va_list ap;
+	int64_t id;
+	int r;
+
+	*mp = NULL;
+	va_start(ap, fmt);
+	r = send_request(ps, type, NULL, fmt, &ap, fds, nfds, &id, err);
+	va_end(ap);
+	if (r == -1)
 		return -1;
 	return privsep_wait_reply(ps, id, mp, timeout_ms, err);
 }

@@ -11,6 +11,8 @@
  * when the text would read back as an integer.
  */
 #include <locale.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -272,4 +274,267 @@ privsep_buf_json(struct privsep_buf *b, const json_t *v, size_t depth)
 		privsep_buf_put(b, "null", 4);
 		break;
 	}
+}
+
+/*
+ * A body from a json_pack(3) format, written straight into the frame: a
+ * request built this way costs no json_t tree, which is most of what a small
+ * request costs the client (docs/performance.md, twelfth round). The bytes are
+ * those json_dumpb(JSON_COMPACT) writes for json_pack() of the same format and
+ * arguments, with two differences: a key given twice in one object is refused
+ * (json_pack keeps the last; a strict reader refuses the frame), and 'O' is the
+ * only way to embed a json_t, borrowed as every json_t argument of the library.
+ */
+struct pack_key {
+	const char	*s;
+	size_t		 len;
+};
+
+struct packer {
+	struct privsep_buf *b;
+	const char	*fmt;		/* the next format character */
+	const char	*item;		/* where the key or value being written starts */
+	va_list		*ap;
+	struct pack_key	*keys;		/* keys of the objects open, innermost last */
+	size_t		 nkeys, capkeys;
+	struct pack_key	 first_keys[16];	/* keys until there are more: no allocation */
+	const char	*why;		/* set by the first refusal, */
+	const char	*at;		/* with the item it found wrong */
+};
+
+static int	pack_value(struct packer *, size_t);
+
+static int
+pack_refuse(struct packer *p, const char *why)
+{
+	if (p->why == NULL) {
+		p->why = why;
+		p->at = p->item;
+	}
+	return -1;
+}
+
+/* Whitespace, ':' and ',' separate the format's items and mean nothing, as in jansson. */
+static void
+pack_skip(struct packer *p)
+{
+	for (;; p->fmt++) {
+		switch (*p->fmt) {
+		case ' ': case '\t': case '\n': case ':': case ',':
+			continue;
+		}
+		return;
+	}
+}
+
+/* What the writer refused while writing an argument (bad UTF-8, depth, memory). */
+static int
+pack_written(struct packer *p)
+{
+	if (p->b->status == PRIVSEP_BUF_NOMEM)
+		return pack_refuse(p, "out of memory");
+	if (p->b->status == PRIVSEP_BUF_BAD)
+		return pack_refuse(p, "the argument cannot be written as JSON (invalid UTF-8, or nested too deep)");
+	return 0;
+}
+
+/* The argument of s, s# (int length) or s% (size_t length). */
+static int
+pack_string_arg(struct packer *p, const char **s, size_t *len)
+{
+	int n;
+
+	*s = va_arg(*p->ap, const char *);
+	p->fmt++;
+	if (*p->fmt == '#') {
+		p->fmt++;
+		if ((n = va_arg(*p->ap, int)) < 0)
+			return pack_refuse(p, "a string length is negative");
+		*len = (size_t)n;
+	} else if (*p->fmt == '%') {
+		p->fmt++;
+		*len = va_arg(*p->ap, size_t);
+	} else
+		*len = *s != NULL ? strlen(*s) : 0;
+	if (*s == NULL)
+		return pack_refuse(p, "a string argument is NULL");
+	return 0;
+}
+
+/* Remembers a key of the innermost open object; refuses one it already has. */
+static int
+pack_keep_key(struct packer *p, size_t first, const char *s, size_t len)
+{
+	struct pack_key *grown;
+	size_t i, cap;
+
+	for (i = first; i < p->nkeys; i++)
+		if (p->keys[i].len == len && memcmp(p->keys[i].s, s, len) == 0)
+			return pack_refuse(p, "a key appears twice in one object");
+	if (p->nkeys == p->capkeys) {
+		cap = 2 * p->capkeys;
+		if ((grown = malloc(cap * sizeof(*grown))) == NULL) {
+			p->b->status = PRIVSEP_BUF_NOMEM;
+			return pack_refuse(p, "out of memory");
+		}
+		memcpy(grown, p->keys, p->nkeys * sizeof(*grown));
+		if (p->keys != p->first_keys)
+			free(p->keys);
+		p->keys = grown;
+		p->capkeys = cap;
+	}
+	p->keys[p->nkeys].s = s;
+	p->keys[p->nkeys].len = len;
+	p->nkeys++;
+	return 0;
+}
+
+static int
+pack_object(struct packer *p, size_t depth)
+{
+	size_t first = p->nkeys, len;
+	const char *key;
+	int n = 0;
+
+	p->fmt++;
+	put_byte(p->b, '{');
+	for (;;) {
+		pack_skip(p);
+		p->item = p->fmt;
+		if (*p->fmt == '}')
+			break;
+		if (*p->fmt == '\0')
+			return pack_refuse(p, "the format ends inside an object");
+		if (*p->fmt != 's')
+			return pack_refuse(p, "an object key must be s, s# or s%");
+		if (pack_string_arg(p, &key, &len) == -1 || pack_keep_key(p, first, key, len) == -1)
+			return -1;
+		if (n++ > 0)
+			put_byte(p->b, ',');
+		privsep_buf_string(p->b, key, len);
+		put_byte(p->b, ':');
+		if (pack_written(p) == -1)
+			return -1;
+		pack_skip(p);
+		if (*p->fmt == '}' || *p->fmt == '\0') {
+			p->item = p->fmt;
+			return pack_refuse(p, "a key has no value");
+		}
+		if (pack_value(p, depth + 1) == -1)
+			return -1;
+	}
+	p->fmt++;
+	p->nkeys = first;
+	put_byte(p->b, '}');
+	return 0;
+}
+
+static int
+pack_array(struct packer *p, size_t depth)
+{
+	int n = 0;
+
+	p->fmt++;
+	put_byte(p->b, '[');
+	for (;;) {
+		pack_skip(p);
+		if (*p->fmt == ']')
+			break;
+		if (*p->fmt == '\0') {
+			p->item = p->fmt;
+			return pack_refuse(p, "the format ends inside an array");
+		}
+		if (n++ > 0)
+			put_byte(p->b, ',');
+		if (pack_value(p, depth + 1) == -1)
+			return -1;
+	}
+	p->fmt++;
+	put_byte(p->b, ']');
+	return 0;
+}
+
+static int
+pack_value(struct packer *p, size_t depth)
+{
+	const char *s;
+	json_t *v;
+	double d;
+	size_t len;
+
+	p->item = p->fmt;
+	if (depth > PRIVSEP_WRITE_DEPTH_MAX)
+		return pack_refuse(p, "nested too deep");
+	switch (*p->fmt) {
+	case '{':
+		return pack_object(p, depth);
+	case '[':
+		return pack_array(p, depth);
+	case 's':
+		if (pack_string_arg(p, &s, &len) == -1)
+			return -1;
+		privsep_buf_string(p->b, s, len);
+		return pack_written(p);
+	case 'i':
+		privsep_buf_int(p->b, va_arg(*p->ap, int));
+		break;
+	case 'I':
+		privsep_buf_int(p->b, (int64_t)va_arg(*p->ap, json_int_t));
+		break;
+	case 'b':
+		if (va_arg(*p->ap, int))
+			privsep_buf_put(p->b, "true", 4);
+		else
+			privsep_buf_put(p->b, "false", 5);
+		break;
+	case 'n':
+		privsep_buf_put(p->b, "null", 4);
+		break;
+	case 'f':
+		if (!isfinite(d = va_arg(*p->ap, double)))
+			return pack_refuse(p, "a real is not finite");
+		put_real(p->b, d);
+		break;
+	case 'O':
+		if ((v = va_arg(*p->ap, json_t *)) == NULL)
+			return pack_refuse(p, "a json_t argument is NULL");
+		privsep_buf_json(p->b, v, depth);
+		break;
+	case '\0':
+		return pack_refuse(p, "the format ends where a value was expected");
+	default:
+		return pack_refuse(p, "not a format character this library packs ({ } [ ] s s# s% i I b n f O)");
+	}
+	p->fmt++;
+	return pack_written(p);
+}
+
+int
+privsep_buf_vpack(struct privsep_buf *b, size_t depth, const char *fmt, va_list *ap,
+    const char **why, size_t *where)
+{
+	struct packer p;
+	int r;
+
+	memset(&p, 0, sizeof(p));
+	p.b = b;
+	p.fmt = fmt;
+	p.ap = ap;
+	p.keys = p.first_keys;
+	p.capkeys = sizeof(p.first_keys) / sizeof(p.first_keys[0]);
+	pack_skip(&p);
+	p.item = p.fmt;
+	if (*p.fmt != '{')
+		r = pack_refuse(&p, "a body is an object: the format must start with {");
+	else if ((r = pack_object(&p, depth)) == 0) {
+		pack_skip(&p);
+		p.item = p.fmt;
+		if (*p.fmt != '\0')
+			r = pack_refuse(&p, "the format goes on after the body's object");
+	}
+	if (p.keys != p.first_keys)
+		free(p.keys);
+	*why = p.why;
+	*where = r == 0 ? 0 : (size_t)(p.at - fmt);
+	return r;
 }

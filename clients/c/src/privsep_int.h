@@ -4,6 +4,7 @@
 #ifndef PRIVSEP_INT_H
 #define PRIVSEP_INT_H
 
+#include <stdarg.h>
 #include <string.h>
 
 #include "privsep.h"
@@ -170,5 +171,11 @@ privsep_buf_put(struct privsep_buf *b, const void *data, size_t n)
 void	 privsep_buf_int(struct privsep_buf *, int64_t);
 void	 privsep_buf_string(struct privsep_buf *, const char *, size_t);
 void	 privsep_buf_json(struct privsep_buf *, const json_t *, size_t depth);
+/*
+ * Writes the object a json_pack(3) format describes (json.c): 0, or -1 with
+ * the cause and the format offset where it was found.
+ */
+int	 privsep_buf_vpack(struct privsep_buf *, size_t depth, const char *fmt, va_list *,
+	    const char **why, size_t *where);
 
 #endif /* PRIVSEP_INT_H */

@@ -6,6 +6,7 @@
  * changed. Deterministic: a fixed seed.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -353,6 +354,136 @@ t_plain_table(void)
 	return 0;
 }
 
+/*
+ * Packs fmt with both libraries: 0 when privsep's bytes are json_dumpb's of
+ * json_pack's value, 1 (t_why says how) when not, -1 when privsep refused.
+ */
+static int
+pack_both(const char **why, const char *fmt, ...)
+{
+	static char want[4096];
+	struct privsep_buf b;
+	json_error_t jerr;
+	va_list ap, again;
+	size_t n, where;
+	json_t *v;
+	int r;
+
+	memset(&b, 0, sizeof(b));
+	b.limit = sizeof(want);
+	va_start(ap, fmt);
+	va_copy(again, ap);
+	r = privsep_buf_vpack(&b, 2, fmt, &ap, why, &where);
+	v = json_vpack_ex(&jerr, 0, fmt, again);
+	va_end(again);
+	va_end(ap);
+	if (r == -1) {
+		json_decref(v);
+		free(b.p);
+		return -1;
+	}
+	n = v == NULL ? 0 : json_dumpb(v, want, sizeof(want), JSON_COMPACT);
+	json_decref(v);
+	if (v == NULL || n != b.len || memcmp(b.p, want, n) != 0) {
+		snprintf(t_why, sizeof(t_why), "%s: jansson %.*s\nprivsep %.*s", fmt, (int)n, want,
+		    (int)b.len, (char *)b.p);
+		free(b.p);
+		return 1;
+	}
+	free(b.p);
+	return 0;
+}
+
+/* A packed body is jansson's bytes for the same format and arguments. */
+static int
+t_pack(void)
+{
+	const char *why;
+	json_t *o;
+	int r;
+
+	CHECK(pack_both(&why, "{}") == 0);
+	CHECK(pack_both(&why, "{s:I,s:s#}", "seq", (json_int_t)42, "payload", "xxxxyy", 4) == 0);
+	CHECK(pack_both(&why, " { s : i , s : b , s : b , s : n } ", "i", -7, "t", 1, "f", 0, "z") == 0);
+	CHECK(pack_both(&why, "{s:I,s:I}", "min", (json_int_t)INT64_MIN, "max", (json_int_t)INT64_MAX) == 0);
+	CHECK(pack_both(&why, "{s:f,s:f,s:f,s:f}", "a", 0.1, "b", 1e300, "c", -0.0, "d", 3.0) == 0);
+	CHECK(pack_both(&why, "{s:s,s%:s%}", "esc", "q\"b\\n\n\x01\x7f\xc3\xa9", "k", (size_t)1, "vw",
+	    (size_t)1) == 0);
+	CHECK(pack_both(&why, "{s:{s:[i,[],{}]},s:[s,{s:i}]}", "o", "a", 1, "l", "x", "y", 2) == 0);
+	/* the same key in different objects is no duplicate */
+	CHECK(pack_both(&why, "{s:{s:i},s:{s:i}}", "a", "k", 1, "b", "k", 2) == 0);
+	/* more keys than the packer holds without allocating */
+	CHECK(pack_both(&why, "{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}",
+	    "a", 1, "b", 2, "c", 3, "d", 4, "e", 5, "f", 6, "g", 7, "h", 8, "i", 9, "j", 10, "k", 11,
+	    "l", 12, "m", 13, "n", 14, "o", 15, "p", 16, "q", 17, "r", 18) == 0);
+	o = json_pack("{s:[i,s]}", "n", 1, "s");
+	CHECK(pack_both(&why, "{s:O,s:i}", "tree", o, "after", 3) == 0);
+	CHECK(o->refcount == 1);	/* borrowed */
+	json_decref(o);
+	/* refused, and why */
+	CHECK(pack_both(&why, "{s:i,s:i}", "k", 1, "k", 2) == -1 && strstr(why, "twice") != NULL);
+	CHECK(pack_both(&why, "{s:{s:i,s:i}}", "o", "k", 1, "k", 2) == -1 && strstr(why, "twice") != NULL);
+	CHECK(pack_both(&why, "{s:s}", "k", (const char *)NULL) == -1 && strstr(why, "NULL") != NULL);
+	CHECK(pack_both(&why, "{s:s}", "k", "\xff") == -1 && strstr(why, "UTF-8") != NULL);
+	CHECK(pack_both(&why, "{s:i}", "\xc3", 1) == -1 && strstr(why, "UTF-8") != NULL);
+	CHECK(pack_both(&why, "{s:f}", "k", INFINITY) == -1 && strstr(why, "finite") != NULL);
+	CHECK(pack_both(&why, "{s:f}", "k", NAN) == -1 && strstr(why, "finite") != NULL);
+	CHECK(pack_both(&why, "{s:s#}", "k", "x", -1) == -1 && strstr(why, "negative") != NULL);
+	CHECK(pack_both(&why, "[i]", 1) == -1 && strstr(why, "start with {") != NULL);
+	CHECK(pack_both(&why, "{}i", 1) == -1 && strstr(why, "goes on") != NULL);
+	CHECK(pack_both(&why, "{s:i", "k", 1) == -1 && strstr(why, "ends inside an object") != NULL);
+	CHECK(pack_both(&why, "{s:[i", "k", 1) == -1 && strstr(why, "ends inside an array") != NULL);
+	CHECK(pack_both(&why, "{s}", "k") == -1 && strstr(why, "no value") != NULL);
+	CHECK(pack_both(&why, "{i:i}", 1, 2) == -1 && strstr(why, "key must be") != NULL);
+	CHECK(pack_both(&why, "{s:o}", "k", json_null()) == -1 && strstr(why, "not a format") != NULL);
+	CHECK(pack_both(&why, "{s:O}", "k", (json_t *)NULL) == -1 && strstr(why, "NULL") != NULL);
+	r = pack_both(&why, "{s:s?}", "k", "v");
+	CHECK(r == -1 && strstr(why, "key must be") != NULL);
+	return 0;
+}
+
+/* privsep_buf_vpack() with its arguments given here. */
+static int
+pack_into(struct privsep_buf *b, const char **why, const char *fmt, ...)
+{
+	va_list ap;
+	size_t where;
+	int r;
+
+	va_start(ap, fmt);
+	r = privsep_buf_vpack(b, 2, fmt, &ap, why, &where);
+	va_end(ap);
+	return r;
+}
+
+/* A body nested past the writer's depth bound is refused, not written. */
+static int
+t_pack_depth(void)
+{
+	static char fmt[2 * PRIVSEP_WRITE_DEPTH_MAX + 8];
+	struct privsep_buf b;
+	const char *why;
+	size_t d;
+
+	memset(&b, 0, sizeof(b));
+	b.limit = 1 << 20;
+	/* {s[[...]]}: the body is at depth 2, its member's value at 3 */
+	for (d = PRIVSEP_WRITE_DEPTH_MAX - 2; d <= PRIVSEP_WRITE_DEPTH_MAX - 1; d++) {
+		memcpy(fmt, "{s", 2);
+		memset(fmt + 2, '[', d);
+		memset(fmt + 2 + d, ']', d);
+		memcpy(fmt + 2 + 2 * d, "}", 2);
+		b.len = 0;
+		b.status = 0;
+		if (d == PRIVSEP_WRITE_DEPTH_MAX - 2)
+			CHECK(pack_into(&b, &why, fmt, "k") == 0 && b.len == 2 * d + 6);
+		else
+			CHECK(pack_into(&b, &why, fmt, "k") == -1 && strstr(why, "too deep") != NULL);
+	}
+	free(b.p);
+	return 0;
+}
+
 int
 main(void)
 {
@@ -361,6 +492,8 @@ main(void)
 		{ "writer: loops, bad UTF-8 refused; the limit counts on", t_writer_refuses },
 		{ "reader: jansson's verdict and tree (edge cases, generated, mutated)", t_reader },
 		{ "plain bytes: the table matches the reader's and the writer's rules", t_plain_table },
+		{ "pack: jansson's bytes for json_pack's format; bad formats and arguments refused", t_pack },
+		{ "pack: nesting past the writer's bound refused", t_pack_depth },
 	};
 
 	return t_run(cases, sizeof(cases) / sizeof(cases[0]), "c_json");

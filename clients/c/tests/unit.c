@@ -967,6 +967,51 @@ t_send_checks(void)
 	return 0;
 }
 
+/* A packed request: the frame the broker reads; a refused format sends nothing. */
+static int
+t_send_pack(void)
+{
+	struct privsep_error err;
+	struct privsep *ps;
+	json_t *env, *want;
+	int64_t id, id2;
+	int sv[2], fds[2], got[8];
+	size_t nfds;
+
+	CHECK(pair(sv) == 0);
+	CHECK(pipe(fds) == 0);
+	CHECK(privsep_open_fd(&ps, sv[0], "t", &err) == 0);
+	CHECK(privsep_send_request_pack(ps, "a.b", NULL, 0, &id, &err, "{s:I,s:[s,b]}", "seq",
+	    (json_int_t)7, "l", "x", 1) == 0);
+	CHECK((env = raw_read(sv[1], NULL, NULL)) != NULL);
+	want = json_pack("{s:s,s:I,s:{s:I,s:[s,b]}}", "type", "a.b", "id", (json_int_t)id, "body", "seq",
+	    (json_int_t)7, "l", "x", 1);
+	CHECK(json_equal(env, want));
+	json_decref(env);
+	json_decref(want);
+	/* refused before a byte is written; the connection goes on */
+	CHECK(privsep_send_request_pack(ps, "a.b", NULL, 0, NULL, &err, "{s:i,s:i}", "k", 1, "k", 2) == -1);
+	CHECK_CODE(err, PRIVSEP_E_INVALID);
+	CHECK(!err.fatal && strstr(err.message, "twice") != NULL && strstr(err.message, "offset 5") != NULL);
+	CHECK(privsep_send_request_pack(ps, "Bad", NULL, 0, NULL, &err, "{}") == -1);
+	CHECK(strcmp(err.reason, "bad_type") == 0);
+	CHECK(privsep_send_request_pack(ps, "a.b", NULL, 0, NULL, &err, NULL) == -1);
+	CHECK_CODE(err, PRIVSEP_E_INVALID);
+	/* with a descriptor, declared in the envelope */
+	CHECK(privsep_send_request_pack(ps, "a.c", &fds[0], 1, &id2, &err, "{s:s}", "k", "v") == 0);
+	CHECK(id2 > id);
+	CHECK((env = raw_read(sv[1], got, &nfds)) != NULL);
+	CHECK(nfds == 1 && json_integer_value(json_object_get(env, "fds")) == 1);
+	CHECK(strcmp(json_string_value(json_object_get(json_object_get(env, "body"), "k")), "v") == 0);
+	close(got[0]);
+	json_decref(env);
+	privsep_close(ps);
+	close(sv[1]);
+	close(fds[0]);
+	close(fds[1]);
+	return 0;
+}
+
 static int
 t_nonblocking_flush(void)
 {
@@ -1377,6 +1422,7 @@ main(void)
 		{ "stream: one CPU: the wait's timer serves shorter deadlines; poll without fds for it", t_timeout_one_cpu },
 		{ "stream: one CPU: a seccomp filter refusing the epoll wait's calls: poll, same deadlines", t_timeout_one_cpu_seccomp },
 		{ "send: envelope, fds and size checks", t_send_checks },
+		{ "send: a packed request's frame; a refused format sends nothing", t_send_pack },
 		{ "send: non-blocking queue and flush", t_nonblocking_flush },
 		{ "receive: event loop until the end of the stream", t_event_loop },
 		{ "hello: max_frame and helper from the reply", t_hello },
