@@ -89,8 +89,6 @@ def main():
                 ours += " [%s..%s]" % (number(r["min"], unit), number(r["max"], unit))
         baseline = "-" if r.get("baseline") is None else "%s %s" % (number(r["baseline"], unit), unit)
         ratio = "-" if r.get("ratio") is None else ("%.3gx" % r["ratio"] if r["ratio"] < 1000 else "%.0fx" % r["ratio"])
-        if r.get("paired"):
-            ratio += " (p)"
         goal = r.get("goal") or ""
         if not (goal.startswith("<=") or goal.startswith(">=")):
             r["met"] = None    # a figure reported without a limit meets nothing
@@ -102,8 +100,6 @@ def main():
     print("  ".join("-" * w for w in widths))
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-    if any(r.get("paired") for r in rows):
-        print("\n(p): the median of each rep's ratio to the baselines measured just before and after it")
     goals = [r for r in rows if r.get("met") is not None]
     print("\ngoals met: %d of %d measured; %d figure(s) not measured%s" % (
         sum(1 for r in goals if r["met"]), len(goals),

@@ -31,10 +31,10 @@ TIMEOUT = 180.0
 records = []
 
 
-def raw(mode, n, *args, env=None, reps=REPS):
+def raw(mode, n, *args, env=None):
     """Runs a raw baseline or a floor (brokerbench raw-* or floor-*); returns the per-rep values.
     env: variables to add to the environment (FLOOR_AUDIT)."""
-    out = subprocess.run([BINARY, mode, str(n), str(reps)] + list(args), check=True, capture_output=True,
+    out = subprocess.run([BINARY, mode, str(n), str(REPS)] + list(args), check=True, capture_output=True,
                          text=True, env=dict(os.environ, **(env or {}))).stdout
     return [float(line.split()[3]) for line in out.splitlines() if line.startswith("BENCH ")]
 
@@ -154,19 +154,15 @@ def run(name, helpers, count):
     return broker.results
 
 
-def record(figure, unit, ours, baseline, goal, ratios=None):
-    """ours, baseline: lists of per-rep values (baseline may be None); goal: "<= 1.3x", ">= 300000".
-    ratios: each rep of ours against the baseline measured beside it (see `around`); the ratio
-    is then their median, else the ratio of the medians."""
+def record(figure, unit, ours, baseline, goal):
+    """ours, baseline: lists of per-rep values (baseline may be None); goal: "<= 1.3x", ">= 300000"."""
     med = statistics.median(ours)
     rec = {"figure": figure, "placement": PLACEMENT, "ours": round(med, 2), "unit": unit,
            "min": round(min(ours), 2), "max": round(max(ours), 2), "reps": len(ours)}
     if baseline:
         base = statistics.median(baseline)
         rec["baseline"] = round(base, 2)
-        rec["ratio"] = round(statistics.median(ratios) if ratios else med / base, 3)
-        if ratios:
-            rec["paired"] = True
+        rec["ratio"] = round(med / base, 3)
     rec["goal"] = goal
     if goal:
         limit_ratio = goal.endswith("x")
@@ -183,29 +179,15 @@ def record(figure, unit, ours, baseline, goal, ratios=None):
 VARIANTS = {"lib": "C client", "tree": "C client, json_t body", "raw": "raw frames"}
 
 
-def around(raw_mode, floor_mode, n, figure, name, floor_args=()):
-    """Measures the figure in REPS broker runs of one rep each, every one between two runs of
-    the raw baseline, the floor measured first: returns the figure's reps, the baseline's, each
-    figure rep's ratio to the mean of the two baselines beside it, and the floor's reps.
-    figure(reps) runs the broker; its result holds `name`'s reps.
-
-    On a shared machine the load drifts within a run, and a baseline measured apart from a
-    figure can catch a quieter or busier moment (the same descriptor ping-pong once took 21.3,
-    26.9 and 22.7 us in one run). This VM also runs at one of two speeds, about 0.85 us of a
-    13 us round trip apart, and can switch between them within a run (performance.md, eleventh
-    round): a ratio of medians then depends on which speed each side caught. Pairs taken
-    seconds apart mostly share it."""
-    floor = raw(floor_mode, n, *floor_args)
-    before = raw(raw_mode, n, reps=1)[0]
-    ours, baseline, ratios = [], [before], []
-    for _ in range(REPS):
-        value = figure(1)[name][0]
-        after = raw(raw_mode, n, reps=1)[0]
-        ours.append(value)
-        baseline.append(after)
-        ratios.append(value / ((before + after) / 2))
-        before = after
-    return ours, baseline, ratios, floor
+def around(raw_mode, floor_mode, n, figure, floor_args=()):
+    """Runs figure() between two raw baselines, the floor measured before it: returns the
+    figure's result, the baseline reps of both sides pooled, and the floor's reps. On a shared
+    machine the load drifts within a run, and one baseline beside a figure can catch a quieter
+    or busier moment than the figure (the same descriptor ping-pong once took 21.3, 26.9 and
+    22.7 us in one run)."""
+    before, floor = raw(raw_mode, n), raw(floor_mode, n, *floor_args)
+    result = figure()
+    return result, before + raw(raw_mode, n), floor
 
 
 def record_floor(floor_figure, unit, measured):
@@ -224,40 +206,40 @@ def main():
     record("raw ping-pong with one SCM_RIGHTS fd each way", "ns", base_fd, None, "")
     record("raw one-way per-frame writes", "msg/s", base_oneway, None, "")
 
-    # Each rep of a broker figure is compared with the baselines measured just before and just
-    # after it, in the same placement (`around`).
+    # Each broker figure is compared with a baseline measured just before and just after it,
+    # in the same placement: on a shared machine the load drifts within a run.
     measured = []
     # "lib" packs each body straight into the frame (privsep_request_pack), the C client's fast
     # way; "tree" builds each as a json_t with json_pack and sends it with privsep_request.
     for variant, figure, goal in (("lib", "privsep.ping round trip (C client) vs raw", "<= 1.3x"),
                                   ("tree", "privsep.ping round trip (C client, json_t body) vs raw", ""),
                                   ("raw", "privsep.ping round trip (raw frames, broker only) vs raw", "")):
-        ours, base, ratios, floor = around("raw-rtt", "floor-rtt", RTT_N, lambda reps: run(
-            "ping-" + variant, {"ping": helper(["ping", RTT_N, reps, variant], may_send=["privsep.ping"])}, 1),
-            "ping-" + variant)
-        record(figure, "ns", ours, base, goal, ratios)
-        measured.append(("privsep.ping (%s) vs zero-work C relay" % VARIANTS[variant], ours, base, floor))
+        res, base, floor = around("raw-rtt", "floor-rtt", RTT_N, lambda: run(
+            "ping-" + variant, {"ping": helper(["ping", RTT_N, REPS, variant], may_send=["privsep.ping"])}, 1))
+        record(figure, "ns", res["ping-" + variant], base, goal)
+        measured.append(("privsep.ping (%s) vs zero-work C relay" % VARIANTS[variant], res["ping-" + variant],
+                         base, floor))
     record_floor("zero-work C relay ping vs raw ping-pong", "ns", measured)
 
     measured = []
     for variant, figure in (("lib", "routed request helper->broker->helper (C client) vs raw"),
                             ("raw", "routed request (raw frames, broker only) vs raw")):
-        ours, base, ratios, floor = around("raw-rtt", "floor-routed", RTT_N, lambda reps: run("routed-" + variant, {
-            "client": helper(["routed", RTT_N, reps, variant], may_send=["bench.broker.echo"]),
-            "server": helper(["server", variant], serves=["bench.broker.echo"])}, 1), "routed-" + variant)
-        record(figure, "ns", ours, base, "<= 2.3x", ratios)
-        measured.append(("routed request (%s) vs zero-work C relay" % VARIANTS[variant], ours, base, floor))
+        res, base, floor = around("raw-rtt", "floor-routed", RTT_N, lambda: run("routed-" + variant, {
+            "client": helper(["routed", RTT_N, REPS, variant], may_send=["bench.broker.echo"]),
+            "server": helper(["server", variant], serves=["bench.broker.echo"])}, 1))
+        record(figure, "ns", res["routed-" + variant], base, "<= 2.3x")
+        measured.append(("routed request (%s) vs zero-work C relay" % VARIANTS[variant], res["routed-" + variant],
+                         base, floor))
     record_floor("zero-work C relay routed request vs raw ping-pong", "ns", measured)
 
     # msg/s: these ratios are better the higher they are.
-    ours, base, ratios, floor = around("raw-oneway", "floor-oneway", EVENTS_N, lambda reps: run("events", {
-        "client": helper(["events", EVENTS_N, reps], may_send=["bench.broker.tick", "bench.broker.echo"]),
-        "server": helper(["server", "raw"], serves=["bench.broker.echo"], receives=["bench.broker.tick"])}, 1),
-        "events")
-    record("routed one-way events, validated, pipelined", "msg/s", ours, None, ">= 300000")
-    record("routed one-way events vs raw one-way", "msg/s", ours, base, ">= 0.3x", ratios)
+    res, base, floor = around("raw-oneway", "floor-oneway", EVENTS_N, lambda: run("events", {
+        "client": helper(["events", EVENTS_N, REPS], may_send=["bench.broker.tick", "bench.broker.echo"]),
+        "server": helper(["server", "raw"], serves=["bench.broker.echo"], receives=["bench.broker.tick"])}, 1))
+    record("routed one-way events, validated, pipelined", "msg/s", res["events"], None, ">= 300000")
+    record("routed one-way events vs raw one-way", "msg/s", res["events"], base, ">= 0.3x")
     record_floor("zero-work C relay one-way vs raw one-way", "msg/s",
-                 [("routed one-way events vs zero-work C relay", ours, base, floor)])
+                 [("routed one-way events vs zero-work C relay", res["events"], base, floor)])
 
     # privsep.file.open of a small file the helper's `files` rule allows, for reading: the
     # descriptor comes with the reply and the helper closes it. The broker logs one audit line
@@ -274,11 +256,12 @@ def main():
             ("raw", "file.open round trip (raw frames, broker only) vs raw SCM_RIGHTS", "")):
         # The floor opens the same file for each request and sends one descriptor back; raw-fd
         # sends one each way and opens nothing.
-        ours, base, ratios, floor = around("raw-fd", "floor-fd", RTT_N, lambda reps: run("fileopen-" + variant, {
-            "files": helper(["fileopen", RTT_N, reps, variant, small], may_send=["privsep.file.open"],
-                            files=rule)}, 1), "fileopen-" + variant, floor_args=(small,))
-        record(figure, "ns", ours, base, goal, ratios)
-        measured.append(("file.open (%s) vs zero-work C relay open + fd" % VARIANTS[variant], ours, base, floor))
+        res, base, floor = around("raw-fd", "floor-fd", RTT_N, lambda: run("fileopen-" + variant, {
+            "files": helper(["fileopen", RTT_N, REPS, variant, small], may_send=["privsep.file.open"],
+                            files=rule)}, 1), floor_args=(small,))
+        record(figure, "ns", res["fileopen-" + variant], base, goal)
+        measured.append(("file.open (%s) vs zero-work C relay open + fd" % VARIANTS[variant],
+                         res["fileopen-" + variant], base, floor))
     record_floor("zero-work C relay open + fd vs raw SCM_RIGHTS ping-pong", "ns", measured)
     # The relay again, making the system calls privsep makes per file.open instead of one open:
     # openat2 beneath the rule's directory, fstat, fcntl and the audit line's write. What the
@@ -329,7 +312,7 @@ def report():
         ours = "n/a" if r.get("ours") is None else "%.1f [%.1f..%.1f] %s" % (r["ours"], r.get("min", r["ours"]), r.get("max", r["ours"]), r["unit"])
         extra = ""
         if r.get("ratio") is not None:
-            extra = " ratio %.2fx%s vs %.1f" % (r["ratio"], " (paired reps)" if r.get("paired") else "", r["baseline"])
+            extra = " ratio %.2fx vs %.1f" % (r["ratio"], r["baseline"])
         if r.get("goal"):
             extra += " goal %s %s" % (r["goal"], {True: "met", False: "NOT met", None: ""}[r.get("met")])
         if r.get("note"):
