@@ -1,7 +1,7 @@
 /*
  * The C pingers of the client benchmark.
  *
- *   pinger lib   privsep.ping round trips through libprivsep's privsep_request()
+ *   pinger lib   privsep.ping round trips through libprivsep's privsep_request_pack()
  *   pinger raw   the baseline: the same frames with snprintf, write and exact
  *                reads on the helper's socket, no JSON parsing
  *
@@ -80,14 +80,12 @@ lib_rounds(struct privsep *ps, long rounds)
 {
 	struct privsep_error err;
 	struct privsep_msg *m;
-	json_t *body;
 	long i;
 
 	for (i = 0; i < rounds; i++) {
-		body = json_pack("{s:I}", "seq", (json_int_t)(i + 1));
-		if (privsep_request(ps, "privsep.ping", body, NULL, 0, &m, -1, &err) == -1)
+		if (privsep_request_pack(ps, "privsep.ping", NULL, 0, &m, -1, &err, "{s:I}", "seq",
+		    (json_int_t)(i + 1)) == -1)
 			fail("ping", &err);
-		json_decref(body);
 		privsep_msg_free(m);
 	}
 }
