@@ -26,7 +26,8 @@
  *                                        bench.broker.echo round trips, served by another helper
  *   brokerbench events N REPS            bench.broker.tick events, pipelined, then one bench.broker.echo
  *   brokerbench fileopen N REPS lib|raw PATH
- *                                        privsep.file.open of PATH for reading; the descriptor
+ *                                        privsep.file.open of PATH for reading (libprivsep: the
+ *                                        body packed, privsep_request_pack); the descriptor
  *                                        comes with the reply (SCM_RIGHTS) and is closed at once
  *   brokerbench server lib|raw           serves bench.broker.echo, swallows bench.broker.tick
  *   brokerbench idle                     hello, then waits for privsep.shutdown
@@ -1075,7 +1076,6 @@ lib_file_rounds(struct privsep *ps, const char *fig, const char *path, long n, i
 {
 	struct privsep_error err;
 	struct privsep_msg *m;
-	json_t *body;
 	double t0;
 	long i;
 	int rep, fd;
@@ -1083,12 +1083,11 @@ lib_file_rounds(struct privsep *ps, const char *fig, const char *path, long n, i
 	for (rep = 0; rep <= reps; rep++) {
 		t0 = now_ns();
 		for (i = 0; i < n; i++) {
-			body = json_pack("{s:s,s:[s]}", "path", path, "access", "read");
-			if (privsep_request(ps, "privsep.file.open", body, NULL, 0, &m, -1, &err) == -1) {
+			if (privsep_request_pack(ps, "privsep.file.open", NULL, 0, &m, -1, &err, "{s:s,s:[s]}",
+			    "path", path, "access", "read") == -1) {
 				fprintf(stderr, "brokerbench: %s: %s: %s\n", fig, err.code, err.message);
 				exit(1);
 			}
-			json_decref(body);
 			if (privsep_msg_error_code(m) != NULL || (fd = privsep_msg_take_fd(m, 0)) == -1) {
 				fprintf(stderr, "brokerbench: %s: no descriptor (%s)\n", fig,
 				    privsep_msg_error_code(m) != NULL ? privsep_msg_error_code(m) : "no error");
