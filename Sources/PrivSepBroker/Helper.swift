@@ -147,9 +147,13 @@ final class Helper {
     var isReady: Bool { phase == .ready && connection != nil }
 
     /// Whether the outgoing queue is at its cap: the broker stops feeding it until it drains.
+    /// Descriptors count as bytes do, at half the queue's bound (`maxQueuedFds`): a burst of
+    /// replies that each carry one (file.open) waits for the helper to read instead of reaching
+    /// the bound, where the queue would refuse the next and the helper be cut off.
     var isFull: Bool {
         guard let connection else { return false }
         return connection.pendingOutputBytes >= config.limits.queueBytes
+            || connection.pendingOutputFds >= connection.limits.maxQueuedFds / 2
     }
 
     /// Counts a message of `type` (`routed` when a schema defines it).

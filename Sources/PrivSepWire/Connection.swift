@@ -110,6 +110,9 @@ public final class Connection: @unchecked Sendable {
     /// Bytes waiting in the outgoing queue.
     public var pendingOutputBytes: Int { output.count - outputStart }
 
+    /// Descriptors waiting in the outgoing queue (at most `limits.maxQueuedFds`).
+    public var pendingOutputFds: Int { queuedFds }
+
     /// Whether output is queued (poll for POLLOUT and call `flush()`).
     public var hasPendingOutput: Bool { outputStart < output.count }
 
