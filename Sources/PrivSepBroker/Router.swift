@@ -18,8 +18,8 @@ extension Broker {
     /// Messages handled per helper per turn: enough to batch (most of a 16 KiB read of small
     /// frames in one turn, so one flush to their receiver instead of four or five), few enough
     /// that one busy helper costs the others at most a turn (about 0.2 ms of the broker's work).
-    /// 128 instead of 32: routed events on one CPU took 4-10% less broker CPU per event in five
-    /// of six alternating runs (docs/performance.md, twelfth round).
+    /// 128 instead of 32: routed events on one CPU took less broker CPU per event in 8 of 11
+    /// alternating runs, about 4% at the median (docs/performance.md, twelfth round).
     static let messagesPerTurn = 128
 
     // MARK: Reading
