@@ -27,15 +27,21 @@ SCALE = [int(k) for k in os.environ.get("BENCH_SCALE", "1,10,100,500").split(","
 LOAD_N = int(os.environ.get("BENCH_LOAD_N", "2000"))
 BENCH_OUT = os.environ.get("BENCH_OUT")
 HELPER_BIN = "/opt/bench/brokerbench"
+CPUS = sorted(os.sched_getaffinity(0))
 TIMEOUT = 180.0
 records = []
 
 
-def raw(mode, n, *args, env=None):
+def pinned(cpu):
+    """A preexec_fn that puts the child on `cpu` (None: leaves it where it is)."""
+    return None if cpu is None else lambda: os.sched_setaffinity(0, {cpu})
+
+
+def raw(mode, n, *args, env=None, cpu=None):
     """Runs a raw baseline or a floor (brokerbench raw-* or floor-*); returns the per-rep values.
-    env: variables to add to the environment (FLOOR_AUDIT)."""
+    env: variables to add to the environment (FLOOR_AUDIT, FLOOR_RELAY_CPU); cpu: where it runs."""
     out = subprocess.run([BINARY, mode, str(n), str(REPS)] + list(args), check=True, capture_output=True,
-                         text=True, env=dict(os.environ, **(env or {}))).stdout
+                         text=True, env=dict(os.environ, **(env or {})), preexec_fn=pinned(cpu)).stdout
     return [float(line.split()[3]) for line in out.splitlines() if line.startswith("BENCH ")]
 
 
@@ -68,7 +74,7 @@ class Broker:
     line per file.open), and in the same-cpu placement each wakeup is two context switches
     on the measured CPU, charged to the broker's figure."""
 
-    def __init__(self, name, helpers):
+    def __init__(self, name, helpers, cpu=None):
         self.config = os.path.join(WORK, name + ".json")
         with open(self.config, "w") as f:
             json.dump({"schema_dirs": [os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema")],
@@ -77,7 +83,7 @@ class Broker:
         self.log_path = os.path.join(WORK, name + ".log")
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen([PRIVSEP, "run", self.config, "--log-format", "json"],
-                                         stderr=log, stdout=subprocess.DEVNULL)
+                                         stderr=log, stdout=subprocess.DEVNULL, preexec_fn=pinned(cpu))
         self.log = open(self.log_path)
         self.partial = ""
         self.results = {}   # figure -> [values]
@@ -86,8 +92,15 @@ class Broker:
 
     def wait_done(self, count):
         """Reads the log until `count` helpers said done; fails on a broker exit or timeout."""
+        self.read_until(lambda: len(self.done) >= count)
+
+    def wait_results(self, figure, count):
+        """Reads the log until `figure` has `count` results."""
+        self.read_until(lambda: len(self.results.get(figure, [])) >= count)
+
+    def read_until(self, reached):
         deadline = time.monotonic() + TIMEOUT
-        while len(self.done) < count:
+        while not reached():
             if time.monotonic() > deadline:
                 self.fail("timed out")
             line = self.next_line()
@@ -198,6 +211,31 @@ def record_floor(floor_figure, unit, measured):
         record(figure, unit, ours, floor, "")
 
 
+def routed_middle_alone(near, far):
+    """The routed request with the middle process alone on CPU `far` and both ends on `near`,
+    for the relay and for the broker. Left free, the scheduler places three processes on two
+    CPUs as it likes, and the routed figure follows the layout: in this one every hop is a
+    wakeup across CPUs, and it is where the scheduler kept the broker's processes for most of
+    a free run (docs/performance.md, thirteenth round). Informational rows, no goals. The
+    broker's helpers inherit `near` when it starts them; the broker moves to `far` once the
+    first result shows them up, and the two results that may straddle the move are dropped."""
+    before = raw("raw-rtt", RTT_N)
+    floor = raw("floor-routed", RTT_N, env={"FLOOR_RELAY_CPU": str(far)}, cpu=near)
+    broker = Broker("routed-alone", {
+        "client": helper(["routed", RTT_N, REPS + 2, "lib"], may_send=["bench.broker.echo"]),
+        "server": helper(["server", "lib"], serves=["bench.broker.echo"])}, cpu=near)
+    broker.wait_results("routed-lib", 1)
+    for thread in os.listdir("/proc/%d/task" % broker.proc.pid):
+        os.sched_setaffinity(int(thread), {far})
+    broker.wait_done(1)
+    broker.stop()
+    ours = broker.results["routed-lib"][2:]
+    base = before + raw("raw-rtt", RTT_N)
+    record("routed, zero-work C relay alone on a CPU, vs raw ping-pong", "ns", floor, base, "")
+    record("routed (C client), broker alone on a CPU, vs raw", "ns", ours, base, "")
+    record("routed (C client), broker alone on a CPU, vs relay alone", "ns", ours, floor, "")
+
+
 def main():
     base_rtt = raw("raw-rtt", RTT_N)
     base_fd = raw("raw-fd", RTT_N)
@@ -231,6 +269,8 @@ def main():
         measured.append(("routed request (%s) vs zero-work C relay" % VARIANTS[variant], res["routed-" + variant],
                          base, floor))
     record_floor("zero-work C relay routed request vs raw ping-pong", "ns", measured)
+    if PLACEMENT == "free" and len(CPUS) >= 2:
+        routed_middle_alone(CPUS[0], CPUS[1])
 
     # msg/s: these ratios are better the higher they are.
     res, base, floor = around("raw-oneway", "floor-oneway", EVENTS_N, lambda: run("events", {

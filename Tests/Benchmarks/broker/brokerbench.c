@@ -14,6 +14,8 @@
  *                                        each reply and sending it (SCM_RIGHTS, one per round trip)
  * FLOOR_SPIN_NS=W makes the relay compute for W ns per frame (a clock loop in user space): a
  * broker's own work per message without its code, to see what that much work costs a round trip.
+ * FLOOR_RELAY_CPU=C moves the relay to CPU C as it starts (sched_setaffinity); run the caller
+ * pinned to another CPU and the relay is alone on its CPU, its peers together on theirs.
  * FLOOR_AUDIT=LOG makes floor-fd make the system calls privsep makes per file.open instead of
  * one open: openat2 beneath PATH's directory (O_NONBLOCK), fstat, fcntl(F_SETFL), and a
  * 300-byte audit line written to LOG (opened as bench.py opens the broker's log) with one write.
@@ -47,6 +49,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -440,6 +443,7 @@ struct relay_end {
 
 static const char *floor_path;		/* floor-fd: the file opened for each request */
 static long floor_spin_ns;		/* FLOOR_SPIN_NS: user-space work per frame */
+static int floor_relay_cpu = -1;	/* FLOOR_RELAY_CPU: the relay's CPU, or -1 (any) */
 static int floor_audit_fd = -1;		/* FLOOR_AUDIT: the audit log, or -1 */
 static int floor_dir_fd = -1;		/* FLOOR_AUDIT: floor_path's directory */
 static const char *floor_name;		/* FLOOR_AUDIT: floor_path's last component */
@@ -638,8 +642,15 @@ relay_run(int a, int b)
 {
 	static struct relay_end ends[2];
 	struct epoll_event ev, evs[2];
+	cpu_set_t cpus;
 	int count = b == -1 ? 1 : 2, ep, i, n, timeout;
 
+	if (floor_relay_cpu >= 0) {
+		CPU_ZERO(&cpus);
+		CPU_SET(floor_relay_cpu, &cpus);
+		if (sched_setaffinity(0, sizeof(cpus), &cpus) == -1)
+			die("sched_setaffinity");
+	}
 	canned_reply();
 	ends[0].fd = a;
 	ends[1].fd = b;
@@ -1202,6 +1213,8 @@ main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (getenv("FLOOR_SPIN_NS") != NULL)
 		floor_spin_ns = atol(getenv("FLOOR_SPIN_NS"));
+	if (getenv("FLOOR_RELAY_CPU") != NULL)
+		floor_relay_cpu = atoi(getenv("FLOOR_RELAY_CPU"));
 	if (strcmp(mode, "raw-rtt") == 0)
 		return raw_rtt(n, reps, 0);
 	if (strcmp(mode, "raw-fd") == 0)
