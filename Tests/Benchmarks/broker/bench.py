@@ -211,6 +211,12 @@ def record_floor(floor_figure, unit, measured):
         record(figure, unit, ours, floor, "")
 
 
+def routed_helpers(variant, reps=REPS):
+    """The routed request's two helpers: a client sending bench.broker.echo, a server answering."""
+    return {"client": helper(["routed", RTT_N, reps, variant], may_send=["bench.broker.echo"]),
+            "server": helper(["server", variant], serves=["bench.broker.echo"])}
+
+
 def routed_middle_alone(near, far):
     """The routed request with the middle process alone on CPU `far` and both ends on `near`,
     for the relay and for the broker. Left free, the scheduler places three processes on two
@@ -221,9 +227,7 @@ def routed_middle_alone(near, far):
     first result shows them up, and the two results that may straddle the move are dropped."""
     before = raw("raw-rtt", RTT_N)
     floor = raw("floor-routed", RTT_N, env={"FLOOR_RELAY_CPU": str(far)}, cpu=near)
-    broker = Broker("routed-alone", {
-        "client": helper(["routed", RTT_N, REPS + 2, "lib"], may_send=["bench.broker.echo"]),
-        "server": helper(["server", "lib"], serves=["bench.broker.echo"])}, cpu=near)
+    broker = Broker("routed-alone", routed_helpers("lib", REPS + 2), cpu=near)
     broker.wait_results("routed-lib", 1)
     for thread in os.listdir("/proc/%d/task" % broker.proc.pid):
         os.sched_setaffinity(int(thread), {far})
@@ -262,9 +266,8 @@ def main():
     measured = []
     for variant, figure in (("lib", "routed request helper->broker->helper (C client) vs raw"),
                             ("raw", "routed request (raw frames, broker only) vs raw")):
-        res, base, floor = around("raw-rtt", "floor-routed", RTT_N, lambda: run("routed-" + variant, {
-            "client": helper(["routed", RTT_N, REPS, variant], may_send=["bench.broker.echo"]),
-            "server": helper(["server", variant], serves=["bench.broker.echo"])}, 1))
+        res, base, floor = around("raw-rtt", "floor-routed", RTT_N, lambda: run(
+            "routed-" + variant, routed_helpers(variant), 1))
         record(figure, "ns", res["routed-" + variant], base, "<= 2.3x")
         measured.append(("routed request (%s) vs zero-work C relay" % VARIANTS[variant], res["routed-" + variant],
                          base, floor))
