@@ -50,6 +50,11 @@ extension JSONValue {
         serializeString(string, into: &output)
     }
 
+    /// Appends `integer` in decimal, exactly as `JSONValue.number(JSONNumber(integer))` would be.
+    public static func serialize(integer: Int64, into output: inout [UInt8]) {
+        appendDecimal(integer, to: &output)
+    }
+
     /// The compact serialization as a String.
     public var jsonText: String { String(decoding: serialized(), as: UTF8.self) }
 }

@@ -45,9 +45,19 @@ public struct Envelope: Sendable, Equatable {
     /// The message type (requests and events), e.g. `privsep.hello`.
     public var type: String?
     /// The request id, 1...2^53-1 (requests only).
-    public var id: Int64?
+    public var id: Int64? {
+        get { idStorage == .min ? nil : idStorage }
+        set { idStorage = newValue ?? .min }
+    }
     /// The id of the request answered (replies only).
-    public var re: Int64?
+    public var re: Int64? {
+        get { reStorage == .min ? nil : reStorage }
+        set { reStorage = newValue ?? .min }
+    }
+    // Int64.min for none, outside every id's range: an optional took two words of the envelope's
+    // width, and each copy of it more work (docs/performance.md, fourteenth round).
+    private var idStorage: Int64 = .min
+    private var reStorage: Int64 = .min
     /// The payload; `{}` when absent. Ignored on failed replies. A body the receiver checked
     /// from its bytes (`ReceivedMessage.bodyChecked`) is parsed only when this is read.
     public var body: JSONObject {
@@ -78,27 +88,24 @@ public struct Envelope: Sendable, Equatable {
         }
     }
     /// The failure of a failed reply.
-    public var error: ErrorBody?
+    public var error: ErrorBody? {
+        get { failure?.body }
+        set { failure = newValue.map(Failure.init) }
+    }
+    /// `error`, held out of line: few envelopes have one, and every envelope would otherwise be
+    /// wider by its three members, and each copy slower (docs/performance.md, fourteenth round).
+    private var failure: Failure?
+
+    private final class Failure: Sendable {
+        let body: ErrorBody
+        init(_ body: ErrorBody) { self.body = body }
+    }
     /// On a successful reply: more replies for the same `re` follow.
     public var more: Bool
     /// The number of descriptors attached (0 = none). Writers set it from the fds they send.
     public var fds: Int
     /// The sending helper's name or `broker`, set by the broker on delivery.
     public var from: String?
-
-    /// Member-wise initializer; prefer the `request`, `event` and `reply` builders.
-    public init(type: String? = nil, id: Int64? = nil, re: Int64? = nil, body: JSONObject = JSONObject(),
-                error: ErrorBody? = nil, more: Bool = false, fds: Int = 0, from: String? = nil)
-    {
-        self.type = type
-        self.id = id
-        self.re = re
-        self.storedBody = .parsed(body, received: nil)
-        self.error = error
-        self.more = more
-        self.fds = fds
-        self.from = from
-    }
 
     /// Keeps the bytes `body` was read from (`parsed`), or holds them in its place, a body the
     /// receiver found valid without parsing it.
@@ -188,35 +195,34 @@ public struct Envelope: Sendable, Equatable {
     /// the member (the count of descriptors sent with it).
     public func serialize(into output: inout [UInt8], fds: Int? = nil) {
         let fds = fds ?? self.fds
-        var first = true
-        func key(_ name: StaticString) {
-            if !first { output.append(UInt8(ascii: ",")) }
-            first = false
-            output.append(UInt8(ascii: "\""))
-            output.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
-            output.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        // Each key goes out as one run (`"name":`) after the byte before it: `{` for the first,
+        // `,` for the others. A reply is six small appends instead of a dozen.
+        var separator = UInt8(ascii: "{")
+        func key(_ quotedName: StaticString) {
+            output.append(separator)
+            separator = UInt8(ascii: ",")
+            output.append(contentsOf: UnsafeBufferPointer(start: quotedName.utf8Start, count: quotedName.utf8CodeUnitCount))
         }
-        output.append(UInt8(ascii: "{"))
-        if let type { key("type"); JSONValue.string(type).serialize(into: &output) }
-        if let id { key("id"); JSONValue.number(JSONNumber(id)).serialize(into: &output) }
-        if let re { key("re"); JSONValue.number(JSONNumber(re)).serialize(into: &output) }
+        if let type { key("\"type\":"); JSONValue.serialize(string: type, into: &output) }
+        if let id { key("\"id\":"); JSONValue.serialize(integer: id, into: &output) }
+        if let re { key("\"re\":"); JSONValue.serialize(integer: re, into: &output) }
         if let error {
             var detail: [(key: String, value: JSONValue)] = [
                 ("code", .string(error.code.rawValue)), ("message", .string(error.message)),
             ]
             if let data = error.data { detail.append(("data", data)) }
-            key("error")
+            key("\"error\":")
             JSONValue.object(JSONObject(uniqueMembers: detail)).serialize(into: &output)
         } else {
-            key("body")
+            key("\"body\":")
             switch storedBody {
             case .parsed(_, let received?), .unparsed(let received): output.append(contentsOf: received)
             case .parsed(let object, nil): JSONValue.object(object).serialize(into: &output)
             }
         }
-        if more { key("more"); output.append(contentsOf: "true".utf8) }
-        if fds > 0 { key("fds"); JSONValue.number(JSONNumber(fds)).serialize(into: &output) }
-        if let from { key("from"); JSONValue.string(from).serialize(into: &output) }
+        if more { key("\"more\":true") }
+        if fds > 0 { key("\"fds\":"); JSONValue.serialize(integer: Int64(fds), into: &output) }
+        if let from { key("\"from\":"); JSONValue.serialize(string: from, into: &output) }
         output.append(UInt8(ascii: "}"))
     }
 
@@ -235,6 +241,21 @@ public struct Envelope: Sendable, Equatable {
         bytes[2] = UInt8(truncatingIfNeeded: length >> 8)
         bytes[3] = UInt8(truncatingIfNeeded: length)
         return bytes
+    }
+}
+
+// The public initializer lives in an extension so that the compiler still makes the implicit
+// memberwise one, which it builds in place. An initializer declared in the struct itself was
+// built on the stack and then copied and destroyed whole (Swift 6.3, structs wider than about
+// seven words): some 270 instructions for every envelope made (docs/performance.md, fourteenth
+// round).
+extension Envelope {
+    /// Member-wise initializer; prefer the `request`, `event` and `reply` builders.
+    public init(type: String? = nil, id: Int64? = nil, re: Int64? = nil, body: JSONObject = JSONObject(),
+                error: ErrorBody? = nil, more: Bool = false, fds: Int = 0, from: String? = nil)
+    {
+        self.init(type: type, idStorage: id ?? .min, reStorage: re ?? .min, storedBody: .parsed(body, received: nil),
+                  failure: error.map(Failure.init), more: more, fds: fds, from: from)
     }
 }
 
@@ -408,21 +429,29 @@ extension Envelope {
         return ErrorBody(code: ErrorCode(code), message: message, data: detail["data"])
     }
 
-    /// The rules on which members make a request, an event or a reply (shared with the scanner).
+    /// The rules on which members make a request, an event or a reply.
     func checkKind(hasBody: Bool) throws(WireError) {
-        if re != nil {
-            guard type == nil else { throw .invalidMessage(.badKind, "a reply ('re') has no 'type'") }
-            guard id == nil else { throw .invalidMessage(.badKind, "a reply ('re') has no 'id'") }
-            if error != nil {
+        try Envelope.checkKind(hasType: type != nil, hasID: id != nil, hasRe: re != nil, hasError: error != nil,
+                               hasBody: hasBody, more: more)
+    }
+
+    /// `checkKind` on the members present, before an envelope is built (the scanner's case).
+    static func checkKind(hasType: Bool, hasID: Bool, hasRe: Bool, hasError: Bool, hasBody: Bool, more: Bool)
+        throws(WireError)
+    {
+        if hasRe {
+            guard !hasType else { throw .invalidMessage(.badKind, "a reply ('re') has no 'type'") }
+            guard !hasID else { throw .invalidMessage(.badKind, "a reply ('re') has no 'id'") }
+            if hasError {
                 guard !hasBody else { throw .invalidMessage(.badKind, "a reply has 'body' or 'error', not both") }
                 guard !more else { throw .invalidMessage(.badMore, "a failed reply is final: 'more' is not allowed") }
             }
             return
         }
-        guard type != nil else {
+        guard hasType else {
             throw .invalidMessage(.badKind, "neither 'type' (request, event) nor 're' (reply) is present")
         }
-        guard error == nil else { throw .invalidMessage(.badKind, "'error' is only allowed on a reply") }
+        guard !hasError else { throw .invalidMessage(.badKind, "'error' is only allowed on a reply") }
         guard !more else { throw .invalidMessage(.badMore, "'more' is only allowed on a reply") }
     }
 }

@@ -18,13 +18,9 @@ public struct ReceivedMessage: Sendable {
     public var fds: [OwnedFD]
     /// The receiver's `bodyChecks` found the body valid for its type: it was not parsed (the
     /// envelope parses it if asked), and need not be checked against that schema again.
-    public var bodyChecked: Bool
-
-    public init(envelope: Envelope, fds: [OwnedFD], bodyChecked: Bool = false) {
-        self.envelope = envelope
-        self.fds = fds
-        self.bodyChecked = bodyChecked
-    }
+    public var bodyChecked = false
+    // Made by the receiver alone, with the implicit memberwise initializer: it builds the
+    // message in place, where a declared one copied it whole (see `Envelope`'s initializer).
 }
 
 /// Checks one type's bodies from the frame's bytes, without building a tree: where the body
@@ -69,7 +65,9 @@ public struct FrameReceiver: Sendable {
     /// The broker's checks of bodies by type (nil: every body is parsed).
     public var bodyChecks: BodyBytesChecks?
     /// The last type looked up in `bodyChecks`, and its check: a helper mostly sends one type.
-    private var lastBodyCheck: (type: String, check: BodyBytesCheck?)?
+    /// Two properties, not an optional tuple: reading them copies nothing.
+    private var lastCheckedType: String?
+    private var lastBodyCheck: BodyBytesCheck?
     private var decoder: FrameDecoder
     private var batches: [Batch] = []
     private var failure: WireError?
@@ -183,10 +181,10 @@ public struct FrameReceiver: Sendable {
 
     private mutating func bodyCheck(for type: String) -> BodyBytesCheck? {
         guard let bodyChecks else { return nil }
-        if let last = lastBodyCheck, last.type == type { return last.check }
-        let check = bodyChecks(type)
-        lastBodyCheck = (type, check)
-        return check
+        if lastCheckedType == type { return lastBodyCheck }
+        lastBodyCheck = bodyChecks(type)
+        lastCheckedType = type
+        return lastBodyCheck
     }
 
     private mutating func deliver(_ frame: RawFrame) throws(WireError) -> Incoming {

@@ -51,7 +51,8 @@ public enum MessageType {
         return name.withUTF8 { isValid(utf8: $0) }
     }
 
-    private static func isValid(utf8 name: UnsafeBufferPointer<UInt8>) -> Bool {
+    /// `isValid` on the name's UTF-8 bytes (the scanner checks them before making a String).
+    static func isValid(utf8 name: UnsafeBufferPointer<UInt8>) -> Bool {
         var segments = 0
         var atSegmentStart = true
         for byte in name {
