@@ -16,12 +16,26 @@
 import PrivSepJSON
 
 enum EnvelopeScanner {
-    /// The envelope of a plain frame from `sender`, its declared descriptors in `fds`, where
-    /// `body` lies in the frame, and whether the check `bodyCheck` gives for the type vouched for
-    /// the body (then the body was not parsed and the envelope's is empty); nil for the full path.
-    static func scan(_ frame: UnsafeRawBufferPointer, sender: Sender, limits: JSONLimits,
-                     bodyCheck: (_ type: String) -> BodyBytesCheck? = { _ in nil })
-        -> (envelope: Envelope, bodySpan: Range<Int>?, bodyChecked: Bool)?
+    /// The message of a plain frame from `sender`, its descriptors not yet attached (`fds` is
+    /// empty; the envelope declares how many), or nil for the full path. The body keeps its bytes
+    /// as a slice of `frame`; when the check `bodyCheck` gives for the type vouched for the body,
+    /// it was not parsed (`bodyChecked`). The message is built in place and returned whole: a
+    /// tuple of its parts was copied and destroyed through the runtime's generic tuple functions,
+    /// about 500 instructions a message (docs/performance.md, fourteenth round).
+    static func scan(_ frame: [UInt8], sender: Sender, limits: JSONLimits,
+                     bodyCheck: (_ type: String) -> BodyBytesCheck? = { _ in nil }) -> ReceivedMessage?
+    {
+        guard let found = frame.withUnsafeBytes({ members($0, limits: limits, bodyCheck: bodyCheck) }),
+              found.isValidEnvelope(sender: sender)
+        else { return nil }
+        var message = ReceivedMessage(envelope: found.envelope(), fds: [], bodyChecked: found.bodyChecked)
+        if let bodySpan = found.bodySpan { message.envelope.setReceivedBody(frame[bodySpan], parsed: !found.bodyChecked) }
+        return message
+    }
+
+    /// The envelope members of a plain frame, within `limits`; nil for the full path.
+    private static func members(_ frame: UnsafeRawBufferPointer, limits: JSONLimits,
+                                bodyCheck: (_ type: String) -> BodyBytesCheck?) -> Found?
     {
         // Limits so small that a plain envelope could cross them are the full path's to report.
         guard let base = frame.baseAddress?.assumingMemoryBound(to: UInt8.self), limits.maxDepth >= 1,
@@ -48,10 +62,8 @@ enum EnvelopeScanner {
         guard reader.index == reader.count else { return nil }
         // The full parser's counts: the envelope, each scalar member, the body's values.
         let nodes = 1 + found.seen.count - (found.seen.contains(.body) ? 1 : 0) + found.bodyNodes
-        guard nodes <= limits.maxNodes, found.seen.count <= limits.maxContainerCount,
-              let envelope = found.envelope(sender: sender)
-        else { return nil }
-        return (envelope, found.bodySpan, found.bodyChecked)
+        guard nodes <= limits.maxNodes, found.seen.count <= limits.maxContainerCount else { return nil }
+        return found
     }
 
     /// The envelope members the scanner reads (`error` is left to the full path).
@@ -82,24 +94,27 @@ enum EnvelopeScanner {
         /// The body was vouched for by the caller's check and not parsed (`body` stays empty).
         var bodyChecked = false
 
-        /// The envelope when `Envelope.preflight` and `Envelope(validating:)` would pass it
-        /// unchanged, else nil.
-        func envelope(sender: Sender) -> Envelope? {
-            if let from, sender == .helper || from.isEmpty { return nil }
-            if let fds, fds < 1 || fds > Int64(WireLimits.maxFdsPerFrame) { return nil }
-            if let id, id < 1 || id > WireLimits.maxId { return nil }
-            if let re, re < 1 || re > WireLimits.maxId { return nil }
+        /// Whether `Envelope.preflight` and `Envelope(validating:)` would pass these members
+        /// unchanged.
+        func isValidEnvelope(sender: Sender) -> Bool {
+            if let from, sender == .helper || from.isEmpty { return false }
+            if let fds, fds < 1 || fds > Int64(WireLimits.maxFdsPerFrame) { return false }
+            if let id, id < 1 || id > WireLimits.maxId { return false }
+            if let re, re < 1 || re > WireLimits.maxId { return false }
             do {
                 try Envelope.checkKind(hasType: type != nil, hasID: id != nil, hasRe: re != nil, hasError: false,
                                        hasBody: seen.contains(.body), more: seen.contains(.more))
             } catch {
-                return nil
+                return false
             }
-            return Envelope(type: type, id: id, re: re, body: body, more: seen.contains(.more), fds: Int(fds ?? 0),
-                            from: from)
+            return true
+        }
+
+        /// The envelope of members that passed `isValidEnvelope`.
+        func envelope() -> Envelope {
+            Envelope(type: type, id: id, re: re, body: body, more: seen.contains(.more), fds: Int(fds ?? 0), from: from)
         }
     }
-
 }
 
 extension PlainReader {

@@ -188,14 +188,11 @@ public struct FrameReceiver: Sendable {
     }
 
     private mutating func deliver(_ frame: RawFrame) throws(WireError) -> Incoming {
-        let scanned = frame.body.withUnsafeBytes {
-            EnvelopeScanner.scan($0, sender: sender, limits: limits.json) { type in bodyCheck(for: type) }
-        }
-        if let (scannedEnvelope, bodySpan, bodyChecked) = scanned {
-            let claimed = try claimFds(of: frame, declared: scannedEnvelope.fds)
-            var envelope = scannedEnvelope
-            if let bodySpan { envelope.setReceivedBody(frame.body[bodySpan], parsed: !bodyChecked) }
-            return .message(ReceivedMessage(envelope: envelope, fds: claimed, bodyChecked: bodyChecked))
+        if var message = EnvelopeScanner.scan(frame.body, sender: sender, limits: limits.json, bodyCheck: { type in
+            bodyCheck(for: type)
+        }) {
+            message.fds = try claimFds(of: frame, declared: message.envelope.fds)
+            return .message(message)
         }
         let (object, bodySpan) = try Envelope.parseFrame(frame.body, limits: limits.json)
         let found = Envelope.Members(object)

@@ -18,7 +18,9 @@ private func fullPath(_ frame: String, sender: Sender, limits: JSONLimits = .def
 }
 
 private func scanned(_ frame: String, sender: Sender, limits: JSONLimits = .default) -> (Envelope, Range<Int>?)? {
-    Array(frame.utf8).withUnsafeBytes { EnvelopeScanner.scan($0, sender: sender, limits: limits) }.map { ($0.envelope, $0.bodySpan) }
+    EnvelopeScanner.scan(Array(frame.utf8), sender: sender, limits: limits).map { message in
+        (message.envelope, message.envelope.receivedBody.map { $0.startIndex ..< $0.endIndex })
+    }
 }
 
 /// Frames the scanner must read itself, as the broker (helper sender) or a helper sees them.
