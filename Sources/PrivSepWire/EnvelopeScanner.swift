@@ -19,13 +19,16 @@ enum EnvelopeScanner {
     /// The message of a plain frame from `sender`, its descriptors not yet attached (`fds` is
     /// empty; the envelope declares how many), or nil for the full path. The body keeps its bytes
     /// as a slice of `frame`; when the check `bodyCheck` gives for the type vouched for the body,
-    /// it was not parsed (`bodyChecked`). The message is built in place and returned whole: a
+    /// it was not parsed (`bodyChecked`). A type whose bytes are those of `lastType` (a name
+    /// this sender's frames have carried before) takes that String, already checked, instead of
+    /// a new one (a name over 15 bytes is a heap allocation). The message is built in place and
+    /// returned whole: a
     /// tuple of its parts was copied and destroyed through the runtime's generic tuple functions,
     /// about 500 instructions a message (docs/performance.md, fourteenth round).
-    static func scan(_ frame: [UInt8], sender: Sender, limits: JSONLimits,
+    static func scan(_ frame: [UInt8], sender: Sender, limits: JSONLimits, lastType: String? = nil,
                      bodyCheck: (_ type: String) -> BodyBytesCheck? = { _ in nil }) -> ReceivedMessage?
     {
-        guard let found = frame.withUnsafeBytes({ members($0, limits: limits, bodyCheck: bodyCheck) }),
+        guard let found = frame.withUnsafeBytes({ members($0, limits: limits, lastType: lastType, bodyCheck: bodyCheck) }),
               found.isValidEnvelope(sender: sender)
         else { return nil }
         var message = ReceivedMessage(envelope: found.envelope(), fds: [], bodyChecked: found.bodyChecked)
@@ -34,7 +37,7 @@ enum EnvelopeScanner {
     }
 
     /// The envelope members of a plain frame, within `limits`; nil for the full path.
-    private static func members(_ frame: UnsafeRawBufferPointer, limits: JSONLimits,
+    private static func members(_ frame: UnsafeRawBufferPointer, limits: JSONLimits, lastType: String?,
                                 bodyCheck: (_ type: String) -> BodyBytesCheck?) -> Found?
     {
         // Limits so small that a plain envelope could cross them are the full path's to report.
@@ -52,7 +55,9 @@ enum EnvelopeScanner {
             reader.skipWhitespace()
             guard reader.take(UInt8(ascii: ":")) else { return nil }
             reader.skipWhitespace()
-            guard reader.value(of: member, into: &found, frame: frame, limits: limits, bodyCheck: bodyCheck) else { return nil }
+            guard reader.value(of: member, into: &found, frame: frame, limits: limits, lastType: lastType,
+                               bodyCheck: bodyCheck)
+            else { return nil }
             reader.skipWhitespace()
             if reader.take(UInt8(ascii: ",")) { continue }
             guard reader.take(UInt8(ascii: "}")) else { return nil }
@@ -121,11 +126,8 @@ extension PlainReader {
     /// The envelope member a key names, or nil (another key, or not a plain string).
     mutating func memberName() -> EnvelopeScanner.MemberSet? {
         guard let key = plainString() else { return nil }
-        // A byte loop: `elementsEqual` took about 170 instructions a key.
         func named(_ name: StaticString) -> Bool {
-            let bytes = name.utf8Start
-            for offset in 0 ..< key.count where key[offset] != bytes[offset] { return false }
-            return true
+            sameBytes(key, UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
         }
         switch key.count {
         case 2: return named("id") ? .id : named("re") ? .re : nil
@@ -138,14 +140,19 @@ extension PlainReader {
     /// Reads `member`'s value, of the shape its check wants, into `found`. A body whose type
     /// `bodyCheck` vouches for is stepped over unparsed.
     mutating func value(of member: EnvelopeScanner.MemberSet, into found: inout EnvelopeScanner.Found,
-                        frame: UnsafeRawBufferPointer, limits: JSONLimits,
+                        frame: UnsafeRawBufferPointer, limits: JSONLimits, lastType: String?,
                         bodyCheck: (_ type: String) -> BodyBytesCheck?) -> Bool
     {
         switch member {
         case .type, .from:
-            guard let text = plainString(), text.count <= limits.maxStringBytes,
-                  member == .from || MessageType.isValid(utf8: text)
-            else { return false }
+            guard let text = plainString(), text.count <= limits.maxStringBytes else { return false }
+            if member == .type, let lastType,
+               lastType.utf8.withContiguousStorageIfAvailable({ sameBytes($0, text) }) == true
+            {
+                found.type = lastType
+                return true
+            }
+            guard member == .from || MessageType.isValid(utf8: text) else { return false }
             let string = String(decoding: text, as: UTF8.self)
             if member == .type { found.type = string } else { found.from = string }
         case .id, .re, .fds:
@@ -181,4 +188,12 @@ extension PlainReader {
         }
         return true
     }
+}
+
+/// Whether two byte runs are equal: a byte loop (`elementsEqual` took about 170 instructions for
+/// a four-byte key).
+private func sameBytes(_ first: UnsafeBufferPointer<UInt8>, _ second: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard first.count == second.count else { return false }
+    for offset in 0 ..< first.count where first[offset] != second[offset] { return false }
+    return true
 }

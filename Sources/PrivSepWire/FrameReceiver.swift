@@ -188,9 +188,9 @@ public struct FrameReceiver: Sendable {
     }
 
     private mutating func deliver(_ frame: RawFrame) throws(WireError) -> Incoming {
-        if var message = EnvelopeScanner.scan(frame.body, sender: sender, limits: limits.json, bodyCheck: { type in
-            bodyCheck(for: type)
-        }) {
+        if var message = EnvelopeScanner.scan(frame.body, sender: sender, limits: limits.json, lastType: lastCheckedType,
+                                              bodyCheck: { type in bodyCheck(for: type) })
+        {
             message.fds = try claimFds(of: frame, declared: message.envelope.fds)
             return .message(message)
         }

@@ -85,6 +85,19 @@ private let fullPathFrames: [(String, Sender)] = [
         }
     }
 
+    /// The type name a sender sent before is reused only for the same bytes (not a prefix, not
+    /// a name of the same length); any other name is read and checked as usual.
+    @Test func reusesTheLastTypeOnlyForTheSameBytes() throws {
+        let lastType = "bench.broker.tick"
+        let scan = { (frame: String) in
+            EnvelopeScanner.scan(Array(frame.utf8), sender: .helper, limits: .default, lastType: lastType)?.envelope.type
+        }
+        #expect(try #require(scan(#"{"type":"bench.broker.tick"}"#)) == lastType)
+        #expect(try #require(scan(#"{"type":"bench.broker.tock"}"#)) == "bench.broker.tock")
+        #expect(try #require(scan(#"{"type":"bench.broker.tic"}"#)) == "bench.broker.tic")
+        #expect(scan(#"{"type":"Bench.broker.tick"}"#) == nil)
+    }
+
     /// Limits a plain frame crosses: the full path reports them, so the scanner gives up.
     @Test func leavesLimitsToTheFullPath() {
         let frame = #"{"type":"privsep.ping","id":1,"body":{"a":[[1]]}}"#
