@@ -22,9 +22,8 @@ enum EnvelopeScanner {
     /// it was not parsed (`bodyChecked`). A type whose bytes are those of `lastType` (a name
     /// this sender's frames have carried before) takes that String, already checked, instead of
     /// a new one (a name over 15 bytes is a heap allocation). The message is built in place and
-    /// returned whole: a
-    /// tuple of its parts was copied and destroyed through the runtime's generic tuple functions,
-    /// about 500 instructions a message (docs/performance.md, fourteenth round).
+    /// returned whole: a tuple of its parts was copied and destroyed through the runtime's generic
+    /// tuple functions, about 500 instructions a message (docs/performance.md, fourteenth round).
     static func scan(_ frame: [UInt8], sender: Sender, limits: JSONLimits, lastType: String? = nil,
                      bodyCheck: (_ type: String) -> BodyBytesCheck? = { _ in nil }) -> ReceivedMessage?
     {
