@@ -62,23 +62,34 @@ public struct FrameDecoder: Sendable {
     public var error: WireError? { failure }
 
     private mutating func consume(_ bytes: UnsafeRawBufferPointer, into frames: inout [RawFrame]) throws(WireError) {
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
         var index = 0
         let count = bytes.count
         while index < count {
-            if headerBytes < 4 {
-                header = header << 8 | UInt32(bytes[index])
+            if headerBytes == 0 && count - index >= 4 {
+                // The whole prefix at once, as in nearly every read.
+                header = UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: index, as: UInt32.self))
+                headerBytes = 4
+                index += 4
+                offset += 4
+                try startBody()
+            } else if headerBytes < 4 {
+                header = header << 8 | UInt32(base[index])
                 headerBytes += 1
                 index += 1
                 offset += 1
                 if headerBytes == 4 { try startBody() }
             } else {
-                let take = min(bodyLength - body.count, count - index)
-                // Typed bytes, so the append is a copy rather than a walk of a raw sequence.
-                if let base = bytes.baseAddress {
-                    body.append(contentsOf: UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt8.self) + index, count: take))
+                let chunk = UnsafeBufferPointer(start: base + index, count: min(bodyLength - body.count, count - index))
+                if body.isEmpty && chunk.count == bodyLength {
+                    // The whole body at hand: one allocation of its size and one copy.
+                    body = Array(chunk)
+                } else {
+                    if body.isEmpty { body.reserveCapacity(bodyLength) }
+                    body.append(contentsOf: chunk)
                 }
-                index += take
-                offset += take
+                index += chunk.count
+                offset += chunk.count
             }
             if headerBytes == 4 && body.count == bodyLength {
                 frames.append(RawFrame(body: body, start: frameStart))
@@ -124,6 +135,5 @@ public struct FrameDecoder: Sendable {
             throw error
         }
         bodyLength = length
-        body.reserveCapacity(length)
     }
 }
