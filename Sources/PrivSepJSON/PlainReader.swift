@@ -9,13 +9,13 @@
 // the same value.
 
 /// A cursor over UTF-8 bytes, for reading plain JSON without building values.
-package struct PlainReader {
-    package let base: UnsafePointer<UInt8>
-    package let count: Int
-    package var index: Int
+public struct PlainReader {
+    public let base: UnsafePointer<UInt8>
+    public let count: Int
+    public var index: Int
 
     @inlinable
-    package init(base: UnsafePointer<UInt8>, count: Int, index: Int = 0) {
+    public init(base: UnsafePointer<UInt8>, count: Int, index: Int = 0) {
         self.base = base
         self.count = count
         self.index = index
@@ -23,7 +23,7 @@ package struct PlainReader {
 
     /// Steps over JSON whitespace (space, tab, line feed, carriage return).
     @inlinable
-    package mutating func skipWhitespace() {
+    public mutating func skipWhitespace() {
         while index < count {
             switch base[index] {
             case 0x20, 0x0A, 0x0D, 0x09: index += 1
@@ -34,7 +34,7 @@ package struct PlainReader {
 
     /// Steps over `byte` if it is next.
     @inlinable
-    package mutating func take(_ byte: UInt8) -> Bool {
+    public mutating func take(_ byte: UInt8) -> Bool {
         guard index < count, base[index] == byte else { return false }
         index += 1
         return true
@@ -43,7 +43,7 @@ package struct PlainReader {
     /// Steps over `word` (a literal: `true`, `false`, `null`) if it is next and nothing that
     /// would continue it follows.
     @inlinable
-    package mutating func take(word: StaticString) -> Bool {
+    public mutating func take(word: StaticString) -> Bool {
         let length = word.utf8CodeUnitCount
         guard count - index >= length,
               UnsafeBufferPointer(start: base + index, count: length)
@@ -58,7 +58,7 @@ package struct PlainReader {
 
     /// The bytes of a string of printable ASCII without escapes, the quotes stepped over.
     @inlinable
-    package mutating func plainString() -> UnsafeBufferPointer<UInt8>? {
+    public mutating func plainString() -> UnsafeBufferPointer<UInt8>? {
         guard take(UInt8(ascii: "\"")) else { return nil }
         let start = index
         var cursor = index
@@ -88,7 +88,7 @@ package struct PlainReader {
     /// minus sign when `signed`, without fraction or exponent and without a leading zero.
     /// `-0` is left to the parser: the one integer whose sign the reader would have to keep.
     @inlinable
-    package mutating func plainInteger(maxDigits: Int, signed: Bool) -> Int64? {
+    public mutating func plainInteger(maxDigits: Int, signed: Bool) -> Int64? {
         let start = index
         let negative = signed && take(UInt8(ascii: "-"))
         let digitsStart = index
@@ -114,7 +114,7 @@ package struct PlainReader {
 
     /// Whether `byte` would continue a number literal.
     @inlinable
-    package static func continuesNumber(_ byte: UInt8) -> Bool {
+    public static func continuesNumber(_ byte: UInt8) -> Bool {
         byte == UInt8(ascii: ".") || byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E")
             || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
     }
