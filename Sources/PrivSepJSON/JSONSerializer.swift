@@ -50,11 +50,6 @@ extension JSONValue {
         serializeString(string, into: &output)
     }
 
-    /// Appends `integer` in decimal, exactly as `JSONValue.number(JSONNumber(integer))` would be.
-    public static func serialize(integer: Int64, into output: inout [UInt8]) {
-        appendDecimal(integer, to: &output)
-    }
-
     /// The compact serialization as a String.
     public var jsonText: String { String(decoding: serialized(), as: UTF8.self) }
 }
@@ -76,21 +71,31 @@ private func appendASCII(_ text: StaticString, to output: inout [UInt8]) {
 
 /// Appends `value` in decimal without going through String.
 private func appendDecimal(_ value: Int64, to output: inout [UInt8]) {
-    if value >= 0, value < 10 {
-        output.append(UInt8(ascii: "0") + UInt8(value))
-        return
+    output.appendJSON(maxLength: JSONWriter.maxIntegerLength) { $0.write(integer: value) }
+}
+
+/// Writes `value` in decimal at `target` (at most `JSONWriter.maxIntegerLength` bytes); returns
+/// the byte after it.
+private func writeDecimal(_ value: Int64, at target: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+    var target = target
+    if value < 0 {
+        target[0] = UInt8(ascii: "-")
+        target += 1
     }
-    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
-        var magnitude = value.magnitude
-        var position = 20
-        while magnitude > 0 {
-            position -= 1
-            digits[position] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-            magnitude /= 10
-        }
-        if value < 0 { output.append(UInt8(ascii: "-")) }
-        output.append(contentsOf: UnsafeBufferPointer(rebasing: digits[position..<20]))
+    var magnitude = value.magnitude
+    var digits = 1
+    var power: UInt64 = 10
+    while digits < 20 && magnitude >= power {
+        digits += 1
+        power = power &* 10
     }
+    var position = digits
+    repeat {
+        position -= 1
+        target[position] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+        magnitude /= 10
+    } while position > 0
+    return target + digits
 }
 
 private let hexDigits: StaticString = "0123456789abcdef"
@@ -158,20 +163,29 @@ private func appendEscaped(_ utf8: UnsafeBufferPointer<UInt8>, to output: inout 
     let start = output.count
     output.append(contentsOf: repeatElement(0, count: length))
     output.withUnsafeMutableBufferPointer { buffer in
-        // `length` bytes were just appended: the writes below stay inside them.
+        // `length` bytes were just appended: the writes stay inside them.
         guard let base = buffer.baseAddress else { return }
-        var target = base + start
-        var runStart = 0
-        var next: Int? = first
-        while let flagged = next {
-            target.update(from: source + runStart, count: flagged - runStart)
-            target += flagged - runStart
-            target = writeEscape(source[flagged], at: target)
-            runStart = flagged + 1
-            next = nextEscape(source, count, from: runStart)
-        }
-        target.update(from: source + runStart, count: count - runStart)
+        _ = writeEscaped(source, count, from: first, at: base + start)
     }
+}
+
+/// Writes the `count` bytes at `source` escaped at `target`, the first escape at `first`;
+/// returns the byte after them. The caller has made room for the escaped length.
+private func writeEscaped(_ source: UnsafePointer<UInt8>, _ count: Int, from first: Int?,
+                          at target: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8>
+{
+    var target = target
+    var runStart = 0
+    var next = first
+    while let flagged = next {
+        target.update(from: source + runStart, count: flagged - runStart)
+        target += flagged - runStart
+        target = writeEscape(source[flagged], at: target)
+        runStart = flagged + 1
+        next = nextEscape(source, count, from: runStart)
+    }
+    target.update(from: source + runStart, count: count - runStart)
+    return target + (count - runStart)
 }
 
 /// The bytes of `byte`'s escape: 2 for the short forms RFC 8259 has, 6 for `\u00XX`.
@@ -203,4 +217,92 @@ private func writeEscape(_ byte: UInt8, at target: UnsafeMutablePointer<UInt8>) 
         return target + 6
     }
     return target + 2
+}
+
+/// Writes compact JSON into room made beforehand by `[UInt8].appendJSON(maxLength:_:)`: a
+/// message written in many small pieces (an envelope's members) is appended to its output once,
+/// not a piece at a time. Each write traps if it would pass the room made: the caller's bound is
+/// wrong, and writing on would corrupt memory.
+public struct JSONWriter {
+    /// Where the next byte goes.
+    @usableFromInline var cursor: UnsafeMutablePointer<UInt8>
+    @usableFromInline let end: UnsafeMutablePointer<UInt8>
+
+    @usableFromInline
+    init(cursor: UnsafeMutablePointer<UInt8>, end: UnsafeMutablePointer<UInt8>) {
+        self.cursor = cursor
+        self.end = end
+    }
+
+    /// The most bytes `write(integer:)` writes.
+    public static let maxIntegerLength = 20
+
+    /// The most bytes `write(string:)` writes for `string`: quotes, and every byte escaped as
+    /// `\u00XX`.
+    public static func maxLength(string: String) -> Int { 2 + 6 * string.utf8.count }
+
+    @inlinable @inline(__always)
+    mutating func advance(by count: Int) -> UnsafeMutablePointer<UInt8> {
+        precondition(end - cursor >= count, "JSONWriter: write past the room made for it")
+        defer { cursor += count }
+        return cursor
+    }
+
+    /// Writes `text` as it is: JSON the caller spelled out (`{"name":`).
+    @inlinable @inline(__always)
+    public mutating func write(_ text: StaticString) {
+        advance(by: text.utf8CodeUnitCount).update(from: text.utf8Start, count: text.utf8CodeUnitCount)
+    }
+
+    /// Writes `bytes` as they are: JSON already serialized, or read strictly.
+    @inlinable
+    public mutating func write(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let source = bytes.baseAddress else { return }
+        advance(by: bytes.count).update(from: source, count: bytes.count)
+    }
+
+    /// Writes `integer` in decimal, as `JSONValue.number(JSONNumber(integer))` is serialized.
+    public mutating func write(integer: Int64) {
+        precondition(end - cursor >= JSONWriter.maxIntegerLength, "JSONWriter: write past the room made for it")
+        cursor = writeDecimal(integer, at: cursor)
+    }
+
+    /// Writes `string` quoted and escaped, as `JSONValue.string(string)` is serialized.
+    public mutating func write(string: String) {
+        // Read in place where the string is contiguous UTF-8, as `serializeString` does.
+        if string.utf8.withContiguousStorageIfAvailable({ write(quoting: $0) }) == nil {
+            var contiguous = string
+            contiguous.withUTF8 { write(quoting: $0) }
+        }
+    }
+
+    private mutating func write(quoting utf8: UnsafeBufferPointer<UInt8>) {
+        let count = utf8.count
+        precondition(end - cursor >= 2 + 6 * count, "JSONWriter: write past the room made for it")
+        cursor.pointee = UInt8(ascii: "\"")
+        cursor += 1
+        if let source = utf8.baseAddress {
+            cursor = writeEscaped(source, count, from: nextEscape(source, count, from: 0), at: cursor)
+        }
+        cursor.pointee = UInt8(ascii: "\"")
+        cursor += 1
+    }
+}
+
+extension [UInt8] {
+    /// The largest `maxLength` for `appendJSON`: its room is on the stack.
+    public static let maxJSONRun = 1024
+
+    /// Appends what `body` writes, at most `maxLength` bytes (`maxJSONRun` at most): written
+    /// into room on the stack, then appended in one copy.
+    @inlinable
+    public mutating func appendJSON(maxLength: Int, _ body: (inout JSONWriter) -> Void) {
+        precondition(maxLength <= Self.maxJSONRun, "appendJSON: a run of \(maxLength) bytes")
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: maxLength) { room in
+            guard let base = room.baseAddress else { return }
+            var writer = JSONWriter(cursor: base, end: base + maxLength)
+            body(&writer)
+            append(contentsOf: UnsafeBufferPointer(start: base, count: writer.cursor - base))
+        }
+    }
 }

@@ -246,9 +246,7 @@ public final class Connection: @unchecked Sendable {
                             message: "\(fdCount) descriptors on one frame; at most 8", isFatal: false)
         }
         let start = output.count
-        output.append(contentsOf: [0, 0, 0, 0])
-        envelope.serialize(into: &output, fds: fdCount)
-        let length = output.count - start - 4
+        let length = envelope.appendFrame(to: &output, fds: fdCount)
         guard length <= limits.maxFrame else {
             output.removeSubrange(start...)
             throw WireError(code: .tooLarge, reason: .unsendable,
@@ -260,10 +258,6 @@ public final class Connection: @unchecked Sendable {
                             message: "outgoing queue full (\(pendingOutputBytes) bytes, \(queuedFds) fds queued); the peer is not reading",
                             isFatal: true)
         }
-        output[start] = UInt8(truncatingIfNeeded: length >> 24)
-        output[start + 1] = UInt8(truncatingIfNeeded: length >> 16)
-        output[start + 2] = UInt8(truncatingIfNeeded: length >> 8)
-        output[start + 3] = UInt8(truncatingIfNeeded: length)
         return start
     }
 

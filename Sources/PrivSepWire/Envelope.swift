@@ -194,52 +194,106 @@ public struct Envelope: Sendable, Equatable {
     /// strictly read, so valid JSON) is written as those bytes. `fds`, when given, stands in for
     /// the member (the count of descriptors sent with it).
     public func serialize(into output: inout [UInt8], fds: Int? = nil) {
-        let fds = fds ?? self.fds
-        // Each key goes out as one run (`"name":`) after the byte before it: `{` for the first,
-        // `,` for the others. A reply is six small appends instead of a dozen.
-        var separator = UInt8(ascii: "{")
-        func key(_ quotedName: StaticString) {
-            output.append(separator)
-            separator = UInt8(ascii: ",")
-            output.append(contentsOf: UnsafeBufferPointer(start: quotedName.utf8Start, count: quotedName.utf8CodeUnitCount))
+        write(into: &output, fds: fds, framed: false)
+    }
+
+    /// Appends the frame: a 4-byte big-endian length, then the compact JSON (as `serialize`).
+    /// Returns the JSON's length, for the caller to hold against its max_frame; the prefix holds
+    /// its low 32 bits.
+    public func appendFrame(to output: inout [UInt8], fds: Int? = nil) -> Int {
+        let start = output.count
+        write(into: &output, fds: fds, framed: true)
+        let length = output.count - start - 4
+        output[start] = UInt8(truncatingIfNeeded: length >> 24)
+        output[start + 1] = UInt8(truncatingIfNeeded: length >> 16)
+        output[start + 2] = UInt8(truncatingIfNeeded: length >> 8)
+        output[start + 3] = UInt8(truncatingIfNeeded: length)
+        return length
+    }
+
+    /// `serialize`, after room for the length prefix when `framed`.
+    private func write(into output: inout [UInt8], fds: Int?, framed: Bool) {
+        // The closures below see the members, not `self`: capturing the envelope copied it whole.
+        let head = Head(framed: framed, type: type, id: id, re: re, isError: error != nil)
+        let tail = Tail(more: more, fds: fds ?? self.fds, from: from)
+        let received = error == nil ? receivedBody : nil
+        if let received, head.maxLength + received.count + tail.maxLength <= [UInt8].maxJSONRun {
+            // A small message in one run.
+            received.withUnsafeBufferPointer { bytes in
+                output.appendJSON(maxLength: head.maxLength + bytes.count + tail.maxLength) { writer in
+                    head.write(&writer)
+                    writer.write(bytes)
+                    tail.write(&writer)
+                }
+            }
+            return
         }
-        if let type { key("\"type\":"); JSONValue.serialize(string: type, into: &output) }
-        if let id { key("\"id\":"); JSONValue.serialize(integer: id, into: &output) }
-        if let re { key("\"re\":"); JSONValue.serialize(integer: re, into: &output) }
-        if let error {
+        output.appendJSON(maxLength: head.maxLength) { head.write(&$0) }
+        if let received {
+            output.append(contentsOf: received)
+        } else if let error {
             var detail: [(key: String, value: JSONValue)] = [
                 ("code", .string(error.code.rawValue)), ("message", .string(error.message)),
             ]
             if let data = error.data { detail.append(("data", data)) }
-            key("\"error\":")
             JSONValue.object(JSONObject(uniqueMembers: detail)).serialize(into: &output)
         } else {
-            key("\"body\":")
-            switch storedBody {
-            case .parsed(_, let received?), .unparsed(let received): output.append(contentsOf: received)
-            case .parsed(let object, nil): JSONValue.object(object).serialize(into: &output)
-            }
+            JSONValue.object(body).serialize(into: &output)
         }
-        if more { key("\"more\":true") }
-        if fds > 0 { key("\"fds\":"); JSONValue.serialize(integer: Int64(fds), into: &output) }
-        if let from { key("\"from\":"); JSONValue.serialize(string: from, into: &output) }
-        output.append(UInt8(ascii: "}"))
+        output.appendJSON(maxLength: tail.maxLength) { tail.write(&$0) }
+    }
+
+    // The members before the body each end in a comma and those after it begin with one: every
+    // envelope has a body or an error, so no separator depends on another member.
+
+    /// What comes before the body: room for the length prefix when `framed`, `{`, then
+    /// `"type":`, `"id":` and `"re":` with their values and commas, then the key of the body or
+    /// the error.
+    private struct Head {
+        let framed: Bool
+        let type: String?
+        let id: Int64?
+        let re: Int64?
+        let isError: Bool
+
+        var maxLength: Int { 28 + 2 * JSONWriter.maxIntegerLength + (type.map(JSONWriter.maxLength(string:)) ?? 0) }
+
+        func write(_ writer: inout JSONWriter) {
+            if framed { writer.write("\0\0\0\0") }
+            writer.write("{")
+            if let type { writer.write("\"type\":"); writer.write(string: type); writer.write(",") }
+            if let id { writer.write("\"id\":"); writer.write(integer: id); writer.write(",") }
+            if let re { writer.write("\"re\":"); writer.write(integer: re); writer.write(",") }
+            writer.write(isError ? "\"error\":" : "\"body\":")
+        }
+    }
+
+    /// The members after the body: `,"more":true`, `,"fds":` and `,"from":` with their values,
+    /// then `}`.
+    private struct Tail {
+        let more: Bool
+        let fds: Int
+        let from: String?
+
+        var maxLength: Int { 28 + JSONWriter.maxIntegerLength + (from.map(JSONWriter.maxLength(string:)) ?? 0) }
+
+        func write(_ writer: inout JSONWriter) {
+            if more { writer.write(",\"more\":true") }
+            if fds > 0 { writer.write(",\"fds\":"); writer.write(integer: Int64(fds)) }
+            if let from { writer.write(",\"from\":"); writer.write(string: from) }
+            writer.write("}")
+        }
     }
 
     /// Encodes the frame: 4-byte big-endian length, then the compact JSON.
     /// Fails with privsep.too_large when the body exceeds `maxFrame`.
     public func encodeFrame(maxFrame: Int = WireLimits.defaultMaxFrame) throws(WireError) -> [UInt8] {
-        var bytes: [UInt8] = [0, 0, 0, 0]
-        serialize(into: &bytes)
-        let length = bytes.count - 4
+        var bytes: [UInt8] = []
+        let length = appendFrame(to: &bytes)
         guard length <= maxFrame, length <= Int(UInt32.max) else {
             throw WireError(code: .tooLarge, reason: .unsendable,
                             message: "message of \(length) bytes exceeds max_frame \(maxFrame)", isFatal: false)
         }
-        bytes[0] = UInt8(truncatingIfNeeded: length >> 24)
-        bytes[1] = UInt8(truncatingIfNeeded: length >> 16)
-        bytes[2] = UInt8(truncatingIfNeeded: length >> 8)
-        bytes[3] = UInt8(truncatingIfNeeded: length)
         return bytes
     }
 }

@@ -36,6 +36,14 @@ import Testing
     }
     #expect(JSONValue.number(JSONNumber(Int64.min)).jsonText == "-9223372036854775808")
     #expect(JSONValue.number(JSONNumber(Int64.max)).jsonText == "9223372036854775807")
+    // Each side of every change in the count of digits.
+    var power: Int64 = 1
+    for _ in 0...18 {
+        for value in [power - 1, power, power + 1, -power, 1 - power] {
+            #expect(JSONValue.number(JSONNumber(value)).jsonText == String(value))
+        }
+        if power <= Int64.max / 10 { power *= 10 }
+    }
 }
 
 @Test func serializeIntoAppends() {

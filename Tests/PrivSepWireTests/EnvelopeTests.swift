@@ -122,6 +122,8 @@ import Testing
             .errorReply(to: 4, code: .timeout, message: ""),
             Envelope(type: "a.b", fds: 2, from: "files"),
             Envelope(re: 7, body: ["x": ["y": [:]]], more: true, fds: 8, from: "broker"),
+            Envelope(type: "a\u{1}\"b", id: .max, re: 1, body: [:], from: "\u{7f}é\\"),
+            .event("big.body", body: ["text": .string(String(repeating: "x\"", count: 700))]),
         ]
         for envelope in envelopes {
             var direct: [UInt8] = []
@@ -149,6 +151,29 @@ import Testing
         forwarded.serialize(into: &bytes)
         #expect(String(decoding: bytes, as: UTF8.self) == #"{"type":"a.b","id":77,"body":{ "k" : "\u00e9" , "n":[1 ,2] },"from":"alpha"}"#)
         #expect(try Envelope.decode(frame: bytes, sender: .broker) == forwarded)
+    }
+
+    /// A body passed on as received goes out in the envelope's one run while the whole fits in
+    /// `[UInt8].maxJSONRun`, and beside it when it does not: the same bytes either way.
+    @Test func receivedBodiesEitherSideOfTheRunLimit() throws {
+        for length in [UInt8].maxJSONRun - 130 ... [UInt8].maxJSONRun - 60 {
+            let body = #"{"text":""# + String(repeating: "y", count: length) + #""}"#
+            let frame = Array(#"{"type":"a.b","id":5,"body":"#.utf8) + Array(body.utf8) + Array("}".utf8)
+            var receiver = FrameReceiver(sender: .helper)
+            let incoming = try receiver.receive([0, 0, UInt8(frame.count >> 8), UInt8(frame.count & 0xFF)] + frame)
+            guard case .message(let message)? = incoming.first, incoming.count == 1 else {
+                Issue.record("expected one message, got \(incoming)")
+                return
+            }
+            var forwarded = Envelope.reply(to: 12345)
+            forwarded.setBody(from: message.envelope)
+            forwarded.fds = 2
+            forwarded.from = "broker"
+            var bytes: [UInt8] = []
+            let length = forwarded.appendFrame(to: &bytes)
+            #expect(Array(bytes.dropFirst(4)) == forwarded.jsonValue.serialized())
+            #expect(bytes.prefix(4) == [0, 0, UInt8(length >> 8), UInt8(length & 0xFF)] && length == bytes.count - 4)
+        }
     }
 
     @Test func envelopeMembersMatchByBytes() {
