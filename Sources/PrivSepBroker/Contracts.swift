@@ -49,6 +49,8 @@ public final class MessageContract: Sendable {
     /// `checkBody` from the body's bytes, without a tree (`Schema.checkPlainObject`); nil when
     /// the schema never vouches for a body that way.
     public let checkBodyBytes: BodyBytesCheck?
+    /// `checkReply` from the reply body's bytes, likewise.
+    public let checkReplyBytes: BodyBytesCheck?
     /// A reply that echoes the request's body needs no check of its own (`MessageType.replyIsBody`).
     public let replyIsBody: Bool
     /// The type's definition as written in its interface file (for privsep.introspect).
@@ -56,7 +58,8 @@ public final class MessageContract: Sendable {
 
     public init(type: String, kind: Kind, fds: Int, replyFds: Int, errors: [String],
                 checkBody: @escaping BodyCheck, checkReply: @escaping BodyCheck,
-                checkBodyBytes: BodyBytesCheck? = nil, replyIsBody: Bool = false, definition: JSONValue)
+                checkBodyBytes: BodyBytesCheck? = nil, checkReplyBytes: BodyBytesCheck? = nil, replyIsBody: Bool = false,
+                definition: JSONValue)
     {
         self.type = type
         self.kind = kind
@@ -66,6 +69,7 @@ public final class MessageContract: Sendable {
         self.checkBody = checkBody
         self.checkReply = checkReply
         self.checkBodyBytes = checkBodyBytes
+        self.checkReplyBytes = checkReplyBytes
         self.replyIsBody = replyIsBody
         self.definition = definition
     }

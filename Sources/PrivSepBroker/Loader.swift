@@ -141,7 +141,7 @@ public enum BrokerLoader {
                 type: message.name, kind: message.kind == .request ? .request : .event, fds: message.fds,
                 replyFds: message.replyFds, errors: message.errors, checkBody: check(message.body),
                 checkReply: message.reply.map(check) ?? acceptAnything, checkBodyBytes: checkBytes(message.body),
-                replyIsBody: message.replyIsBody, definition: message.definition)
+                checkReplyBytes: message.reply.flatMap(checkBytes), replyIsBody: message.replyIsBody, definition: message.definition)
         })
     }
 

@@ -80,6 +80,11 @@ public final class Connection: @unchecked Sendable {
         receiver.bodyChecks = checks
     }
 
+    /// The check of the body of the reply to `re` (see `FrameReceiver.expectReply`).
+    public func expectReply(to re: Int64, check: BodyBytesCheck?) {
+        receiver.expectReply(to: re, check: check)
+    }
+
     /// A connected pair of close-on-exec sockets, e.g. broker end and helper end.
     public static func socketPair(nonBlocking: Bool = false) throws(WireError) -> (OwnedFD, OwnedFD) {
         var pair: [Int32] = [-1, -1]

@@ -18,14 +18,14 @@ import PrivSepJSON
 enum EnvelopeScanner {
     /// The message of a plain frame from `sender`, its descriptors not yet attached (`fds` is
     /// empty; the envelope declares how many), or nil for the full path. The body keeps its bytes
-    /// as a slice of `frame`; when the check `bodyCheck` gives for the type vouched for the body,
-    /// it was not parsed (`bodyChecked`). A type whose bytes are those of `lastType` (a name
+    /// as a slice of `frame`; when the check `bodyCheck` gives for the type (or, in a reply, for
+    /// the request it answers) vouched for the body, it was not parsed (`bodyChecked`). A type whose bytes are those of `lastType` (a name
     /// this sender's frames have carried before) takes that String, already checked, instead of
     /// a new one (a name over 15 bytes is a heap allocation). The message is built in place and
     /// returned whole: a tuple of its parts was copied and destroyed through the runtime's generic
     /// tuple functions, about 500 instructions a message (docs/performance.md, fourteenth round).
     static func scan(_ frame: [UInt8], sender: Sender, limits: JSONLimits, lastType: String? = nil,
-                     bodyCheck: (_ type: String) -> BodyBytesCheck? = { _ in nil }) -> ReceivedMessage?
+                     bodyCheck: (_ type: String?, _ re: Int64?) -> BodyBytesCheck? = { _, _ in nil }) -> ReceivedMessage?
     {
         guard let found = frame.withUnsafeBytes({ members($0, limits: limits, lastType: lastType, bodyCheck: bodyCheck) }),
               found.isValidEnvelope(sender: sender)
@@ -37,7 +37,7 @@ enum EnvelopeScanner {
 
     /// The envelope members of a plain frame, within `limits`; nil for the full path.
     private static func members(_ frame: UnsafeRawBufferPointer, limits: JSONLimits, lastType: String?,
-                                bodyCheck: (_ type: String) -> BodyBytesCheck?) -> Found?
+                                bodyCheck: (_ type: String?, _ re: Int64?) -> BodyBytesCheck?) -> Found?
     {
         // Limits so small that a plain envelope could cross them are the full path's to report.
         guard let base = frame.baseAddress?.assumingMemoryBound(to: UInt8.self), limits.maxDepth >= 1,
@@ -140,7 +140,7 @@ extension PlainReader {
     /// `bodyCheck` vouches for is stepped over unparsed.
     mutating func value(of member: EnvelopeScanner.MemberSet, into found: inout EnvelopeScanner.Found,
                         frame: UnsafeRawBufferPointer, limits: JSONLimits, lastType: String?,
-                        bodyCheck: (_ type: String) -> BodyBytesCheck?) -> Bool
+                        bodyCheck: (_ type: String?, _ re: Int64?) -> BodyBytesCheck?) -> Bool
     {
         switch member {
         case .type, .from:
@@ -163,9 +163,11 @@ extension PlainReader {
         case .body:
             guard index < count, base[index] == UInt8(ascii: "{") else { return false }
             let start = index
-            // Only a type read before the body can vouch for it; libprivsep and the Swift client
-            // write `type` first.
-            if let type = found.type, let check = bodyCheck(type), let checked = check(frame, start, limits) {
+            // Only a type or re read before the body can vouch for it; libprivsep and the Swift
+            // client write them first.
+            if found.type != nil || found.re != nil, let check = bodyCheck(found.type, found.re),
+               let checked = check(frame, start, limits)
+            {
                 found.bodySpan = start ..< checked.end
                 found.bodyNodes = checked.nodes
                 found.bodyChecked = true

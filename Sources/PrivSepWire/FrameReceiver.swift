@@ -16,8 +16,9 @@ public struct ReceivedMessage: Sendable {
     public var envelope: Envelope
     /// Exactly `envelope.fds` descriptors, in the order sent.
     public var fds: [OwnedFD]
-    /// The receiver's `bodyChecks` found the body valid for its type: it was not parsed (the
-    /// envelope parses it if asked), and need not be checked against that schema again.
+    /// The receiver's `bodyChecks` found the body valid for its type (a reply's, with the check
+    /// `expectReply` gave, for its request's type): it was not parsed (the envelope parses it if
+    /// asked), and need not be checked against that schema again.
     public var bodyChecked = false
     // Made by the receiver alone, with the implicit memberwise initializer: it builds the
     // message in place, where a declared one copied it whole (see `Envelope`'s initializer).
@@ -68,6 +69,10 @@ public struct FrameReceiver: Sendable {
     /// Two properties, not an optional tuple: reading them copies nothing.
     private var lastCheckedType: String?
     private var lastBodyCheck: BodyBytesCheck?
+    /// The reply this peer is expected to send (to the request it was sent last) and the check
+    /// of its body: a server mostly answers one request at a time. 0: none.
+    private var expectedReply: Int64 = 0
+    private var expectedReplyCheck: BodyBytesCheck?
     private var decoder: FrameDecoder
     private var batches: [Batch] = []
     private var failure: WireError?
@@ -187,9 +192,20 @@ public struct FrameReceiver: Sendable {
         return lastBodyCheck
     }
 
+    /// Checks the body of a reply to `re` with `check` (the reply schema of the request's type),
+    /// until the next call: the broker's request ids are not reused, so a reply that names `re`
+    /// answers that request. A reply to any other request is parsed.
+    public mutating func expectReply(to re: Int64, check: BodyBytesCheck?) {
+        expectedReply = check == nil ? 0 : re
+        expectedReplyCheck = check
+    }
+
     private mutating func deliver(_ frame: RawFrame) throws(WireError) -> Incoming {
         if var message = EnvelopeScanner.scan(frame.body, sender: sender, limits: limits.json, lastType: lastCheckedType,
-                                              bodyCheck: { type in bodyCheck(for: type) })
+                                              bodyCheck: { type, re in
+                                                  if let type { return bodyCheck(for: type) }
+                                                  return re == expectedReply ? expectedReplyCheck : nil
+                                              })
         {
             message.fds = try claimFds(of: frame, declared: message.envelope.fds)
             return .message(message)

@@ -280,6 +280,39 @@ struct BrokerRefusalTests {
         try stopCleanly(run, client, server)
     }
 
+    /// A server's reply must match its request type's reply schema, whether the broker checked
+    /// it from its bytes (a plain reply to the request it sent the server last) or from the tree
+    /// (any other): one that does not is replaced by the broker's privsep.invalid.
+    @Test func repliesAreCheckedAgainstTheReplySchema() throws {
+        let (run, client, server) = try startTwoHelpers()
+        func answer(_ body: JSONObject) throws -> ReceivedMessage {
+            try client.send(Envelope.request("test.broker.echo", id: 1, body: ["text": "q"]))
+            let request = try server.nextMessage()
+            try server.send(Envelope.reply(to: try #require(request.envelope.id), body: body))
+            return try client.nextMessage()
+        }
+        for invalid: JSONObject in [["text": 5], ["text": "ok", "n": 1], [:], ["text": "ok", "n": [1]]] {
+            let reply = try answer(invalid)
+            #expect(errorCode(reply) == "privsep.invalid", "\(invalid)")
+            #expect(reply.envelope.from == "broker", "\(invalid)")
+        }
+        let valid = try answer(["text": "fine"])
+        #expect(valid.envelope.from == "server" && valid.envelope.body == ["text": "fine"])
+
+        // Two in flight: the reply to the earlier request is not the one expected next.
+        try client.send(Envelope.request("test.broker.echo", id: 2, body: ["text": "a"]))
+        try client.send(Envelope.request("test.broker.echo", id: 3, body: ["text": "b"]))
+        let first = try #require(try server.nextMessage().envelope.id)
+        let second = try #require(try server.nextMessage().envelope.id)
+        try server.send(Envelope.reply(to: first, body: ["text": 2]))
+        try server.send(Envelope.reply(to: second, body: ["text": 3]))
+        for re: Int64 in [2, 3] {
+            let reply = try client.nextMessage()
+            #expect(reply.envelope.re == re && errorCode(reply) == "privsep.invalid")
+        }
+        try stopCleanly(run, client, server)
+    }
+
     @Test func aHelperSendingFromIsDisconnectedAndRestarted() throws {
         let (run, client, server) = try startTwoHelpers(client: ["restart": ["policy": "on-failure", "backoff_ms": 10]])
         try client.sendRaw(frame(#"{"type":"privsep.ping","id":1,"from":"server"}"#))

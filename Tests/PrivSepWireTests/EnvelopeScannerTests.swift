@@ -190,4 +190,35 @@ private let fullPathFrames: [(String, Sender)] = [
             #expect(message.envelope.body == ["seq": 1], "\(parsedFrame)")
         }
     }
+
+    /// A reply's body is checked from its bytes only with the check given for its `re`, and only
+    /// until the next expectation; any other reply is parsed.
+    @Test func aReplyBodyIsCheckedOnlyForTheReplyExpected() throws {
+        func framed(_ text: String) -> [UInt8] {
+            let bytes = Array(text.utf8)
+            return [0, 0, 0, UInt8(bytes.count)] + bytes
+        }
+        let check: BodyBytesCheck = { frame, start, limits in
+            guard let parsed = try? JSONParser.parseValue(in: frame, at: start, enclosingDepth: 1, limits: limits)
+            else { return nil }
+            return (parsed.end, parsed.nodes)
+        }
+        var receiver = FrameReceiver(sender: .helper)
+        func checked(_ text: String) throws -> Bool? {
+            guard case .message(let message)? = try receiver.receive(framed(text)).first else { return nil }
+            #expect(message.envelope.body == ["n": 1], "\(text)")
+            return message.bodyChecked
+        }
+        #expect(try checked(#"{"re":5,"body":{"n":1}}"#) == false)
+        receiver.expectReply(to: 5, check: check)
+        #expect(try checked(#"{"re":5,"body":{"n":1}}"#) == true)
+        #expect(try checked(#"{"re":5,"body":{"n":1},"more":true}"#) == true)
+        #expect(try checked(#"{"re":6,"body":{"n":1}}"#) == false)
+        #expect(try checked(#"{"body":{"n":1},"re":5}"#) == false)
+        receiver.expectReply(to: 6, check: check)
+        #expect(try checked(#"{"re":5,"body":{"n":1}}"#) == false)
+        #expect(try checked(#"{"re":6,"body":{"n":1}}"#) == true)
+        receiver.expectReply(to: 7, check: nil)
+        #expect(try checked(#"{"re":7,"body":{"n":1}}"#) == false)
+    }
 }
