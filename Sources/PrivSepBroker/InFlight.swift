@@ -28,18 +28,20 @@ struct InFlightRequest {
 /// The routed requests, indexed by broker id and by requester.
 struct InFlightTable {
     private var byBrokerID: [Int64: InFlightRequest] = [:]
-    /// Per requester slot: the ids it has in flight, to refuse duplicates.
-    private var idsByRequester: [Int: Set<Int64>] = [:]
+    /// By requester slot: the ids it has in flight, to refuse duplicates. An array, grown to the
+    /// highest slot that made a request: slots are few and small, and an Int key was hashed three
+    /// times a request.
+    private var idsByRequester: [Set<Int64>] = []
     private var nextBrokerID: Int64 = 1
 
     var count: Int { byBrokerID.count }
 
     /// The number of requests `slot` has in flight as a requester.
-    func countFrom(_ slot: Int) -> Int { idsByRequester[slot]?.count ?? 0 }
+    func countFrom(_ slot: Int) -> Int { slot < idsByRequester.count ? idsByRequester[slot].count : 0 }
 
     /// Whether `slot` already has a request with `id` in flight.
     func contains(requester slot: Int, id: Int64) -> Bool {
-        idsByRequester[slot]?.contains(id) ?? false
+        slot < idsByRequester.count && idsByRequester[slot].contains(id)
     }
 
     /// Records a request and returns the broker id it is forwarded under.
@@ -52,7 +54,10 @@ struct InFlightTable {
         byBrokerID[brokerID] = InFlightRequest(
             brokerID: brokerID, requester: requester, requesterID: requesterID, server: server,
             routed: routed, deadline: deadline)
-        idsByRequester[requester.slot, default: []].insert(requesterID)
+        if requester.slot >= idsByRequester.count {
+            idsByRequester.append(contentsOf: repeatElement([], count: requester.slot + 1 - idsByRequester.count))
+        }
+        idsByRequester[requester.slot].insert(requesterID)
         return brokerID
     }
 
@@ -86,8 +91,8 @@ struct InFlightTable {
     @discardableResult
     mutating func remove(brokerID: Int64) -> InFlightRequest? {
         guard let request = byBrokerID.removeValue(forKey: brokerID) else { return nil }
-        // An emptied set stays (one per slot at most), so the next request does not allocate again.
-        idsByRequester[request.requester.slot]?.remove(request.requesterID)
+        // An emptied set stays (one per slot), so the next request does not allocate again.
+        idsByRequester[request.requester.slot].remove(request.requesterID)
         return request
     }
 
