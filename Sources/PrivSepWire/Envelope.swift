@@ -311,6 +311,17 @@ extension Envelope {
         self.init(type: type, idStorage: id ?? .min, reStorage: re ?? .min, storedBody: .parsed(body, received: nil),
                   failure: error.map(Failure.init), more: more, fds: fds, from: from)
     }
+
+    /// A received envelope without an error, its body read from `bodyBytes` (nil: no body
+    /// member): parsed into `body`, or held unparsed when the receiver's check vouched for it
+    /// (`checked`).
+    init(type: String?, id: Int64?, re: Int64?, body: JSONObject, bodyBytes: ArraySlice<UInt8>?, checked: Bool,
+         more: Bool, fds: Int, from: String?)
+    {
+        let stored: StoredBody = if let bodyBytes, checked { .unparsed(bodyBytes) } else { .parsed(body, received: bodyBytes) }
+        self.init(type: type, idStorage: id ?? .min, reStorage: re ?? .min, storedBody: stored, failure: nil, more: more,
+                  fds: fds, from: from)
+    }
 }
 
 extension Envelope {

@@ -16,23 +16,19 @@
 import PrivSepJSON
 
 enum EnvelopeScanner {
-    /// The message of a plain frame from `sender`, its descriptors not yet attached (`fds` is
-    /// empty; the envelope declares how many), or nil for the full path. The body keeps its bytes
-    /// as a slice of `frame`; when the check `bodyCheck` gives for the type (or, in a reply, for
-    /// the request it answers) vouched for the body, it was not parsed (`bodyChecked`). A type whose bytes are those of `lastType` (a name
-    /// this sender's frames have carried before) takes that String, already checked, instead of
-    /// a new one (a name over 15 bytes is a heap allocation). The message is built in place and
-    /// returned whole: a tuple of its parts was copied and destroyed through the runtime's generic
-    /// tuple functions, about 500 instructions a message (docs/performance.md, fourteenth round).
+    /// The members of a plain frame from `sender`, checked as the envelope's (`Found.message`
+    /// makes the message), or nil for the full path. When the check `bodyCheck` gives for the type
+    /// (or, in a reply, for the request it answers) vouched for the body, it was not parsed
+    /// (`bodyChecked`). A type whose bytes are those of `lastType` (a name this sender's frames
+    /// have carried before) takes that String, already checked, instead of a new one (a name over
+    /// 15 bytes is a heap allocation).
     static func scan(_ frame: [UInt8], sender: Sender, limits: JSONLimits, lastType: String? = nil,
-                     bodyCheck: (_ type: String?, _ re: Int64?) -> BodyBytesCheck? = { _, _ in nil }) -> ReceivedMessage?
+                     bodyCheck: (_ type: String?, _ re: Int64?) -> BodyBytesCheck? = { _, _ in nil }) -> Found?
     {
         guard let found = frame.withUnsafeBytes({ members($0, limits: limits, lastType: lastType, bodyCheck: bodyCheck) }),
               found.isValidEnvelope(sender: sender)
         else { return nil }
-        var message = ReceivedMessage(envelope: found.envelope(), fds: [], bodyChecked: found.bodyChecked)
-        if let bodySpan = found.bodySpan { message.envelope.setReceivedBody(frame[bodySpan], parsed: !found.bodyChecked) }
-        return message
+        return found
     }
 
     /// The envelope members of a plain frame, within `limits`; nil for the full path.
@@ -114,9 +110,18 @@ enum EnvelopeScanner {
             return true
         }
 
-        /// The envelope of members that passed `isValidEnvelope`.
-        func envelope() -> Envelope {
-            Envelope(type: type, id: id, re: re, body: body, more: seen.contains(.more), fds: Int(fds ?? 0), from: from)
+        /// The descriptors the envelope declares.
+        var declaredFds: Int { Int(fds ?? 0) }
+
+        /// The message of members that passed `isValidEnvelope`, read from `frame` (the body
+        /// keeps its bytes as a slice of it), with `fds`. Made where the caller returns it: built
+        /// first and then given its descriptors, it was copied whole and destroyed, about 290
+        /// instructions a message (docs/performance.md, fifteenth round).
+        func message(of frame: [UInt8], fds: [OwnedFD]) -> ReceivedMessage {
+            ReceivedMessage(
+                envelope: Envelope(type: type, id: id, re: re, body: body, bodyBytes: bodySpan.map { frame[$0] },
+                                   checked: bodyChecked, more: seen.contains(.more), fds: declaredFds, from: from),
+                fds: fds, bodyChecked: bodyChecked)
         }
     }
 }

@@ -201,14 +201,13 @@ public struct FrameReceiver: Sendable {
     }
 
     private mutating func deliver(_ frame: RawFrame) throws(WireError) -> Incoming {
-        if var message = EnvelopeScanner.scan(frame.body, sender: sender, limits: limits.json, lastType: lastCheckedType,
-                                              bodyCheck: { type, re in
-                                                  if let type { return bodyCheck(for: type) }
-                                                  return re == expectedReply ? expectedReplyCheck : nil
-                                              })
+        if let found = EnvelopeScanner.scan(frame.body, sender: sender, limits: limits.json, lastType: lastCheckedType,
+                                            bodyCheck: { type, re in
+                                                if let type { return bodyCheck(for: type) }
+                                                return re == expectedReply ? expectedReplyCheck : nil
+                                            })
         {
-            message.fds = try claimFds(of: frame, declared: message.envelope.fds)
-            return .message(message)
+            return .message(found.message(of: frame.body, fds: try claimFds(of: frame, declared: found.declaredFds)))
         }
         let (object, bodySpan) = try Envelope.parseFrame(frame.body, limits: limits.json)
         let found = Envelope.Members(object)

@@ -18,8 +18,10 @@ private func fullPath(_ frame: String, sender: Sender, limits: JSONLimits = .def
 }
 
 private func scanned(_ frame: String, sender: Sender, limits: JSONLimits = .default) -> (Envelope, Range<Int>?)? {
-    EnvelopeScanner.scan(Array(frame.utf8), sender: sender, limits: limits).map { message in
-        (message.envelope, message.envelope.receivedBody.map { $0.startIndex ..< $0.endIndex })
+    let bytes = Array(frame.utf8)
+    return EnvelopeScanner.scan(bytes, sender: sender, limits: limits).map { found in
+        let envelope = found.message(of: bytes, fds: []).envelope
+        return (envelope, envelope.receivedBody.map { $0.startIndex ..< $0.endIndex })
     }
 }
 
@@ -90,7 +92,7 @@ private let fullPathFrames: [(String, Sender)] = [
     @Test func reusesTheLastTypeOnlyForTheSameBytes() throws {
         let lastType = "bench.broker.tick"
         let scan = { (frame: String) in
-            EnvelopeScanner.scan(Array(frame.utf8), sender: .helper, limits: .default, lastType: lastType)?.envelope.type
+            EnvelopeScanner.scan(Array(frame.utf8), sender: .helper, limits: .default, lastType: lastType)?.type
         }
         #expect(try #require(scan(#"{"type":"bench.broker.tick"}"#)) == lastType)
         #expect(try #require(scan(#"{"type":"bench.broker.tock"}"#)) == "bench.broker.tock")
