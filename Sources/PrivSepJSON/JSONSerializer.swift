@@ -290,14 +290,11 @@ public struct JSONWriter {
 }
 
 extension [UInt8] {
-    /// The largest `maxLength` for `appendJSON`: its room is on the stack.
-    public static let maxJSONRun = 1024
-
-    /// Appends what `body` writes, at most `maxLength` bytes (`maxJSONRun` at most): written
-    /// into room on the stack, then appended in one copy.
+    /// Appends what `body` writes, at most `maxLength` bytes: written into temporary room (on
+    /// the stack while it is small, as the runs of an envelope's members are), then appended in
+    /// one copy.
     @inlinable
     public mutating func appendJSON(maxLength: Int, _ body: (inout JSONWriter) -> Void) {
-        precondition(maxLength <= Self.maxJSONRun, "appendJSON: a run of \(maxLength) bytes")
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: maxLength) { room in
             guard let base = room.baseAddress else { return }
             var writer = JSONWriter(cursor: base, end: base + maxLength)

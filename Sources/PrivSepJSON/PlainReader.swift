@@ -14,8 +14,10 @@
 
 /// A cursor over UTF-8 bytes, for reading plain JSON without building values.
 public struct PlainReader {
+    /// The bytes read, `count` of them.
     public let base: UnsafePointer<UInt8>
     public let count: Int
+    /// The offset of the next byte to read.
     public var index: Int
 
     @inlinable

@@ -217,7 +217,7 @@ public struct Envelope: Sendable, Equatable {
         let head = Head(framed: framed, type: type, id: id, re: re, isError: error != nil)
         let tail = Tail(more: more, fds: fds ?? self.fds, from: from)
         let received = error == nil ? receivedBody : nil
-        if let received, head.maxLength + received.count + tail.maxLength <= [UInt8].maxJSONRun {
+        if let received, head.maxLength + received.count + tail.maxLength <= Envelope.oneRunLimit {
             // A small message in one run.
             received.withUnsafeBufferPointer { bytes in
                 output.appendJSON(maxLength: head.maxLength + bytes.count + tail.maxLength) { writer in
@@ -242,6 +242,10 @@ public struct Envelope: Sendable, Equatable {
         }
         output.appendJSON(maxLength: tail.maxLength) { tail.write(&$0) }
     }
+
+    /// The most bytes written in one run, body included: a longer message has its body appended
+    /// between two runs, so it is not copied twice (and its room is not on the heap).
+    static let oneRunLimit = 1024
 
     // The members before the body each end in a comma and those after it begin with one: every
     // envelope has a body or an error, so no separator depends on another member.

@@ -1,7 +1,7 @@
 // The envelope: builders, round trips, kinds, error codes and the reason for each refusal.
 
 import PrivSepJSON
-import PrivSepWire
+@testable import PrivSepWire
 import Testing
 
 @Suite struct EnvelopeTests {
@@ -124,6 +124,8 @@ import Testing
             Envelope(re: 7, body: ["x": ["y": [:]]], more: true, fds: 8, from: "broker"),
             Envelope(type: "a\u{1}\"b", id: .max, re: 1, body: [:], from: "\u{7f}é\\"),
             .event("big.body", body: ["text": .string(String(repeating: "x\"", count: 700))]),
+            // Members longer than the stack's room: a type and a sender's name of 2,000 bytes.
+            Envelope(type: String(repeating: "a", count: 2_000), id: 1, from: String(repeating: "\u{1}", count: 2_000)),
         ]
         for envelope in envelopes {
             var direct: [UInt8] = []
@@ -154,9 +156,9 @@ import Testing
     }
 
     /// A body passed on as received goes out in the envelope's one run while the whole fits in
-    /// `[UInt8].maxJSONRun`, and beside it when it does not: the same bytes either way.
+    /// `Envelope.oneRunLimit`, and beside it when it does not: the same bytes either way.
     @Test func receivedBodiesEitherSideOfTheRunLimit() throws {
-        for length in [UInt8].maxJSONRun - 130 ... [UInt8].maxJSONRun - 60 {
+        for length in Envelope.oneRunLimit - 130 ... Envelope.oneRunLimit - 60 {
             let body = #"{"text":""# + String(repeating: "y", count: length) + #""}"#
             let frame = Array(#"{"type":"a.b","id":5,"body":"#.utf8) + Array(body.utf8) + Array("}".utf8)
             var receiver = FrameReceiver(sender: .helper)
