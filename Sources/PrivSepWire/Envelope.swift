@@ -252,7 +252,7 @@ public struct Envelope: Sendable, Equatable {
 
     /// What comes before the body: room for the length prefix when `framed`, `{`, then
     /// `"type":`, `"id":` and `"re":` with their values and commas, then the key of the body or
-    /// the error.
+    /// the error. At most 4 + 1 + 8 + 6 + 6 + 8 = 33 bytes besides the values.
     private struct Head {
         let framed: Bool
         let type: String?
@@ -260,7 +260,7 @@ public struct Envelope: Sendable, Equatable {
         let re: Int64?
         let isError: Bool
 
-        var maxLength: Int { 28 + 2 * JSONWriter.maxIntegerLength + (type.map(JSONWriter.maxLength(string:)) ?? 0) }
+        var maxLength: Int { 33 + 2 * JSONWriter.maxIntegerLength + (type.map(JSONWriter.maxLength(string:)) ?? 0) }
 
         func write(_ writer: inout JSONWriter) {
             if framed { writer.write("\0\0\0\0") }
@@ -273,7 +273,7 @@ public struct Envelope: Sendable, Equatable {
     }
 
     /// The members after the body: `,"more":true`, `,"fds":` and `,"from":` with their values,
-    /// then `}`.
+    /// then `}`. At most 12 + 7 + 8 + 1 = 28 bytes besides the values.
     private struct Tail {
         let more: Bool
         let fds: Int

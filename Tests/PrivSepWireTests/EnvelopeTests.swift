@@ -126,11 +126,19 @@ import Testing
             .event("big.body", body: ["text": .string(String(repeating: "x\"", count: 700))]),
             // Members longer than the stack's room: a type and a sender's name of 2,000 bytes.
             Envelope(type: String(repeating: "a", count: 2_000), id: 1, from: String(repeating: "\u{1}", count: 2_000)),
+            // Every member at its longest (not a valid envelope, but one the initializer makes).
+            Envelope(type: "\u{1}", id: .min + 1, re: .min + 1, error: ErrorBody(code: .timeout, message: ""), more: true,
+                     fds: .max, from: "\u{1}"),
         ]
         for envelope in envelopes {
+            let tree = envelope.jsonValue.serialized()
             var direct: [UInt8] = []
             envelope.serialize(into: &direct)
-            #expect(direct == envelope.jsonValue.serialized(), "\(envelope)")
+            #expect(direct == tree, "\(envelope)")
+            var framed: [UInt8] = [7]
+            let length = envelope.appendFrame(to: &framed)
+            #expect(length == tree.count && Array(framed.dropFirst(5)) == tree, "\(envelope)")
+            #expect(framed.prefix(5) == [7, 0, UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)])
         }
     }
 
