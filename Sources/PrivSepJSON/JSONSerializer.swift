@@ -135,13 +135,19 @@ private func nextEscape(_ source: UnsafePointer<UInt8>, _ count: Int, from start
 /// copied whole.
 private func serializeString(_ string: String, into output: inout [UInt8]) {
     output.append(UInt8(ascii: "\""))
-    // Native strings are contiguous UTF-8: read in place. A mutating `withUTF8` on a copy took
-    // about 8 ns a call here, against about 1 ns, and a reply or log line has a dozen strings.
-    if string.utf8.withContiguousStorageIfAvailable({ appendEscaped($0, to: &output) }) == nil {
-        var contiguous = string
-        contiguous.withUTF8 { appendEscaped($0, to: &output) }
-    }
+    withUTF8(of: string) { appendEscaped($0, to: &output) }
     output.append(UInt8(ascii: "\""))
+}
+
+/// Calls `body` with `string`'s UTF-8. Native strings are contiguous UTF-8, read in place: a
+/// mutating `withUTF8` on a copy took about 8 ns a call here, against about 1 ns, and a reply or
+/// log line has a dozen strings.
+@inline(__always)
+private func withUTF8(of string: String, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
+    if string.utf8.withContiguousStorageIfAvailable(body) == nil {
+        var contiguous = string
+        contiguous.withUTF8(body)
+    }
 }
 
 /// Appends `utf8` with every byte RFC 8259 requires escaped. A string with escapes (a JSON
@@ -269,11 +275,7 @@ public struct JSONWriter {
 
     /// Writes `string` quoted and escaped, as `JSONValue.string(string)` is serialized.
     public mutating func write(string: String) {
-        // Read in place where the string is contiguous UTF-8, as `serializeString` does.
-        if string.utf8.withContiguousStorageIfAvailable({ write(quoting: $0) }) == nil {
-            var contiguous = string
-            contiguous.withUTF8 { write(quoting: $0) }
-        }
+        withUTF8(of: string) { write(quoting: $0) }
     }
 
     private mutating func write(quoting utf8: UnsafeBufferPointer<UInt8>) {

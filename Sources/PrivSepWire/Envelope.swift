@@ -217,10 +217,11 @@ public struct Envelope: Sendable, Equatable {
         let head = Head(framed: framed, type: type, id: id, re: re, isError: error != nil)
         let tail = Tail(more: more, fds: fds ?? self.fds, from: from)
         let received = error == nil ? receivedBody : nil
-        if let received, head.maxLength + received.count + tail.maxLength <= Envelope.oneRunLimit {
+        let headLength = head.maxLength, tailLength = tail.maxLength
+        if let received, headLength + received.count + tailLength <= Envelope.oneRunLimit {
             // A small message in one run.
             received.withUnsafeBufferPointer { bytes in
-                output.appendJSON(maxLength: head.maxLength + bytes.count + tail.maxLength) { writer in
+                output.appendJSON(maxLength: headLength + bytes.count + tailLength) { writer in
                     head.write(&writer)
                     writer.write(bytes)
                     tail.write(&writer)
@@ -228,7 +229,7 @@ public struct Envelope: Sendable, Equatable {
             }
             return
         }
-        output.appendJSON(maxLength: head.maxLength) { head.write(&$0) }
+        output.appendJSON(maxLength: headLength) { head.write(&$0) }
         if let received {
             output.append(contentsOf: received)
         } else if let error {
@@ -240,7 +241,7 @@ public struct Envelope: Sendable, Equatable {
         } else {
             JSONValue.object(body).serialize(into: &output)
         }
-        output.appendJSON(maxLength: tail.maxLength) { tail.write(&$0) }
+        output.appendJSON(maxLength: tailLength) { tail.write(&$0) }
     }
 
     /// The most bytes written in one run, body included: a longer message has its body appended

@@ -70,7 +70,7 @@ public struct FrameReceiver: Sendable {
     private var lastCheckedType: String?
     private var lastBodyCheck: BodyBytesCheck?
     /// The reply this peer is expected to send (to the request it was sent last) and the check
-    /// of its body: a server mostly answers one request at a time. 0: none.
+    /// of its body: a server mostly answers one request at a time.
     private var expectedReply: Int64 = 0
     private var expectedReplyCheck: BodyBytesCheck?
     private var decoder: FrameDecoder
@@ -196,7 +196,7 @@ public struct FrameReceiver: Sendable {
     /// until the next call: the broker's request ids are not reused, so a reply that names `re`
     /// answers that request. A reply to any other request is parsed.
     public mutating func expectReply(to re: Int64, check: BodyBytesCheck?) {
-        expectedReply = check == nil ? 0 : re
+        expectedReply = re
         expectedReplyCheck = check
     }
 
